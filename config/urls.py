@@ -1,0 +1,41 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from practice import views as practice_views
+
+urlpatterns = [
+    path("", practice_views.home, name="home"),
+    path("healthz", practice_views.healthz, name="healthz"),
+    path("robots.txt", practice_views.robots_txt, name="robots_txt"),
+    path("login/", practice_views.LoginView.as_view(), name="login"),
+    path("logout/", practice_views.logout_view, name="logout"),
+    path(
+        "password/change/",
+        practice_views.PasswordChangeView.as_view(success_url="/"),
+        name="password_change",
+    ),
+    path("password/reset/", practice_views.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "password/reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "password/reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "password/reset/complete/",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
+    path("settings/", include("practice.urls")),
+    path("", include("calendarsync.urls")),
+    path("", include("scheduling.urls")),
+    path("operator/", admin.site.urls),
+]
+
+handler403 = "practice.views_errors.permission_denied"
+handler404 = "practice.views_errors.not_found"

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class PracticeConfig(AppConfig):
+    name = "practice"
+    verbose_name = "Practices and users"
+
+    def ready(self):
+        from practice import signals  # noqa: F401

@@ -1,0 +1,104 @@
+import zoneinfo
+
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
+
+from practice.models import Practice, Role, User, validate_cidr
+
+
+class LoginForm(AuthenticationForm):
+    username = forms.EmailField(
+        label="Email", widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
+    )
+    error_messages = {
+        # One message whatever went wrong, so the form never tells whether an
+        # address has an account.
+        "invalid_login": "That email and password do not match an active account.",
+        "inactive": "That email and password do not match an active account.",
+    }
+
+
+class ActiveUserPasswordResetForm(PasswordResetForm):
+    """Also reaches users who never set a password (invited by an administrator)."""
+
+    def get_users(self, email):
+        return User.objects.filter(
+            email__iexact=email, is_active=True, practice__isnull=False
+        )
+
+
+def time_zone_choices():
+    return [(name, name) for name in sorted(zoneinfo.available_timezones())]
+
+
+class PracticeForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    time_zone = forms.ChoiceField(choices=time_zone_choices)
+    clinicians_may_schedule_themselves = forms.BooleanField(
+        required=False,
+        label="Clinicians may schedule their own appointments",
+    )
+
+
+ROLE_CHOICES = [(role.value, role.label) for role in Role]
+
+
+class UserForm(forms.Form):
+    display_name = forms.CharField(label="Name", max_length=150)
+    credentials = forms.CharField(
+        max_length=60, required=False, help_text="Shown after the name, e.g. LCSW."
+    )
+    roles = forms.MultipleChoiceField(
+        choices=ROLE_CHOICES,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Choose at least one role."},
+    )
+
+    def clean_roles(self):
+        return [Role(value) for value in self.cleaned_data["roles"]]
+
+
+class UserCreateForm(UserForm):
+    email = forms.EmailField()
+    field_order = ["email", "display_name", "credentials", "roles"]
+
+    def clean_email(self):
+        email = self.cleaned_data["email"].strip().lower()
+        if User.objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError("A user with this email address already exists.")
+        return email
+
+
+class NetworksForm(forms.Form):
+    networks = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
+        help_text=(
+            "One address or range per line, IPv4 or IPv6 (e.g. 203.0.113.0/24). "
+            "Leave empty to allow every address."
+        ),
+    )
+
+    def clean_networks(self):
+        lines = [
+            line.split("#", 1)[0].strip()
+            for line in self.cleaned_data["networks"].splitlines()
+        ]
+        cidrs = [line for line in lines if line]
+        errors = []
+        for cidr in cidrs:
+            try:
+                validate_cidr(cidr)
+            except forms.ValidationError as error:
+                errors.extend(error.messages)
+        if errors:
+            raise forms.ValidationError(errors)
+        return cidrs
+
+
+def practice_form_initial(practice: Practice) -> dict:
+    return {
+        "name": practice.name,
+        "time_zone": practice.time_zone,
+        "clinicians_may_schedule_themselves": practice.clinicians_may_schedule_themselves,
+    }

@@ -1,0 +1,56 @@
+from django.shortcuts import render
+
+from practice.net import NETWORK_EXEMPT_URL_NAMES, address_allowed, client_ip
+from practice.selectors import practice_allowed_cidrs
+
+
+class NetworkRestrictionMiddleware:
+    """Answer 403 to a signed-in user of a restricted practice who is not on one of
+    the practice's allowed networks. Login applies the same rule (see LoginView)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        match = request.resolver_match
+        if match is not None and match.view_name in NETWORK_EXEMPT_URL_NAMES:
+            return None
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated or user.practice_id is None:
+            return None
+        address = client_ip(request)
+        if address_allowed(address, practice_allowed_cidrs(practice_id=user.practice_id)):
+            return None
+        return network_blocked_response(request, address)
+
+
+def network_blocked_response(request, address):
+    return render(
+        request,
+        "practice/network_blocked.html",
+        {"client_address": address or "unknown"},
+        status=403,
+    )
+
+
+class PracticeTimezoneMiddleware:
+    """Show every time in the signed-in user's practice zone."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from django.utils import timezone
+
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and user.practice_id:
+            timezone.activate(user.practice.zone)
+        else:
+            timezone.deactivate()
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

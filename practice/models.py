@@ -1,0 +1,228 @@
+import ipaddress
+import zoneinfo
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+def validate_time_zone(value: str) -> None:
+    """Accept only IANA zone names that this server's tz database knows."""
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(
+            "%(value)s is not a known time zone. Use an IANA name such as "
+            "America/New_York.",
+            params={"value": value},
+            code="unknown_time_zone",
+        )
+
+
+def validate_cidr(value: str) -> None:
+    try:
+        ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise ValidationError(
+            "“%(value)s” is not a valid IPv4 or IPv6 network. Write an address "
+            "such as 203.0.113.7 or a range such as 203.0.113.0/24 or 2001:db8::/32.",
+            params={"value": value},
+            code="invalid_cidr",
+        ) from None
+
+
+class Practice(models.Model):
+    name = models.CharField(max_length=200)
+    time_zone = models.CharField(
+        max_length=64, default="America/New_York", validators=[validate_time_zone]
+    )
+    calendar_sync_enabled = models.BooleanField(
+        default=True,
+        help_text="When off, every calendar link of the practice stops working.",
+    )
+    clinicians_may_schedule_themselves = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+
+class AllowedNetwork(models.Model):
+    """One network (CIDR) from which the practice's users may use Tend."""
+
+    practice = models.ForeignKey(
+        Practice, on_delete=models.CASCADE, related_name="allowed_networks"
+    )
+    cidr = models.CharField(max_length=64, validators=[validate_cidr])
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["practice", "cidr"], name="allowednetwork_unique_per_practice"
+            )
+        ]
+
+    def __str__(self):
+        return self.cidr
+
+    @property
+    def network(self):
+        return ipaddress.ip_network(self.cidr, strict=False)
+
+
+class Role(models.TextChoices):
+    ADMINISTRATOR = "administrator", "Practice administrator"
+    SCHEDULER = "scheduler", "Scheduler"
+    CLINICIAN = "clinician", "Clinician"
+
+
+ROLE_FIELDS = {
+    Role.ADMINISTRATOR: "is_practice_admin",
+    Role.SCHEDULER: "is_scheduler",
+    Role.CLINICIAN: "is_clinician",
+}
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def _create_user(self, email, password, **extra_fields):
+        if not email:
+            raise ValueError("An email address is required.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra_fields)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email, password=None, **extra_fields):
+        extra_fields.setdefault("is_staff", False)
+        extra_fields.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra_fields)
+
+    def create_superuser(self, email, password=None, **extra_fields):
+        extra_fields["is_staff"] = True
+        extra_fields["is_superuser"] = True
+        return self._create_user(email, password, **extra_fields)
+
+    def get_by_natural_key(self, username):
+        return self.get(email__iexact=username)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person who signs in. Practice staff belong to exactly one practice;
+    installation operators (superusers) belong to none and use Django admin."""
+
+    email = models.EmailField(unique=True)
+    practice = models.ForeignKey(
+        Practice, on_delete=models.PROTECT, related_name="users", null=True, blank=True
+    )
+    display_name = models.CharField(max_length=150)
+    credentials = models.CharField(
+        max_length=60, blank=True, help_text="For example LCSW, PhD, LMFT."
+    )
+    is_practice_admin = models.BooleanField("practice administrator", default=False)
+    is_scheduler = models.BooleanField("scheduler", default=False)
+    is_clinician = models.BooleanField("clinician", default=False)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(
+        default=False, help_text="Installation operators only: may use Django admin."
+    )
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["display_name"]
+
+    class Meta:
+        ordering = ["display_name", "email"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(is_superuser=True) | Q(practice__isnull=False),
+                name="user_staff_belongs_to_practice",
+            )
+        ]
+
+    def __str__(self):
+        return self.label
+
+    @property
+    def label(self) -> str:
+        """Name as shown to patients and colleagues: "Dana Rivera, LCSW"."""
+        name = self.display_name or self.email
+        return f"{name}, {self.credentials}" if self.credentials else name
+
+    def get_full_name(self):
+        return self.label
+
+    def get_short_name(self):
+        return self.display_name or self.email
+
+    @property
+    def roles(self) -> list[Role]:
+        return [role for role, field in ROLE_FIELDS.items() if getattr(self, field)]
+
+    def has_role(self, *roles: Role) -> bool:
+        return any(getattr(self, ROLE_FIELDS[role]) for role in roles)
+
+    @property
+    def can_manage_all_schedules(self) -> bool:
+        return self.has_role(Role.ADMINISTRATOR, Role.SCHEDULER)
+
+
+class AuditEvent(models.Model):
+    """A security-relevant event in a practice, kept for administrators to read."""
+
+    class Kind(models.TextChoices):
+        LOGIN = "login", "Signed in"
+        LOGIN_FAILED = "login_failed", "Failed sign-in"
+        LOCKOUT = "lockout", "Account locked after failed sign-ins"
+        LOGOUT = "logout", "Signed out"
+        NETWORK_BLOCKED = "network_blocked", "Blocked by network restrictions"
+        PASSWORD_CHANGED = "password_changed", "Password changed"
+        PASSWORD_RESET_REQUESTED = "password_reset", "Password reset requested"
+        USER_CREATED = "user_created", "User added"
+        ROLE_CHANGED = "role_changed", "Roles changed"
+        USER_DEACTIVATED = "user_deactivated", "User deactivated"
+        USER_REACTIVATED = "user_reactivated", "User reactivated"
+        PRACTICE_CHANGED = "practice_changed", "Practice settings changed"
+        NETWORKS_CHANGED = "networks_changed", "Network restrictions changed"
+        SYNC_RESET = "sync_reset", "Calendar links reset"
+        SYNC_DISABLED = "sync_disabled", "Calendar sync disabled for a user"
+        SYNC_ENABLED = "sync_enabled", "Calendar sync enabled for a user"
+        SYNC_PRACTICE_OFF = "sync_practice_off", "Calendar sync switched off"
+        SYNC_PRACTICE_ON = "sync_practice_on", "Calendar sync switched on"
+        SYNC_LINK_EMAILED = "sync_link_emailed", "Calendar link emailed"
+        FEED_FETCHED = "feed_fetched", "Calendar feed fetched"
+
+    practice = models.ForeignKey(
+        Practice, on_delete=models.CASCADE, related_name="audit_events", null=True
+    )
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    actor = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    target_user = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["practice", "-created_at"])]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} at {self.created_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,69 @@
+"""Client addresses and network restrictions.
+
+The client address is ``REMOTE_ADDR`` unless ``TRUSTED_PROXY_COUNT`` reverse proxies
+sit in front of Tend; then it is the entry that the outermost trusted proxy appended
+to ``X-Forwarded-For``. Entries further left were written by the client and are never
+believed, so a forged header cannot get anyone in.
+"""
+
+import ipaddress
+from collections.abc import Iterable
+
+from django.conf import settings
+
+# Views that answer whatever the practice's network restrictions say. Keep this list
+# short and tested: the calendar feed must work from phones anywhere (the secret link
+# is its credential), the health check serves load balancers, robots.txt is public.
+# Static files never reach the middleware (WhiteNoise answers them first).
+NETWORK_EXEMPT_URL_NAMES = frozenset(
+    {
+        "healthz",
+        "robots_txt",
+        "calendarsync:feed",
+    }
+)
+
+
+def client_ip(request) -> str | None:
+    """The client's address as far as the configured proxies can vouch for it."""
+    remote = request.META.get("REMOTE_ADDR") or None
+    trusted = settings.TRUSTED_PROXY_COUNT
+    if trusted <= 0:
+        return _valid_ip(remote)
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    entries = [entry.strip() for entry in forwarded.split(",") if entry.strip()]
+    if len(entries) < trusted:
+        # The request did not pass through every proxy we expect: we cannot tell
+        # who the client is, and an unknown address is never allowed in.
+        return None
+    return _valid_ip(entries[-trusted])
+
+
+def axes_client_ip(request) -> str:
+    return client_ip(request) or "0.0.0.0"  # noqa: S104 - a placeholder, not a bind
+
+
+def _valid_ip(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+
+
+def address_allowed(address: str | None, cidrs: Iterable[str]) -> bool:
+    """True when no networks are listed, or when the address is inside one of them."""
+    cidrs = list(cidrs)
+    if not cidrs:
+        return True
+    if address is None:
+        return False
+    ip = ipaddress.ip_address(address)
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    for cidr in cidrs:
+        network = ipaddress.ip_network(cidr, strict=False)
+        if ip.version == network.version and ip in network:
+            return True
+    return False

@@ -1,0 +1,220 @@
+from collections.abc import Iterable
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from practice.models import (
+    ROLE_FIELDS,
+    AllowedNetwork,
+    AuditEvent,
+    Practice,
+    Role,
+    User,
+)
+from practice.net import address_allowed
+
+
+def audit_record(
+    *,
+    kind: str,
+    practice: Practice | None,
+    actor: User | None = None,
+    target_user: User | None = None,
+    client_ip: str | None = None,
+    details: dict | None = None,
+) -> AuditEvent:
+    """Append one event to the practice's audit log."""
+    return AuditEvent.objects.create(
+        kind=kind,
+        practice=practice,
+        actor=actor if actor is not None and actor.pk else None,
+        target_user=target_user,
+        client_ip=client_ip,
+        details=details or {},
+    )
+
+
+@transaction.atomic
+def practice_create(*, name: str, time_zone: str) -> Practice:
+    """Create a practice after validating its name and zone."""
+    practice = Practice(name=name, time_zone=time_zone)
+    practice.full_clean()
+    practice.save()
+    return practice
+
+
+@transaction.atomic
+def practice_update(
+    *, practice: Practice, actor: User, client_ip: str | None, **fields
+) -> Practice:
+    """Change practice settings and record what changed."""
+    changed = {}
+    for name, value in fields.items():
+        if getattr(practice, name) != value:
+            changed[name] = [getattr(practice, name), value]
+            setattr(practice, name, value)
+    practice.full_clean()
+    if changed:
+        practice.save(update_fields=list(changed))
+        audit_record(
+            kind=AuditEvent.Kind.PRACTICE_CHANGED,
+            practice=practice,
+            actor=actor,
+            client_ip=client_ip,
+            details={"changed": changed},
+        )
+    return practice
+
+
+@transaction.atomic
+def networks_set(
+    *, practice: Practice, cidrs: Iterable[str], actor: User, client_ip: str | None
+) -> list[AllowedNetwork]:
+    """Replace the practice's allowed networks, refusing a list that would lock out
+    the administrator making the change."""
+    wanted = []
+    for cidr in cidrs:
+        network = AllowedNetwork(practice=practice, cidr=cidr.strip())
+        network.full_clean(exclude=["practice"], validate_unique=False)
+        normalised = str(network.network)
+        if normalised not in wanted:
+            wanted.append(normalised)
+    if not address_allowed(client_ip, wanted):
+        raise ValidationError(
+            "This list does not include the address you are using now "
+            f"({client_ip or 'unknown'}), so saving it would lock you out. Add your "
+            "own network first.",
+            code="would_lock_out",
+        )
+    before = list(
+        AllowedNetwork.objects.filter(practice=practice).values_list("cidr", flat=True)
+    )
+    if before == wanted:
+        return list(AllowedNetwork.objects.filter(practice=practice))
+    AllowedNetwork.objects.filter(practice=practice).delete()
+    created = AllowedNetwork.objects.bulk_create(
+        [AllowedNetwork(practice=practice, cidr=cidr) for cidr in wanted]
+    )
+    audit_record(
+        kind=AuditEvent.Kind.NETWORKS_CHANGED,
+        practice=practice,
+        actor=actor,
+        client_ip=client_ip,
+        details={"before": before, "after": wanted},
+    )
+    return created
+
+
+def _check_roles(roles: Iterable[Role]) -> list[Role]:
+    roles = list(roles)
+    if not roles:
+        raise ValidationError("Choose at least one role.", code="no_role")
+    return roles
+
+
+@transaction.atomic
+def user_create(
+    *,
+    practice: Practice,
+    email: str,
+    display_name: str,
+    roles: Iterable[Role],
+    credentials: str = "",
+    password: str | None = None,
+    actor: User | None = None,
+    client_ip: str | None = None,
+) -> User:
+    """Add a user to the practice with the given roles. Without a password the user
+    sets one through the password-reset email."""
+    roles = _check_roles(roles)
+    email = User.objects.normalize_email(email).strip().lower()
+    if User.objects.filter(email__iexact=email).exists():
+        raise ValidationError(
+            {"email": "A user with this email address already exists."},
+            code="duplicate_email",
+        )
+    user = User(
+        practice=practice,
+        email=email,
+        display_name=display_name.strip(),
+        credentials=credentials.strip(),
+        **{field: role in roles for role, field in ROLE_FIELDS.items()},
+    )
+    if password:
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
+    user.full_clean(exclude=["password"])
+    user.save()
+    audit_record(
+        kind=AuditEvent.Kind.USER_CREATED,
+        practice=practice,
+        actor=actor,
+        target_user=user,
+        client_ip=client_ip,
+        details={"email": email, "roles": [str(role) for role in roles]},
+    )
+    return user
+
+
+@transaction.atomic
+def user_update(
+    *,
+    user: User,
+    display_name: str,
+    credentials: str,
+    roles: Iterable[Role],
+    actor: User,
+    client_ip: str | None,
+) -> User:
+    """Change a user's name, credentials and roles; role changes are audited."""
+    roles = _check_roles(roles)
+    if user.pk == actor.pk and Role.ADMINISTRATOR not in roles:
+        raise ValidationError(
+            "You cannot remove your own administrator role; ask another "
+            "administrator to do it.",
+            code="self_demotion",
+        )
+    before = [str(role) for role in user.roles]
+    user.display_name = display_name.strip()
+    user.credentials = credentials.strip()
+    for role, field in ROLE_FIELDS.items():
+        setattr(user, field, role in roles)
+    user.full_clean(exclude=["password"])
+    user.save()
+    after = [str(role) for role in user.roles]
+    if before != after:
+        audit_record(
+            kind=AuditEvent.Kind.ROLE_CHANGED,
+            practice=user.practice,
+            actor=actor,
+            target_user=user,
+            client_ip=client_ip,
+            details={"before": before, "after": after},
+        )
+    return user
+
+
+@transaction.atomic
+def user_set_active(
+    *, user: User, active: bool, actor: User, client_ip: str | None
+) -> User:
+    """Deactivate or reactivate a user. Users are never deleted: their history
+    (appointments, audit events) keeps pointing at them."""
+    if user.pk == actor.pk and not active:
+        raise ValidationError("You cannot deactivate yourself.", code="self_deactivate")
+    if user.is_active == active:
+        return user
+    user.is_active = active
+    user.save(update_fields=["is_active"])
+    audit_record(
+        kind=(
+            AuditEvent.Kind.USER_REACTIVATED if active else AuditEvent.Kind.USER_DEACTIVATED
+        ),
+        practice=user.practice,
+        actor=actor,
+        target_user=user,
+        client_ip=client_ip,
+    )
+    return user
+

@@ -1,0 +1,16 @@
+from django.urls import path
+
+from practice import views
+
+app_name = "practice"
+
+urlpatterns = [
+    path("", views.settings_index, name="settings"),
+    path("practice/", views.practice_settings, name="settings_practice"),
+    path("users/", views.users, name="users"),
+    path("users/add/", views.user_add, name="user_add"),
+    path("users/<int:user_id>/", views.user_edit, name="user_edit"),
+    path("users/<int:user_id>/active/", views.user_active, name="user_active"),
+    path("network/", views.network_settings, name="settings_network"),
+    path("audit/", views.audit_log, name="audit_log"),
+]

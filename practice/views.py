@@ -1,0 +1,276 @@
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout, update_session_auth_hash
+from django.contrib.auth import views as auth_views
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db import connection
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from practice.forms import (
+    ActiveUserPasswordResetForm,
+    LoginForm,
+    NetworksForm,
+    PracticeForm,
+    UserCreateForm,
+    UserForm,
+    practice_form_initial,
+)
+from practice.middleware import network_blocked_response
+from practice.models import AuditEvent, Role
+from practice.net import address_allowed, client_ip
+from practice.permissions import access_user_by_id, practice_user_required, role_required
+from practice.selectors import audit_event_list, practice_allowed_cidrs, user_list
+from practice.services import (
+    audit_record,
+    networks_set,
+    practice_update,
+    user_create,
+    user_set_active,
+    user_update,
+)
+
+
+def _site_email_context():
+    site = urlsplit(settings.SITE_URL)
+    return {"domain_override": site.netloc, "use_https": site.scheme == "https"}
+
+
+class LoginView(auth_views.LoginView):
+    form_class = LoginForm
+    redirect_authenticated_user = True
+
+    def form_valid(self, form):
+        user = form.get_user()
+        address = client_ip(self.request)
+        if user.practice_id and not address_allowed(
+            address, practice_allowed_cidrs(practice_id=user.practice_id)
+        ):
+            audit_record(
+                kind=AuditEvent.Kind.NETWORK_BLOCKED,
+                practice=user.practice,
+                target_user=user,
+                client_ip=address,
+                details={"where": "login"},
+            )
+            return network_blocked_response(self.request, address)
+        return super().form_valid(form)
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    form_class = ActiveUserPasswordResetForm
+
+    def form_valid(self, form):
+        # Links in the email are built from SITE_URL, never from the Host header.
+        form.save(
+            request=self.request,
+            from_email=self.from_email,
+            email_template_name=self.email_template_name,
+            subject_template_name=self.subject_template_name,
+            token_generator=self.token_generator,
+            **_site_email_context(),
+        )
+        return redirect(self.get_success_url())
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        audit_record(
+            kind=AuditEvent.Kind.PASSWORD_CHANGED,
+            practice=self.request.user.practice,
+            actor=self.request.user,
+            client_ip=client_ip(self.request),
+        )
+        update_session_auth_hash(self.request, form.user)
+        messages.success(self.request, "Your password has been changed.")
+        return response
+
+
+@require_POST
+def logout_view(request):
+    logout(request)
+    return redirect("login")
+
+
+@require_GET
+def healthz(request):
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception:  # noqa: BLE001 - any database failure means unhealthy
+        return JsonResponse({"status": "unavailable"}, status=503)
+    return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def robots_txt(request):
+    return HttpResponse(
+        "User-agent: *\nDisallow: /calendar/\nDisallow: /settings/\n",
+        content_type="text/plain; charset=utf-8",
+    )
+
+
+@practice_user_required
+def home(request):
+    return redirect("scheduling:calendar")
+
+
+@practice_user_required
+def settings_index(request):
+    return render(request, "practice/settings_index.html", {"section": "index"})
+
+
+@role_required(Role.ADMINISTRATOR)
+def practice_settings(request):
+    practice = request.user.practice
+    form = PracticeForm(request.POST or None, initial=practice_form_initial(practice))
+    if request.method == "POST" and form.is_valid():
+        try:
+            practice_update(
+                practice=practice,
+                actor=request.user,
+                client_ip=client_ip(request),
+                **form.cleaned_data,
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, "Practice settings saved.")
+            return redirect("practice:settings_practice")
+    return render(
+        request, "practice/settings_practice.html", {"form": form, "section": "practice"}
+    )
+
+
+@role_required(Role.ADMINISTRATOR)
+def users(request):
+    return render(
+        request,
+        "practice/settings_users.html",
+        {"users": user_list(practice=request.user.practice), "section": "users"},
+    )
+
+
+@role_required(Role.ADMINISTRATOR)
+def user_add(request):
+    form = UserCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = user_create(
+                practice=request.user.practice,
+                actor=request.user,
+                client_ip=client_ip(request),
+                **form.cleaned_data,
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            reset = ActiveUserPasswordResetForm({"email": user.email})
+            if reset.is_valid():
+                reset.save(
+                    request=request,
+                    subject_template_name="registration/invite_subject.txt",
+                    email_template_name="registration/invite_email.txt",
+                    **_site_email_context(),
+                )
+            messages.success(
+                request,
+                f"{user.label} was added and has been emailed a link to set a password.",
+            )
+            return redirect("practice:users")
+    return render(
+        request, "practice/user_form.html", {"form": form, "section": "users", "adding": True}
+    )
+
+
+@role_required(Role.ADMINISTRATOR)
+def user_edit(request, user_id: int):
+    member = access_user_by_id(request.user, user_id)
+    initial = {
+        "display_name": member.display_name,
+        "credentials": member.credentials,
+        "roles": [role.value for role in member.roles],
+    }
+    form = UserForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user_update(
+                user=member,
+                actor=request.user,
+                client_ip=client_ip(request),
+                **form.cleaned_data,
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, f"{member.label} was saved.")
+            return redirect("practice:users")
+    return render(
+        request,
+        "practice/user_form.html",
+        {"form": form, "member": member, "section": "users"},
+    )
+
+
+@require_POST
+@role_required(Role.ADMINISTRATOR)
+def user_active(request, user_id: int):
+    member = access_user_by_id(request.user, user_id)
+    active = request.POST.get("active") == "1"
+    try:
+        user_set_active(
+            user=member, active=active, actor=request.user, client_ip=client_ip(request)
+        )
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        verb = "reactivated" if active else "deactivated"
+        messages.success(request, f"{member.label} was {verb}.")
+    return redirect("practice:users")
+
+
+@role_required(Role.ADMINISTRATOR)
+def network_settings(request):
+    practice = request.user.practice
+    current = practice_allowed_cidrs(practice_id=practice.pk)
+    address = client_ip(request)
+    form = NetworksForm(request.POST or None, initial={"networks": "\n".join(current)})
+    if request.method == "POST" and form.is_valid():
+        try:
+            networks_set(
+                practice=practice,
+                cidrs=form.cleaned_data["networks"],
+                actor=request.user,
+                client_ip=address,
+            )
+        except ValidationError as error:
+            form.add_error("networks", error)
+        else:
+            messages.success(request, "Network restrictions saved.")
+            return redirect("practice:settings_network")
+    return render(
+        request,
+        "practice/settings_network.html",
+        {
+            "form": form,
+            "current": current,
+            "client_address": address,
+            "section": "network",
+        },
+    )
+
+
+@role_required(Role.ADMINISTRATOR)
+def audit_log(request):
+    page = Paginator(audit_event_list(practice=request.user.practice), 50).get_page(
+        request.GET.get("page")
+    )
+    return render(
+        request, "practice/settings_audit.html", {"page": page, "section": "audit"}
+    )

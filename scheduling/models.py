@@ -1,0 +1,209 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from practice.models import Practice
+from scheduling.names import initials
+
+
+class Service(models.Model):
+    """A kind of session the practice offers, e.g. "Psychotherapy, 53 min"."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="services")
+    name = models.CharField(max_length=120)
+    default_minutes = models.PositiveSmallIntegerField(default=53)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["practice", "name"], name="service_unique_name"),
+            models.CheckConstraint(
+                condition=Q(default_minutes__gte=5) & Q(default_minutes__lte=720),
+                name="service_duration_range",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name}, {self.default_minutes} min"
+
+
+class Location(models.Model):
+    """An office of the practice, or Telehealth. Only the name is ever published."""
+
+    practice = models.ForeignKey(
+        Practice, on_delete=models.CASCADE, related_name="locations"
+    )
+    name = models.CharField(max_length=120)
+    is_telehealth = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["is_telehealth", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["practice", "name"], name="location_unique_name"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Patient(models.Model):
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="patients")
+    first_name = models.CharField(max_length=100)
+    last_name = models.CharField(max_length=100, blank=True)
+    preferred_name = models.CharField(max_length=100, blank=True)
+    date_of_birth = models.DateField(null=True, blank=True)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    primary_clinician = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="primary_patients",
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # Lower-cased, accent-folded "first last preferred" for fast search.
+    search_name = models.CharField(max_length=310, blank=True, editable=False, db_index=True)
+
+    class Meta:
+        ordering = ["last_name", "first_name"]
+        indexes = [models.Index(fields=["practice", "last_name", "first_name"])]
+
+    def __str__(self):
+        return self.full_name
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+    @property
+    def initials(self) -> str:
+        return initials(self.first_name, self.last_name)
+
+
+class Series(models.Model):
+    """A recurring appointment; its occurrences are stored as Appointments."""
+
+    class Frequency(models.TextChoices):
+        WEEKLY = "weekly", "Weekly"
+        MONTHLY = "monthly", "Monthly (same weekday of the month)"
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="series")
+    frequency = models.CharField(max_length=10, choices=Frequency.choices)
+    interval = models.PositiveSmallIntegerField(default=1)
+    count = models.PositiveSmallIntegerField(null=True, blank=True)
+    until = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name_plural = "series"
+
+    def __str__(self):
+        return f"{self.get_frequency_display()} every {self.interval}"
+
+
+class Appointment(models.Model):
+    """A session with patients, or a non-patient event (title instead of patients).
+
+    Feed-ready: ``uid`` never changes, ``sequence`` goes up on every change a calendar
+    would show, and deletion is soft (``deleted_at``) so feeds can publish it as gone.
+    """
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        ATTENDED = "attended", "Attended"
+        NO_SHOW = "no_show", "No-show"
+        CANCELLED = "cancelled", "Cancelled"
+        LATE_CANCELLED = "late_cancelled", "Late-cancelled"
+
+    class Kind(models.TextChoices):
+        SESSION = "session", "Patient session"
+        EVENT = "event", "Other event"
+
+    practice = models.ForeignKey(
+        Practice, on_delete=models.CASCADE, related_name="appointments"
+    )
+    clinician = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="appointments"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.SESSION)
+    patients = models.ManyToManyField(Patient, related_name="appointments", blank=True)
+    title = models.CharField(max_length=200, blank=True)
+    service = models.ForeignKey(
+        Service, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    location = models.ForeignKey(
+        Location, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
+    notes = models.TextField(blank=True)
+    series = models.ForeignKey(
+        Series, on_delete=models.SET_NULL, null=True, blank=True, related_name="occurrences"
+    )
+    series_index = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    sequence = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["start", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(end__gt=F("start")), name="appointment_end_after_start"),
+        ]
+        indexes = [
+            models.Index(fields=["clinician", "start", "end"], name="appt_clinician_time"),
+            models.Index(fields=["practice", "start", "end"], name="appt_practice_time"),
+            models.Index(fields=["practice", "updated_at"], name="appt_practice_updated"),
+        ]
+
+    def __str__(self):
+        return f"{self.summary_text} {self.start:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.status in (self.Status.CANCELLED, self.Status.LATE_CANCELLED)
+
+    @property
+    def summary_text(self) -> str:
+        """What a synced calendar may show: initials, or an event's title."""
+        if self.kind == self.Kind.EVENT:
+            return self.title
+        return " & ".join(patient.initials for patient in self.patients.all())
+
+
+class AppointmentChange(models.Model):
+    """One entry of an appointment's history: who did what, when."""
+
+    class Action(models.TextChoices):
+        CREATED = "created", "Created"
+        CHANGED = "changed", "Changed"
+        STATUS = "status", "Status changed"
+        CANCELLED = "cancelled", "Cancelled"
+        DELETED = "deleted", "Deleted"
+
+    appointment = models.ForeignKey(
+        Appointment, on_delete=models.CASCADE, related_name="changes"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    action = models.CharField(max_length=12, choices=Action.choices)
+    changes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.get_action_display()} {self.created_at:%Y-%m-%d %H:%M}"
