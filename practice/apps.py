@@ -6,4 +6,4 @@ class PracticeConfig(AppConfig):
     verbose_name = "Practices and users"
 
     def ready(self):
-        from practice import signals  # noqa: F401
+        from practice import checks, signals  # noqa: F401

@@ -5,10 +5,15 @@ def _tab(request) -> str:
     match = getattr(request, "resolver_match", None)
     if match is None:
         return ""
-    if match.namespace in ("practice", "calendarsync") or match.url_name == "password_change":
+    if (
+        match.namespace in ("practice", "calendarsync")
+        or match.url_name == "password_change"
+    ):
         return "settings"
     if match.namespace == "scheduling":
-        return "patients" if (match.url_name or "").startswith("patient") else "scheduling"
+        return (
+            "patients" if (match.url_name or "").startswith("patient") else "scheduling"
+        )
     return ""
 
 

@@ -9,7 +9,12 @@ from practice.models import Practice, Role, User
 DEMO_PASSWORD = "tend-demo"
 
 RIVERSIDE_USERS = [
-    ("admin@riverside.test", "Morgan Ellis", "PsyD", [Role.ADMINISTRATOR, Role.CLINICIAN]),
+    (
+        "admin@riverside.test",
+        "Morgan Ellis",
+        "PsyD",
+        [Role.ADMINISTRATOR, Role.CLINICIAN],
+    ),
     ("scheduler@riverside.test", "Sam Porter", "", [Role.SCHEDULER]),
     ("rivera@riverside.test", "Dana Rivera", "LCSW", [Role.CLINICIAN]),
     ("chen@riverside.test", "Wei Chen", "PhD", [Role.CLINICIAN]),
@@ -29,7 +34,9 @@ def demo_allowed() -> bool:
 def _ensure_practice(name: str, time_zone: str, users) -> Practice:
     from practice.models import ROLE_FIELDS
 
-    practice, _ = Practice.objects.get_or_create(name=name, defaults={"time_zone": time_zone})
+    practice, _ = Practice.objects.get_or_create(
+        name=name, defaults={"time_zone": time_zone}
+    )
     for email, display_name, credentials, roles in users:
         user = User.objects.filter(email=email).first()
         if user is None:
@@ -52,6 +59,10 @@ def seed_practices() -> tuple[Practice, Practice]:
             "Refusing to load demo data: this looks like a production configuration "
             "(DEMO_DATA_ALLOWED is off or HTTPS redirects are on)."
         )
-    riverside = _ensure_practice("Riverside Counseling", "America/New_York", RIVERSIDE_USERS)
-    harbor = _ensure_practice("Harbor Family Therapy", "America/Los_Angeles", HARBOR_USERS)
+    riverside = _ensure_practice(
+        "Riverside Counseling", "America/New_York", RIVERSIDE_USERS
+    )
+    harbor = _ensure_practice(
+        "Harbor Family Therapy", "America/Los_Angeles", HARBOR_USERS
+    )
     return riverside, harbor

@@ -1,14 +1,15 @@
 import zoneinfo
 
 from django import forms
-from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
+from django.contrib.auth.forms import AuthenticationForm
 
 from practice.models import Practice, Role, User, validate_cidr
 
 
 class LoginForm(AuthenticationForm):
     username = forms.EmailField(
-        label="Email", widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
+        label="Email",
+        widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}),
     )
     error_messages = {
         # One message whatever went wrong, so the form never tells whether an
@@ -18,22 +19,20 @@ class LoginForm(AuthenticationForm):
     }
 
 
-class ActiveUserPasswordResetForm(PasswordResetForm):
-    """Also reaches users who never set a password (invited by an administrator)."""
-
-    def get_users(self, email):
-        return User.objects.filter(
-            email__iexact=email, is_active=True, practice__isnull=False
-        )
-
-
 def time_zone_choices():
     return [(name, name) for name in sorted(zoneinfo.available_timezones())]
 
 
 class PracticeForm(forms.Form):
     name = forms.CharField(max_length=200)
-    time_zone = forms.ChoiceField(choices=time_zone_choices)
+    time_zone = forms.ChoiceField(
+        choices=time_zone_choices,
+        help_text="Times in Tend and in calendar links are shown in this zone.",
+        error_messages={
+            "invalid_choice": "%(value)s is not a known time zone. Choose one from "
+            "the list, such as America/New_York.",
+        },
+    )
     clinicians_may_schedule_themselves = forms.BooleanField(
         required=False,
         label="Clinicians may schedule their own appointments",
@@ -65,7 +64,9 @@ class UserCreateForm(UserForm):
     def clean_email(self):
         email = self.cleaned_data["email"].strip().lower()
         if User.objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError("A user with this email address already exists.")
+            raise forms.ValidationError(
+                "A user with this email address already exists."
+            )
         return email
 
 
@@ -98,7 +99,6 @@ class NetworksForm(forms.Form):
 
 def practice_form_initial(practice: Practice) -> dict:
     return {
-        "name": practice.name,
-        "time_zone": practice.time_zone,
-        "clinicians_may_schedule_themselves": practice.clinicians_may_schedule_themselves,
+        field: getattr(practice, field)
+        for field in ("name", "time_zone", "clinicians_may_schedule_themselves")
     }

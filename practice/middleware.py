@@ -22,7 +22,9 @@ class NetworkRestrictionMiddleware:
         if user is None or not user.is_authenticated or user.practice_id is None:
             return None
         address = client_ip(request)
-        if address_allowed(address, practice_allowed_cidrs(practice_id=user.practice_id)):
+        if address_allowed(
+            address, practice_allowed_cidrs(practice_id=user.practice_id)
+        ):
             return None
         return network_blocked_response(request, address)
 

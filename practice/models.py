@@ -6,6 +6,7 @@ from django.contrib.auth.models import PermissionsMixin
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 
@@ -148,10 +149,21 @@ class User(AbstractBaseUser, PermissionsMixin):
     class Meta:
         ordering = ["display_name", "email"]
         constraints = [
+            # An installation operator (superuser) belongs to no practice; practice
+            # staff belong to exactly one and can never reach Django admin.
             models.CheckConstraint(
-                condition=Q(is_superuser=True) | Q(practice__isnull=False),
-                name="user_staff_belongs_to_practice",
-            )
+                condition=Q(is_superuser=True, practice__isnull=True)
+                | Q(is_superuser=False, is_staff=False, practice__isnull=False),
+                name="user_operator_or_practice_member",
+            ),
+            models.UniqueConstraint(
+                Lower("email"),
+                name="user_email_unique_ci",
+                violation_error_code="duplicate_email",
+                violation_error_message=(
+                    "A user with this email address already exists."
+                ),
+            ),
         ]
 
     def __str__(self):
@@ -226,3 +238,18 @@ class AuditEvent(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} at {self.created_at:%Y-%m-%d %H:%M}"
+
+    def detail_lines(self) -> list[str]:
+        """Details as short readable lines for the audit log page."""
+        lines = []
+        for key, value in self.details.items():
+            if key == "changed" and isinstance(value, dict):
+                lines.extend(
+                    f"{field.replace('_', ' ')}: {change[0]} → {change[1]}"
+                    for field, change in value.items()
+                )
+                continue
+            if isinstance(value, list):
+                value = ", ".join(str(part) for part in value) or "none"
+            lines.append(f"{key.replace('_', ' ')}: {value}")
+        return lines

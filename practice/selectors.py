@@ -21,7 +21,9 @@ def user_list(*, practice: Practice) -> QuerySet[User]:
     )
 
 
-def clinician_list(*, practice: Practice, include_inactive: bool = False) -> QuerySet[User]:
+def clinician_list(
+    *, practice: Practice, include_inactive: bool = False
+) -> QuerySet[User]:
     """The practice's clinicians, by name."""
     clinicians = User.objects.filter(practice=practice, is_clinician=True)
     if not include_inactive:

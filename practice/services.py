@@ -1,7 +1,17 @@
+import logging
+import smtplib
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
+from django.conf import settings
+from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 
 from practice.models import (
     ROLE_FIELDS,
@@ -12,6 +22,8 @@ from practice.models import (
     User,
 )
 from practice.net import address_allowed
+
+logger = logging.getLogger(__name__)
 
 
 def audit_record(
@@ -32,6 +44,98 @@ def audit_record(
         client_ip=client_ip,
         details=details or {},
     )
+
+
+def _user_for_login_email(email: str) -> User | None:
+    if not email:
+        return None
+    return (
+        User.objects.filter(email__iexact=email.strip())
+        .select_related("practice")
+        .first()
+    )
+
+
+def login_failure_record(*, email: str, client_ip: str | None) -> AuditEvent:
+    """Record a refused sign-in, in the practice of the account it named (if any)."""
+    target = _user_for_login_email(email)
+    return audit_record(
+        kind=AuditEvent.Kind.LOGIN_FAILED,
+        practice=target.practice if target else None,
+        target_user=target,
+        client_ip=client_ip,
+        details={"email": (email or "")[:254]},
+    )
+
+
+def login_lockout_record(*, email: str, client_ip: str | None) -> AuditEvent | None:
+    """Record that sign-ins for this account from this address are locked, once per
+    lockout: further refused attempts while it lasts are already failed sign-ins."""
+    target = _user_for_login_email(email)
+    email = (email or "")[:254]
+    recent = AuditEvent.objects.filter(
+        kind=AuditEvent.Kind.LOCKOUT, client_ip=client_ip, details__email=email
+    )
+    if settings.AXES_COOLOFF_TIME:
+        recent = recent.filter(
+            created_at__gte=timezone.now() - settings.AXES_COOLOFF_TIME
+        )
+    if recent.exists():
+        return None
+    return audit_record(
+        kind=AuditEvent.Kind.LOCKOUT,
+        practice=target.practice if target else None,
+        target_user=target,
+        client_ip=client_ip,
+        details={"email": email},
+    )
+
+
+def password_reset_request(*, email: str, client_ip: str | None) -> None:
+    """Email a password link to the active practice user with this address, if there
+    is one. The caller answers the same whether or not there was."""
+    users = User.objects.filter(
+        email__iexact=email.strip(), is_active=True, practice__isnull=False
+    ).select_related("practice")
+    for user in users:
+        try:
+            set_password_email_send(user=user)
+        except (OSError, smtplib.SMTPException):
+            # Answer as if it was sent: an error here would tell a stranger that the
+            # address has an account. The operator sees the failure in the log.
+            logger.exception(
+                "Password reset email to user %s could not be sent", user.pk
+            )
+            continue
+        audit_record(
+            kind=AuditEvent.Kind.PASSWORD_RESET_REQUESTED,
+            practice=user.practice,
+            target_user=user,
+            client_ip=client_ip,
+        )
+
+
+def set_password_email_send(
+    *,
+    user: User,
+    subject_template: str = "registration/password_reset_subject.txt",
+    body_template: str = "registration/password_reset_email.txt",
+) -> None:
+    """Email the user a one-time link to choose a password. The link is built from
+    SITE_URL, never from the request's Host header."""
+    site = urlsplit(settings.SITE_URL)
+    context = {
+        "email": user.email,
+        "domain": site.netloc,
+        "site_name": site.netloc,
+        "protocol": site.scheme or "https",
+        "uid": urlsafe_base64_encode(force_bytes(user.pk)),
+        "token": default_token_generator.make_token(user),
+        "user": user,
+    }
+    subject = "".join(render_to_string(subject_template, context).splitlines())
+    body = render_to_string(body_template, context)
+    EmailMultiAlternatives(subject, body, to=[user.email]).send()
 
 
 @transaction.atomic
@@ -125,7 +229,8 @@ def user_create(
     client_ip: str | None = None,
 ) -> User:
     """Add a user to the practice with the given roles. Without a password the user
-    sets one through the password-reset email."""
+    is emailed an invitation to choose one; if that email cannot be sent, nothing is
+    saved."""
     roles = _check_roles(roles)
     email = User.objects.normalize_email(email).strip().lower()
     if User.objects.filter(email__iexact=email).exists():
@@ -154,6 +259,21 @@ def user_create(
         client_ip=client_ip,
         details={"email": email, "roles": [str(role) for role in roles]},
     )
+    if not password:
+        try:
+            set_password_email_send(
+                user=user,
+                subject_template="registration/invite_subject.txt",
+                body_template="registration/invite_email.txt",
+            )
+        except (OSError, smtplib.SMTPException):
+            logger.exception("Invitation email to user %s could not be sent", user.pk)
+            raise ValidationError(
+                "The invitation email could not be sent, so the user was not added. "
+                "Try again in a few minutes; if it keeps failing, ask your Tend "
+                "operator to check the email settings.",
+                code="invite_not_sent",
+            ) from None
     return user
 
 
@@ -209,7 +329,9 @@ def user_set_active(
     user.save(update_fields=["is_active"])
     audit_record(
         kind=(
-            AuditEvent.Kind.USER_REACTIVATED if active else AuditEvent.Kind.USER_DEACTIVATED
+            AuditEvent.Kind.USER_REACTIVATED
+            if active
+            else AuditEvent.Kind.USER_DEACTIVATED
         ),
         practice=user.practice,
         actor=actor,
@@ -217,4 +339,3 @@ def user_set_active(
         client_ip=client_ip,
     )
     return user
-

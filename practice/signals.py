@@ -1,3 +1,5 @@
+"""Audit sign-in events. The receivers only translate signals into service calls."""
+
 from axes.signals import user_locked_out
 from django.contrib.auth.signals import (
     user_logged_in,
@@ -6,15 +8,13 @@ from django.contrib.auth.signals import (
 )
 from django.dispatch import receiver
 
-from practice.models import AuditEvent, User
+from practice.models import AuditEvent
 from practice.net import client_ip
-from practice.services import audit_record
+from practice.services import audit_record, login_failure_record, login_lockout_record
 
 
-def _user_for_email(email: str | None) -> User | None:
-    if not email:
-        return None
-    return User.objects.filter(email__iexact=email).select_related("practice").first()
+def _address(request) -> str | None:
+    return client_ip(request) if request is not None else None
 
 
 @receiver(user_logged_in)
@@ -23,7 +23,7 @@ def record_login(sender, request, user, **kwargs):
         kind=AuditEvent.Kind.LOGIN,
         practice=user.practice,
         actor=user,
-        client_ip=client_ip(request) if request else None,
+        client_ip=_address(request),
     )
 
 
@@ -35,29 +35,20 @@ def record_logout(sender, request, user, **kwargs):
         kind=AuditEvent.Kind.LOGOUT,
         practice=user.practice,
         actor=user,
-        client_ip=client_ip(request) if request else None,
+        client_ip=_address(request),
     )
 
 
 @receiver(user_login_failed)
 def record_login_failed(sender, credentials, request=None, **kwargs):
-    target = _user_for_email(credentials.get("username"))
-    audit_record(
-        kind=AuditEvent.Kind.LOGIN_FAILED,
-        practice=target.practice if target else None,
-        target_user=target,
-        client_ip=client_ip(request) if request else None,
-        details={"email": (credentials.get("username") or "")[:254]},
+    login_failure_record(
+        email=credentials.get("username") or "", client_ip=_address(request)
     )
 
 
 @receiver(user_locked_out)
 def record_lockout(sender, request, username=None, ip_address=None, **kwargs):
-    target = _user_for_email(username)
-    audit_record(
-        kind=AuditEvent.Kind.LOCKOUT,
-        practice=target.practice if target else None,
-        target_user=target,
-        client_ip=client_ip(request) if request else ip_address,
-        details={"email": (username or "")[:254]},
+    login_lockout_record(
+        email=username or "",
+        client_ip=_address(request) if request is not None else ip_address,
     )

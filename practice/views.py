@@ -1,9 +1,8 @@
-from urllib.parse import urlsplit
-
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import PasswordResetForm
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import connection
@@ -12,7 +11,6 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from practice.forms import (
-    ActiveUserPasswordResetForm,
     LoginForm,
     NetworksForm,
     PracticeForm,
@@ -23,21 +21,21 @@ from practice.forms import (
 from practice.middleware import network_blocked_response
 from practice.models import AuditEvent, Role
 from practice.net import address_allowed, client_ip
-from practice.permissions import access_user_by_id, practice_user_required, role_required
+from practice.permissions import (
+    access_user_by_id,
+    practice_user_required,
+    role_required,
+)
 from practice.selectors import audit_event_list, practice_allowed_cidrs, user_list
 from practice.services import (
     audit_record,
     networks_set,
+    password_reset_request,
     practice_update,
     user_create,
     user_set_active,
     user_update,
 )
-
-
-def _site_email_context():
-    site = urlsplit(settings.SITE_URL)
-    return {"domain_override": site.netloc, "use_https": site.scheme == "https"}
 
 
 class LoginView(auth_views.LoginView):
@@ -62,17 +60,13 @@ class LoginView(auth_views.LoginView):
 
 
 class PasswordResetView(auth_views.PasswordResetView):
-    form_class = ActiveUserPasswordResetForm
+    form_class = PasswordResetForm
 
     def form_valid(self, form):
-        # Links in the email are built from SITE_URL, never from the Host header.
-        form.save(
-            request=self.request,
-            from_email=self.from_email,
-            email_template_name=self.email_template_name,
-            subject_template_name=self.subject_template_name,
-            token_generator=self.token_generator,
-            **_site_email_context(),
+        # The same answer whether or not the address has an account; the link in
+        # the email is built from SITE_URL, never from the Host header.
+        password_reset_request(
+            email=form.cleaned_data["email"], client_ip=client_ip(self.request)
         )
         return redirect(self.get_success_url())
 
@@ -116,8 +110,11 @@ def robots_txt(request):
     )
 
 
-@practice_user_required
+@login_required
 def home(request):
+    if request.user.practice_id is None:
+        # Installation operators have no practice; their place is Django admin.
+        return redirect("admin:index")
     return redirect("scheduling:calendar")
 
 
@@ -144,7 +141,9 @@ def practice_settings(request):
             messages.success(request, "Practice settings saved.")
             return redirect("practice:settings_practice")
     return render(
-        request, "practice/settings_practice.html", {"form": form, "section": "practice"}
+        request,
+        "practice/settings_practice.html",
+        {"form": form, "section": "practice"},
     )
 
 
@@ -171,21 +170,16 @@ def user_add(request):
         except ValidationError as error:
             form.add_error(None, error)
         else:
-            reset = ActiveUserPasswordResetForm({"email": user.email})
-            if reset.is_valid():
-                reset.save(
-                    request=request,
-                    subject_template_name="registration/invite_subject.txt",
-                    email_template_name="registration/invite_email.txt",
-                    **_site_email_context(),
-                )
             messages.success(
                 request,
-                f"{user.label} was added and has been emailed a link to set a password.",
+                f"{user.label} was added and has been emailed a link to choose "
+                "a password.",
             )
             return redirect("practice:users")
     return render(
-        request, "practice/user_form.html", {"form": form, "section": "users", "adding": True}
+        request,
+        "practice/user_form.html",
+        {"form": form, "section": "users", "adding": True},
     )
 
 

@@ -16,15 +16,21 @@ class Command(BaseCommand):
         parser.add_argument("--time-zone", default="America/New_York", help="IANA zone")
         parser.add_argument("--admin-email", required=True)
         parser.add_argument("--admin-name", required=True)
-        parser.add_argument("--clinician", action="store_true", help="Administrator is also a clinician")
+        parser.add_argument(
+            "--clinician", action="store_true", help="Administrator is also a clinician"
+        )
         parser.add_argument("--password", help="Omit to be prompted")
 
     def handle(self, *args, **options):
         password = options["password"] or getpass.getpass("Administrator password: ")
-        roles = [Role.ADMINISTRATOR] + ([Role.CLINICIAN] if options["clinician"] else [])
+        roles = [Role.ADMINISTRATOR] + (
+            [Role.CLINICIAN] if options["clinician"] else []
+        )
         try:
             with transaction.atomic():
-                practice = practice_create(name=options["name"], time_zone=options["time_zone"])
+                practice = practice_create(
+                    name=options["name"], time_zone=options["time_zone"]
+                )
                 user = user_create(
                     practice=practice,
                     email=options["admin_email"],
@@ -34,4 +40,6 @@ class Command(BaseCommand):
                 )
         except ValidationError as error:
             raise CommandError("; ".join(error.messages)) from None
-        self.stdout.write(self.style.SUCCESS(f"Created {practice} with administrator {user.email}."))
+        self.stdout.write(
+            self.style.SUCCESS(f"Created {practice} with administrator {user.email}.")
+        )

@@ -5,7 +5,10 @@ from practice.demo import seed_practices
 
 
 class Command(BaseCommand):
-    help = "Create or refresh the demo practices (idempotent). Refuses production settings."
+    help = (
+        "Create or refresh the demo practices (idempotent). "
+        "Refuses production settings."
+    )
 
     def handle(self, *args, **options):
         try:
@@ -15,7 +18,9 @@ class Command(BaseCommand):
         extra = demo_hooks()
         for hook in extra:
             hook(riverside=riverside, harbor=harbor)
-        self.stdout.write(self.style.SUCCESS(f"Demo practices ready: {riverside}, {harbor}."))
+        self.stdout.write(
+            self.style.SUCCESS(f"Demo practices ready: {riverside}, {harbor}.")
+        )
 
 
 def demo_hooks():

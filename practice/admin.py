@@ -1,0 +1,90 @@
+"""Models as installation operators see them in Django admin (see admin_site.py)."""
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+
+from practice.models import AllowedNetwork, AuditEvent, Practice, User
+
+
+class AllowedNetworkInline(admin.TabularInline):
+    model = AllowedNetwork
+    extra = 0
+
+
+@admin.register(Practice)
+class PracticeAdmin(admin.ModelAdmin):
+    list_display = ["name", "time_zone", "calendar_sync_enabled", "created_at"]
+    search_fields = ["name"]
+    inlines = [AllowedNetworkInline]
+
+
+class OperatorUserCreationForm(AdminUserCreationForm):
+    class Meta:
+        model = User
+        fields = ["email", "display_name", "practice"]
+
+
+class OperatorUserChangeForm(UserChangeForm):
+    class Meta:
+        model = User
+        fields = "__all__"
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    form = OperatorUserChangeForm
+    add_form = OperatorUserCreationForm
+    ordering = ["email"]
+    list_display = ["email", "display_name", "practice", "is_active", "is_superuser"]
+    list_filter = ["practice", "is_active", "is_superuser"]
+    search_fields = ["email", "display_name"]
+    list_select_related = ["practice"]
+    fieldsets = [
+        (None, {"fields": ["email", "password"]}),
+        ("Person", {"fields": ["display_name", "credentials", "practice"]}),
+        ("Roles", {"fields": ["is_practice_admin", "is_scheduler", "is_clinician"]}),
+        (
+            "Status",
+            {"fields": ["is_active", "is_superuser", "is_staff", "date_joined"]},
+        ),
+    ]
+    add_fieldsets = [
+        (
+            None,
+            {
+                "classes": ["wide"],
+                "fields": [
+                    "email",
+                    "display_name",
+                    "practice",
+                    "password1",
+                    "password2",
+                ],
+            },
+        )
+    ]
+    filter_horizontal = []
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "kind",
+        "practice",
+        "actor",
+        "target_user",
+        "client_ip",
+    ]
+    list_filter = ["kind", "practice"]
+    list_select_related = ["practice", "actor", "target_user"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,52 @@
+"""Deployment checks (``manage.py check --deploy``) for Tend's own settings."""
+
+from django.conf import settings
+from django.core.checks import Tags, register
+from django.core.checks import Warning as CheckWarning
+
+
+def _weak(secret: str) -> bool:
+    return len(secret) < 50 or len(set(secret)) < 5
+
+
+@register(Tags.security, deploy=True)
+def tend_deploy_settings(app_configs, **kwargs):
+    problems = []
+    if not settings.SITE_URL.startswith("https://"):
+        problems.append(
+            CheckWarning(
+                "SITE_URL does not start with https://.",
+                hint="Emailed password links and calendar links are built from "
+                "SITE_URL; set it to the public HTTPS address, e.g. "
+                "https://tend.example.com.",
+                id="tend.W001",
+            )
+        )
+    if _weak(settings.CALENDAR_FEED_KEY):
+        problems.append(
+            CheckWarning(
+                "CALENDAR_FEED_KEY is shorter than 50 characters or not random.",
+                hint="Generate one with: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(50))'",
+                id="tend.W002",
+            )
+        )
+    if settings.CALENDAR_FEED_KEY == settings.SECRET_KEY:
+        problems.append(
+            CheckWarning(
+                "CALENDAR_FEED_KEY equals SECRET_KEY.",
+                hint="Use two different keys so that rotating one does not "
+                "affect the other.",
+                id="tend.W003",
+            )
+        )
+    if settings.DEMO_DATA_ALLOWED:
+        problems.append(
+            CheckWarning(
+                "DEMO_DATA_ALLOWED is on.",
+                hint="Demo accounts share a published password; set "
+                "DEMO_DATA_ALLOWED=false in production.",
+                id="tend.W004",
+            )
+        )
+    return problems
