@@ -22,7 +22,9 @@ class RedactFeedTokens(logging.Filter):
             record.msg = redacted
             record.args = None
         request = getattr(record, "request", None)
-        if request is not None and FEED_TOKEN_PATTERN.search(getattr(request, "path", "")):
+        if request is not None and FEED_TOKEN_PATTERN.search(
+            getattr(request, "path", "")
+        ):
             # django.request attaches the request; formatters may print it.
             record.request = "<feed request>"
         return True

@@ -6,7 +6,15 @@ app_name = "calendarsync"
 
 urlpatterns = [
     path("settings/sync/", views.sync, name="sync"),
+    path("settings/sync/access/", views.sync_action, name="sync_action"),
+    path("settings/sync/email/", views.email_link, name="email_link"),
     path("settings/sync/admin/", views.admin, name="admin"),
+    path("settings/sync/admin/practice/", views.admin_practice, name="admin_practice"),
+    path(
+        "settings/sync/admin/users/<int:user_id>/",
+        views.admin_member,
+        name="admin_member",
+    ),
     # The feed: exempt from network restrictions by name ("calendarsync:feed").
     path("calendar/<str:token>.ics", views.feed, name="feed"),
 ]

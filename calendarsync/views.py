@@ -1,19 +1,262 @@
-from django.http import Http404
-from django.shortcuts import render
+import gzip
+import logging
+import re
 
-from practice.permissions import practice_user_required, role_required
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, transaction
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.http import http_date, parse_http_date_safe
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from calendarsync import services
+from calendarsync.forms import EmailLinkForm, MemberActionForm, PracticeSyncForm
+from calendarsync.permissions import access_feed_link_by_token, access_own_feed_link
+from calendarsync.selectors import feed_access_overview, feed_document
 from practice.models import Role
+from practice.net import client_ip
+from practice.permissions import (
+    access_user_by_id,
+    practice_user_required,
+    role_required,
+)
+
+logger = logging.getLogger("calendarsync.feed")
+
+FEED_CONTENT_TYPE = "text/calendar; charset=utf-8"
+RETRY_AFTER_SECONDS = 120
+GZIP_ACCEPTED = re.compile(r"\bgzip\b(?!\s*;\s*q=0(?:\.0*)?\s*(?:,|$))", re.IGNORECASE)
+
+ACTIONS = {
+    "reset": (
+        services.feed_access_reset,
+        "New links were issued; the old ones no longer work.",
+    ),
+    "disable": (services.feed_access_disable, "Calendar sync is now off."),
+    "enable": (
+        services.feed_access_enable,
+        "Calendar sync is on again, with new links.",
+    ),
+}
 
 
+@never_cache
 @practice_user_required
 def sync(request):
-    return render(request, "calendarsync/placeholder.html", {"section": "sync"})
+    """Settings → Sync Calendars with Other Applications."""
+    user = request.user
+    access, links = services.feed_links_issue(user=user)
+    return render(
+        request,
+        "calendarsync/sync.html",
+        {
+            "section": "sync",
+            "links": links,
+            "access": access,
+            "practice_sync_on": user.practice.calendar_sync_enabled,
+            "personal": [item for item in links if item.link.scope == "personal"],
+            "clinicians": [item for item in links if item.link.scope == "clinician"],
+            "practice_wide": [item for item in links if item.link.scope == "practice"],
+        },
+    )
 
 
+@require_POST
+@practice_user_required
+def sync_action(request):
+    """Reset, disable or enable the signed-in user's own access."""
+    form = MemberActionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose Reset, Disable or Enable.")
+        return redirect("calendarsync:sync")
+    service, done = ACTIONS[form.cleaned_data["action"]]
+    service(user=request.user, actor=request.user, client_ip=client_ip(request))
+    messages.success(request, done)
+    return redirect("calendarsync:sync")
+
+
+@require_POST
+@practice_user_required
+def email_link(request):
+    """Email one of the user's links to their own address."""
+    form = EmailLinkForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "That calendar link no longer exists; reload the page.")
+        return redirect("calendarsync:sync")
+    link = access_own_feed_link(request.user, form.cleaned_data["link"])
+    try:
+        services.feed_link_email(
+            user=request.user, link=link, client_ip=client_ip(request)
+        )
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"We emailed the link to {request.user.email}.")
+    return redirect("calendarsync:sync")
+
+
+@never_cache
 @role_required(Role.ADMINISTRATOR)
 def admin(request):
-    return render(request, "calendarsync/placeholder.html", {"section": "sync_admin"})
+    """Settings → Calendar sync: every user's sync state, and the practice switch."""
+    practice = request.user.practice
+    return render(
+        request,
+        "calendarsync/admin.html",
+        {
+            "section": "sync_admin",
+            "members": feed_access_overview(practice=practice),
+            "practice_sync_on": practice.calendar_sync_enabled,
+        },
+    )
 
 
+@require_POST
+@role_required(Role.ADMINISTRATOR)
+def admin_member(request, user_id: int):
+    """Reset, disable or enable one user's access."""
+    member = access_user_by_id(request.user, user_id)
+    form = MemberActionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose Reset, Disable or Enable.")
+        return redirect("calendarsync:admin")
+    service, _done = ACTIONS[form.cleaned_data["action"]]
+    service(user=member, actor=request.user, client_ip=client_ip(request))
+    verb = {
+        "reset": "New links were issued for",
+        "disable": "Calendar sync is off for",
+        "enable": "Calendar sync is on again for",
+    }[form.cleaned_data["action"]]
+    messages.success(request, f"{verb} {member.label}.")
+    return redirect("calendarsync:admin")
+
+
+@require_POST
+@role_required(Role.ADMINISTRATOR)
+def admin_practice(request):
+    """Switch calendar sync on or off for the whole practice."""
+    form = PracticeSyncForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose On or Off.")
+        return redirect("calendarsync:admin")
+    enabled = form.cleaned_data["enabled"]
+    services.practice_sync_set(
+        practice=request.user.practice,
+        enabled=enabled,
+        actor=request.user,
+        client_ip=client_ip(request),
+    )
+    messages.success(
+        request,
+        "Calendar sync is on for the practice."
+        if enabled
+        else "Calendar sync is off for the whole practice: every calendar link "
+        "stops working.",
+    )
+    return redirect("calendarsync:admin")
+
+
+# The feed ---------------------------------------------------------------------
+
+
+def _feed_headers(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = "private, no-cache"
+    response["Referrer-Policy"] = "no-referrer"
+    response["X-Robots-Tag"] = "noindex"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def feed_not_found() -> HttpResponse:
+    """The one answer for every link that does not open a calendar, whatever the
+    reason, so a caller learns nothing from it."""
+    response = HttpResponse(
+        b"Not found\n", status=404, content_type="text/plain; charset=utf-8"
+    )
+    return _feed_headers(response)
+
+
+def feed_unavailable() -> HttpResponse:
+    """A temporary failure: clients keep what they have and try again later. Never a
+    200 with a partial calendar, which they would take as cancellations."""
+    response = HttpResponse(
+        b"Temporarily unavailable\n",
+        status=503,
+        content_type="text/plain; charset=utf-8",
+    )
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return _feed_headers(response)
+
+
+def _gzip_accepted(request) -> bool:
+    return bool(GZIP_ACCEPTED.search(request.META.get("HTTP_ACCEPT_ENCODING", "")))
+
+
+def _not_modified(request, etag: str, gz_etag: str, last_modified) -> bool:
+    if_none_match = request.META.get("HTTP_IF_NONE_MATCH")
+    if if_none_match is not None:
+        candidates = {tag.strip() for tag in if_none_match.split(",")}
+        return "*" in candidates or bool(candidates & {etag, gz_etag})
+    since = parse_http_date_safe(request.META.get("HTTP_IF_MODIFIED_SINCE", ""))
+    # last_modified only ever moves forward and moves whenever the bytes change,
+    # so a date at or after it means the client holds these very bytes.
+    return since is not None and int(last_modified.timestamp()) <= since
+
+
+@csrf_exempt
 def feed(request, token):
-    raise Http404
+    """One subscribed calendar, read-only, for GET and HEAD only."""
+    if request.method not in ("GET", "HEAD"):
+        return _feed_headers(HttpResponseNotAllowed(["GET", "HEAD"]))
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            try:
+                link = access_feed_link_by_token(token)
+            except Http404:
+                return feed_not_found()
+            document = feed_document(link=link, now=now)
+        last_modified = services.feed_link_mark_served(
+            link=link, etag=document.etag, changed_at=document.changed_at
+        )
+    except DatabaseError:
+        logger.warning("Calendar feed unavailable: database error", exc_info=True)
+        return feed_unavailable()
+
+    etag = document.etag
+    gz_etag = etag[:-1] + '-gzip"'
+    use_gzip = _gzip_accepted(request)
+    status = 304 if _not_modified(request, etag, gz_etag, last_modified) else 200
+    try:
+        services.feed_fetch_record(
+            link=link,
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            address=client_ip(request),
+            status=status,
+        )
+    except DatabaseError:
+        # Knowing who polled is a nicety; the calendar is already built.
+        logger.warning("Could not record a calendar fetch", exc_info=True)
+
+    if status == 304:
+        response = HttpResponse(status=304)
+        del response["Content-Type"]
+    else:
+        body = document.body
+        if use_gzip:
+            body = gzip.compress(body, compresslevel=6, mtime=0)
+        response = HttpResponse(body, content_type=FEED_CONTENT_TYPE)
+        if use_gzip:
+            response["Content-Encoding"] = "gzip"
+        response["Content-Length"] = str(len(body))
+        if request.method == "HEAD":
+            response.content = b""
+    response["ETag"] = gz_etag if use_gzip else etag
+    response["Last-Modified"] = http_date(last_modified.timestamp())
+    patch_vary_headers(response, ["Accept-Encoding"])
+    return _feed_headers(response)

@@ -1,0 +1,142 @@
+"""Calendar sync: who may publish which calendar, and the links that carry it.
+
+A link's secret is never stored. ``FeedAccess.secret_salt`` is per-user random
+material; the secret in a link is an HMAC of it keyed by ``CALENDAR_FEED_KEY``
+(see ``calendarsync.tokens``), so a copy of the database alone cannot produce a
+working link, and Reset (new salt) ends every old link at once.
+"""
+
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from practice.models import Practice
+
+SALT_BYTES = 32
+NEW_CLIENT_PERIOD = timedelta(days=7)
+
+
+def new_salt() -> bytes:
+    return secrets.token_bytes(SALT_BYTES)
+
+
+def new_public_id() -> str:
+    # 9 random bytes -> 12 urlsafe characters; only locates the row, the HMAC
+    # part of the token is the credential.
+    return secrets.token_urlsafe(9)
+
+
+class FeedAccess(models.Model):
+    """A user's calendar-sync switch and the random material their links derive from."""
+
+    practice = models.ForeignKey(
+        Practice, on_delete=models.CASCADE, related_name="feed_accesses"
+    )
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="feed_access"
+    )
+    enabled = models.BooleanField(default=True)
+    secret_salt = models.BinaryField(max_length=SALT_BYTES, default=new_salt)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    reset_at = models.DateTimeField(null=True, blank=True)
+    # Any change that can alter what a feed shows (reset, enable, disable).
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "calendar sync access"
+        verbose_name_plural = "calendar sync access"
+
+    def __str__(self):
+        state = "enabled" if self.enabled else "disabled"
+        return f"Calendar sync for user {self.user_id} ({state})"
+
+
+class FeedScope(models.TextChoices):
+    PERSONAL = "personal", "Personal calendar"
+    CLINICIAN = "clinician", "One clinician's calendar"
+    PRACTICE = "practice", "Practice-wide calendar"
+
+
+class FeedLink(models.Model):
+    """One calendar a user may subscribe to: personal, one clinician's, or the
+    whole practice's. Deleted (and so re-issued with a new id) on reset."""
+
+    access = models.ForeignKey(
+        FeedAccess, on_delete=models.CASCADE, related_name="links"
+    )
+    scope = models.CharField(max_length=10, choices=FeedScope.choices)
+    clinician = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    public_id = models.CharField(max_length=16, unique=True, default=new_public_id)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # The last representation served: conditional requests compare against it so
+    # a 304 is only ever sent for identical bytes.
+    served_etag = models.CharField(max_length=80, blank=True)
+    served_last_modified = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["access", "scope", "clinician"],
+                name="feedlink_unique_calendar",
+            ),
+            models.UniqueConstraint(
+                fields=["access", "scope"],
+                condition=Q(clinician__isnull=True),
+                name="feedlink_unique_practice_calendar",
+            ),
+            models.CheckConstraint(
+                condition=Q(scope="practice", clinician__isnull=True)
+                | (Q(scope__in=["personal", "clinician"]) & Q(clinician__isnull=False)),
+                name="feedlink_clinician_matches_scope",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_scope_display()} link {self.public_id}"
+
+
+class FeedFetch(models.Model):
+    """Who reads a link: one row per link and client family, updated at most once
+    a minute however often the client polls."""
+
+    class Client(models.TextChoices):
+        GOOGLE = "google", "Google Calendar"
+        APPLE_IOS = "ios", "iPhone or iPad"
+        APPLE_MAC = "mac", "Mac Calendar"
+        OUTLOOK = "outlook", "Outlook"
+        THUNDERBIRD = "thunderbird", "Thunderbird"
+        OTHER = "other", "Other application"
+
+    link = models.ForeignKey(FeedLink, on_delete=models.CASCADE, related_name="fetches")
+    client = models.CharField(max_length=16, choices=Client.choices)
+    first_fetched_at = models.DateTimeField(default=timezone.now)
+    last_fetched_at = models.DateTimeField(default=timezone.now)
+    fetch_count = models.PositiveIntegerField(default=0)
+    last_address = models.GenericIPAddressField(null=True, blank=True)
+    last_status = models.PositiveSmallIntegerField(default=200)
+
+    class Meta:
+        ordering = ["-last_fetched_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["link", "client"], name="feedfetch_unique_client"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.get_client_display()} at {self.last_fetched_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_new_client(self) -> bool:
+        """First seen this week: worth a look in case the link leaked."""
+        return self.first_fetched_at > timezone.now() - NEW_CLIENT_PERIOD

@@ -1,0 +1,330 @@
+"""Writes for calendar sync: issuing, resetting, disabling and enabling links, the
+practice-wide switch, emailing a link, and remembering what was served to whom."""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMessage
+from django.db import transaction
+from django.db.models import F
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from calendarsync import tokens
+from calendarsync.clients import client_family
+from calendarsync.models import FeedAccess, FeedFetch, FeedLink, new_salt
+from calendarsync.selectors import SyncCalendar, feed_link_title, sync_calendar_list
+from practice.models import AuditEvent, Practice, User
+from practice.services import audit_record
+
+EMAILS_PER_HOUR = 5
+FETCH_RECORD_SECONDS = 60
+FETCH_AUDIT_SECONDS = 24 * 3600
+
+
+@dataclass
+class IssuedLink:
+    """A calendar with its current link, as the Settings page shows it."""
+
+    calendar: SyncCalendar
+    link: FeedLink
+    token: str
+    fetches: list[FeedFetch] = field(default_factory=list)
+
+    @property
+    def https_url(self) -> str:
+        return feed_url(self.token)
+
+    @property
+    def webcal_url(self) -> str:
+        return "webcal://" + self.https_url.split("://", 1)[1]
+
+    @property
+    def dom_id(self) -> str:
+        return f"feed-{self.link.scope}-{self.link.clinician_id or 'all'}"
+
+
+def feed_url(token: str) -> str:
+    """The https address of a feed, built from SITE_URL (never the Host header)."""
+    return settings.SITE_URL + reverse("calendarsync:feed", args=[token])
+
+
+def link_token(link: FeedLink) -> str:
+    return tokens.make_token(
+        user_id=link.access.user_id,
+        scope=link.scope,
+        clinician_id=link.clinician_id,
+        public_id=link.public_id,
+        salt=link.access.secret_salt,
+    )
+
+
+@transaction.atomic
+def feed_access_ensure(*, user: User) -> FeedAccess:
+    """The user's sync access, created switched on the first time it is needed."""
+    access, _ = FeedAccess.objects.get_or_create(
+        user=user, defaults={"practice_id": user.practice_id}
+    )
+    return access
+
+
+def _rotate(access: FeedAccess, *, enabled: bool, now: datetime) -> None:
+    # New material and no link rows: no earlier token can match again.
+    access.secret_salt = new_salt()
+    access.enabled = enabled
+    access.changed_at = now
+    access.full_clean()
+    access.save()
+    FeedLink.objects.filter(access=access).delete()
+
+
+@transaction.atomic
+def feed_access_reset(*, user: User, actor: User, client_ip: str | None) -> FeedAccess:
+    """Issue new links for every calendar of ``user``; every old link stops at once."""
+    access = _locked_access(user)
+    now = timezone.now()
+    _rotate(access, enabled=access.enabled, now=now)
+    access.reset_at = now
+    access.save(update_fields=["reset_at"])
+    audit_record(
+        kind=AuditEvent.Kind.SYNC_RESET,
+        practice=user.practice,
+        actor=actor,
+        target_user=user,
+        client_ip=client_ip,
+    )
+    return access
+
+
+@transaction.atomic
+def feed_access_disable(
+    *, user: User, actor: User, client_ip: str | None
+) -> FeedAccess:
+    """Turn calendar sync off for ``user``: all their links stop working."""
+    access = _locked_access(user)
+    if not access.enabled:
+        return access
+    _rotate(access, enabled=False, now=timezone.now())
+    audit_record(
+        kind=AuditEvent.Kind.SYNC_DISABLED,
+        practice=user.practice,
+        actor=actor,
+        target_user=user,
+        client_ip=client_ip,
+    )
+    return access
+
+
+@transaction.atomic
+def feed_access_enable(*, user: User, actor: User, client_ip: str | None) -> FeedAccess:
+    """Turn calendar sync back on for ``user`` with new links (never the old ones)."""
+    access = _locked_access(user)
+    if access.enabled:
+        return access
+    _rotate(access, enabled=True, now=timezone.now())
+    audit_record(
+        kind=AuditEvent.Kind.SYNC_ENABLED,
+        practice=user.practice,
+        actor=actor,
+        target_user=user,
+        client_ip=client_ip,
+    )
+    return access
+
+
+def _locked_access(user: User) -> FeedAccess:
+    feed_access_ensure(user=user)
+    return FeedAccess.objects.select_for_update().get(user=user)
+
+
+@transaction.atomic
+def practice_sync_set(
+    *, practice: Practice, enabled: bool, actor: User, client_ip: str | None
+) -> Practice:
+    """Switch calendar sync on or off for the whole practice (every link at once)."""
+    practice = Practice.objects.select_for_update().get(pk=practice.pk)
+    if practice.calendar_sync_enabled == enabled:
+        return practice
+    practice.calendar_sync_enabled = enabled
+    practice.full_clean()
+    practice.save(update_fields=["calendar_sync_enabled"])
+    audit_record(
+        kind=(
+            AuditEvent.Kind.SYNC_PRACTICE_ON
+            if enabled
+            else AuditEvent.Kind.SYNC_PRACTICE_OFF
+        ),
+        practice=practice,
+        actor=actor,
+        client_ip=client_ip,
+    )
+    return practice
+
+
+@transaction.atomic
+def feed_links_issue(*, user: User) -> tuple[FeedAccess, list[IssuedLink]]:
+    """The user's access and current link for every calendar they may sync, creating
+    the link rows that do not exist yet. No links when their access or the
+    practice's sync is off."""
+    access = feed_access_ensure(user=user)
+    if not access.enabled or not user.practice.calendar_sync_enabled:
+        return access, []
+    calendars = sync_calendar_list(user=user)
+    existing = {
+        (link.scope, link.clinician_id): link
+        for link in FeedLink.objects.filter(access=access).prefetch_related("fetches")
+    }
+    missing = [
+        FeedLink(
+            access=access,
+            scope=calendar.scope,
+            clinician=calendar.clinician,
+        )
+        for calendar in calendars
+        if (calendar.scope, calendar.clinician.pk if calendar.clinician else None)
+        not in existing
+    ]
+    for link in missing:
+        link.full_clean(exclude=["access", "clinician"], validate_constraints=False)
+    for link in FeedLink.objects.bulk_create(missing):
+        existing[(link.scope, link.clinician_id)] = link
+    issued = []
+    for calendar in calendars:
+        link = existing[
+            (calendar.scope, calendar.clinician.pk if calendar.clinician else None)
+        ]
+        link.access = access
+        fetches = (
+            sorted(link.fetches.all(), key=_by_last_fetch, reverse=True)
+            if "fetches" in getattr(link, "_prefetched_objects_cache", {})
+            else []
+        )
+        issued.append(IssuedLink(calendar, link, link_token(link), fetches))
+    return access, issued
+
+
+def _by_last_fetch(fetch: FeedFetch) -> datetime:
+    return fetch.last_fetched_at
+
+
+@transaction.atomic
+def feed_link_email(*, user: User, link: FeedLink, client_ip: str | None) -> None:
+    """Email one of the user's links to the user's own address (at most
+    ``EMAILS_PER_HOUR`` an hour)."""
+    key = f"calendarsync:email:{user.pk}"
+    cache.add(key, 0, timeout=3600)
+    try:
+        sent = cache.incr(key)
+    except ValueError:
+        cache.set(key, 1, timeout=3600)
+        sent = 1
+    if sent > EMAILS_PER_HOUR:
+        raise ValidationError(
+            "You have asked for several emails in the last hour. Please wait an hour, "
+            "or copy the link from this page instead.",
+            code="rate_limited",
+        )
+    title = feed_link_title(link=link, user=user)
+    https = feed_url(link_token(link))
+    context = {
+        "user": user,
+        "title": title,
+        "https_url": https,
+        "webcal_url": "webcal://" + https.split("://", 1)[1],
+        "site_url": settings.SITE_URL,
+    }
+    EmailMessage(
+        subject=f"Your Tend calendar link: {title}",
+        body=render_to_string("calendarsync/link_email.txt", context),
+        to=[user.email],
+    ).send()
+    audit_record(
+        kind=AuditEvent.Kind.SYNC_LINK_EMAILED,
+        practice=user.practice,
+        actor=user,
+        target_user=user,
+        client_ip=client_ip,
+        details={"calendar": link.scope, "clinician_id": link.clinician_id},
+    )
+
+
+def feed_link_mark_served(
+    *, link: FeedLink, etag: str, changed_at: datetime
+) -> datetime:
+    """The Last-Modified to send with ``etag``, remembered on the link.
+
+    It only moves forward, and it moves whenever the bytes change, even when the
+    change happened in the same second as the last one served: so a client's
+    If-Modified-Since can never earn a 304 for bytes it does not have."""
+    changed_at = changed_at.replace(microsecond=0)
+    previous = link.served_last_modified
+    if link.served_etag == etag and previous is not None:
+        return previous
+    last_modified = changed_at
+    if previous is not None and last_modified <= previous:
+        last_modified = previous + timedelta(seconds=1)
+    FeedLink.objects.filter(pk=link.pk).update(
+        served_etag=etag, served_last_modified=last_modified
+    )
+    link.served_etag, link.served_last_modified = etag, last_modified
+    return last_modified
+
+
+def feed_fetch_record(
+    *, link: FeedLink, user_agent: str, address: str | None, status: int
+) -> None:
+    """Remember that a client read a link: at most one write per link and client
+    family a minute, with the polls in between counted."""
+    family = client_family(user_agent)
+    pending_key = f"calendarsync:fetches:{link.pk}:{family}"
+    if cache.add(pending_key, 1, timeout=3600) is False:
+        try:
+            cache.incr(pending_key)
+        except ValueError:
+            cache.set(pending_key, 1, timeout=3600)
+    if not cache.add(f"{pending_key}:written", 1, timeout=FETCH_RECORD_SECONDS):
+        return
+    count = cache.get(pending_key) or 1
+    cache.delete(pending_key)
+    now = timezone.now()
+    with transaction.atomic():
+        updated = FeedFetch.objects.filter(link=link, client=family).update(
+            last_fetched_at=now,
+            fetch_count=F("fetch_count") + count,
+            last_address=address,
+            last_status=status,
+        )
+        if updated:
+            new_client = False
+        else:
+            FeedFetch.objects.create(
+                link=link,
+                client=family,
+                first_fetched_at=now,
+                last_fetched_at=now,
+                fetch_count=count,
+                last_address=address,
+                last_status=status,
+            )
+            new_client = True
+        if new_client or cache.add(
+            f"{pending_key}:audited", 1, timeout=FETCH_AUDIT_SECONDS
+        ):
+            audit_record(
+                kind=AuditEvent.Kind.FEED_FETCHED,
+                practice=link.access.practice,
+                target_user=link.access.user,
+                client_ip=address,
+                details={
+                    "calendar": link.scope,
+                    "clinician_id": link.clinician_id,
+                    "client": family,
+                    "status": status,
+                    "new_client": new_client,
+                    "fetches": count,
+                },
+            )

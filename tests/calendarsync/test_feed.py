@@ -1,0 +1,471 @@
+import gzip
+import re
+from datetime import timedelta
+
+import icalendar
+import pytest
+from django.db import OperationalError, connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from django.utils.http import http_date
+
+from calendarsync.ical import fold
+from practice.models import AllowedNetwork
+from scheduling.models import Appointment, Service
+from tests.calendarsync.conftest import change, local
+
+
+def parse(body: bytes) -> icalendar.Calendar:
+    return icalendar.Calendar.from_ical(body)
+
+
+def text(value) -> str:
+    """A TEXT value icalendar leaves escaped (NAME and the X-WR- properties)."""
+    raw = value.to_ical().decode() if hasattr(value, "to_ical") else str(value)
+    return re.sub(r"\\([\\;,nN])", lambda m: "\n" if m[1] in "nN" else m[1], raw)
+
+
+def events_by_summary(body: bytes) -> dict[str, icalendar.Event]:
+    return {str(event["SUMMARY"]): event for event in parse(body).walk("VEVENT")}
+
+
+def assert_wire_format(body: bytes) -> None:
+    """CRLF only, every line at most 75 octets and valid UTF-8 on its own (so no fold
+    splits a character), no control characters."""
+    assert body.endswith(b"\r\n")
+    assert b"\n" not in body.replace(b"\r\n", b"")
+    assert b"\r" not in body.replace(b"\r\n", b"")
+    for line in body.split(b"\r\n")[:-1]:
+        assert len(line) <= 75, line
+        text = line.decode("utf-8")
+        assert not re.search(r"[\x00-\x08\x0a-\x1f\x7f]", text), line
+
+
+@pytest.fixture
+def session(clinician, make_appointment, make_patient, practice, office):
+    elodie = make_patient(practice, "Élodie", "O'Brien")
+    mary = make_patient(practice, "Mary-Kate", "van der Berg")
+    return make_appointment(
+        clinician, patients=[elodie, mary], location=office, start=local(practice, days=2)
+    )
+
+
+def test_personal_feed_is_a_complete_calendar(client, clinician, session, personal_path):
+    response = client.get(personal_path(clinician))
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/calendar; charset=utf-8"
+    assert response["Cache-Control"] == "private, no-cache"
+    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["X-Robots-Tag"] == "noindex"
+    assert re.fullmatch(r'"[0-9a-f]{64}"', response["ETag"])
+    assert response["Last-Modified"]
+    body = response.content
+    assert_wire_format(body)
+    calendar = parse(body)
+    assert calendar["VERSION"] == "2.0"
+    assert calendar["PRODID"]
+    assert calendar["CALSCALE"] == "GREGORIAN"
+    assert calendar["METHOD"] == "PUBLISH"
+    assert text(calendar["NAME"]) == "Dana Rivera, LCSW — Tend"
+    assert text(calendar["X-WR-CALNAME"]) == "Dana Rivera, LCSW — Tend"
+    assert str(calendar["X-WR-TIMEZONE"]) == "America/New_York"
+    assert b"REFRESH-INTERVAL;VALUE=DURATION:PT1H\r\n" in body
+    assert b"X-PUBLISHED-TTL:PT1H\r\n" in body
+    assert [str(tz["TZID"]) for tz in calendar.walk("VTIMEZONE")] == ["America/New_York"]
+
+    (event,) = calendar.walk("VEVENT")
+    assert str(event["UID"]) == f"{session.uid}@tend"
+    assert str(event["SUMMARY"]) == "É.O. & M.V."
+    assert str(event["LOCATION"]) == "Main Street Office"
+    assert str(event["STATUS"]) == "CONFIRMED"
+    assert str(event["TRANSP"]) == "OPAQUE"
+    assert event["SEQUENCE"] == 0
+    assert event.decoded("DTSTART") == session.start
+    assert event.decoded("DTEND") == session.end
+    assert event["DTSTART"].params["TZID"] == "America/New_York"
+    assert event.decoded("DTSTAMP") == session.updated_at.replace(microsecond=0)
+    assert event.decoded("LAST-MODIFIED") == session.updated_at.replace(microsecond=0)
+    assert event.decoded("CREATED") == session.created_at.replace(microsecond=0)
+
+
+def test_vtimezone_covers_the_dst_changes_of_the_window(
+    client, clinician, session, personal_path
+):
+    calendar = parse(client.get(personal_path(clinician)).content)
+    (vtimezone,) = calendar.walk("VTIMEZONE")
+    text = vtimezone.to_ical().decode()
+    year = timezone.now().year
+    # Both changes of every year the window touches.
+    for covered in (year, year + 1):
+        assert f"{covered}03" in text and f"{covered}11" in text
+
+
+def test_telehealth_and_events_and_practice_wide_summaries(
+    client,
+    practice,
+    admin_user,
+    clinician,
+    session,
+    telehealth,
+    make_appointment,
+    practice_path,
+    personal_path,
+):
+    meeting = make_appointment(
+        clinician,
+        kind=Appointment.Kind.EVENT,
+        title="Staff meeting; room 2, upstairs",
+        location=telehealth,
+        start=local(practice, days=3),
+    )
+
+    mine = events_by_summary(client.get(personal_path(clinician)).content)
+    assert str(mine["Staff meeting; room 2, upstairs"]["LOCATION"]) == "Telehealth"
+
+    body = client.get(practice_path(admin_user)).content
+    calendar = parse(body)
+    assert text(calendar["X-WR-CALNAME"]) == "Riverside Counseling — all clinicians"
+    summaries = events_by_summary(body)
+    assert set(summaries) == {
+        "Dana Rivera, LCSW: É.O. & M.V.",
+        "Dana Rivera, LCSW: Staff meeting; room 2, upstairs",
+    }
+    assert b"Staff meeting\\; room 2\\, upstairs" in body
+    assert str(summaries["Dana Rivera, LCSW: É.O. & M.V."]["UID"]) == f"{session.uid}@tend"
+    assert meeting.uid
+
+
+def test_no_patient_detail_ever_reaches_a_feed(
+    client,
+    practice,
+    admin_user,
+    clinician,
+    make_patient,
+    make_appointment,
+    links_of,
+):
+    secrets = {
+        "first": "Zebulonia",
+        "last": "Quixwhistle",
+        "preferred": "Zubzub",
+        "email": "zebulonia.q@private-mail.test",
+        "phone": "+1 555 0199 7777",
+        "dob": "1961-07-23",
+        "notes": "Discussed PTSD diagnosis F43.10 in depth",
+        "service": "Trauma therapy EMDR protocol 9",
+        "meeting": "https://video.example.test/join/secret-room",
+    }
+    patient = make_patient(
+        practice,
+        secrets["first"],
+        secrets["last"],
+        preferred_name=secrets["preferred"],
+        email=secrets["email"],
+        phone=secrets["phone"],
+        date_of_birth=secrets["dob"],
+    )
+    service = Service.objects.create(practice=practice, name=secrets["service"])
+    from scheduling.models import Location
+
+    room = Location.objects.create(
+        practice=practice, name=f"Zoom {secrets['meeting']}", is_telehealth=False
+    )
+    make_appointment(
+        clinician,
+        patients=[patient],
+        notes=secrets["notes"],
+        service=service,
+        location=room,
+    )
+    bodies = [client.get(path).content for path in links_of(admin_user).values()]
+    bodies += [client.get(path).content for path in links_of(clinician).values()]
+    assert len(bodies) == 4  # admin: personal, Dana, practice; Dana: personal
+    for body in bodies:
+        assert b"BEGIN:VEVENT" in body or b"Morgan Ellis" in body
+        for value in secrets.values():
+            for variant in (value, value.replace(" ", ""), "19610723"):
+                assert variant.encode() not in body
+        assert b"video.example.test" not in body
+    summaries = [str(e["SUMMARY"]) for b in bodies for e in parse(b).walk("VEVENT")]
+    assert "Z.Q." in summaries
+
+
+def test_control_characters_are_stripped_and_text_escaped(
+    client, practice, clinician, make_appointment, personal_path
+):
+    make_appointment(
+        clinician,
+        kind=Appointment.Kind.EVENT,
+        title="Sup\x00er\x07vision\r\nline two; a,b \\ end\x1b" + "é" * 60,
+    )
+    body = client.get(personal_path(clinician)).content
+    assert_wire_format(body)
+    (event,) = parse(body).walk("VEVENT")
+    assert str(event["SUMMARY"]) == "Supervision\nline two; a,b \\ end" + "é" * 60
+
+
+@pytest.mark.parametrize(
+    "scope,days,included",
+    [
+        ("personal", -61, False),
+        ("personal", -59, True),
+        ("personal", 364, True),
+        ("personal", 367, False),
+        ("practice", -15, False),
+        ("practice", -13, True),
+        ("practice", 89, True),
+        ("practice", 92, False),
+    ],
+)
+def test_windows(
+    client,
+    practice,
+    admin_user,
+    make_appointment,
+    personal_path,
+    practice_path,
+    scope,
+    days,
+    included,
+):
+    make_appointment(
+        admin_user, kind=Appointment.Kind.EVENT, title="Edge", start=local(practice, days=days)
+    )
+    path = personal_path(admin_user) if scope == "personal" else practice_path(admin_user)
+    assert (b"Edge" in client.get(path).content) is included
+
+
+@pytest.mark.parametrize("how", ["cancelled", "late_cancelled", "deleted"])
+def test_cancelled_and_deleted_stay_30_days_as_cancelled(
+    client, practice, clinician, session, personal_path, how
+):
+    path = personal_path(clinician)
+    if how == "deleted":
+        session.deleted_at = timezone.now()
+        session.save()
+        expected_sequence = 1  # a deletion always shows as a newer version
+    else:
+        change(session, status=how)
+        expected_sequence = 1
+    (event,) = parse(client.get(path).content).walk("VEVENT")
+    assert str(event["STATUS"]) == "CANCELLED"
+    assert str(event["TRANSP"]) == "TRANSPARENT"
+    assert str(event["SUMMARY"]) == "Cancelled: É.O. & M.V."
+    assert event["SEQUENCE"] == expected_sequence
+    assert str(event["UID"]) == f"{session.uid}@tend"
+
+    long_ago = timezone.now() - timedelta(days=31)
+    Appointment.objects.filter(pk=session.pk).update(
+        updated_at=long_ago, deleted_at=long_ago if how == "deleted" else None
+    )
+    assert parse(client.get(path).content).walk("VEVENT") == []
+
+
+def test_unchanged_feed_is_byte_identical_and_a_change_bumps_it(
+    client, practice, clinician, session, personal_path
+):
+    path = personal_path(clinician)
+    first = client.get(path)
+    second = client.get(path)
+    assert first.content == second.content
+    assert first["ETag"] == second["ETag"]
+    assert first["Last-Modified"] == second["Last-Modified"]
+
+    change(session, start=session.start + timedelta(hours=1), end=session.end + timedelta(hours=1))
+    third = client.get(path)
+    assert third.content != first.content
+    (event,) = parse(third.content).walk("VEVENT")
+    assert event["SEQUENCE"] == 1
+    assert event.decoded("LAST-MODIFIED") == session.updated_at.replace(microsecond=0)
+    assert event.decoded("DTSTART") == session.start
+
+
+def test_conditional_requests(client, practice, clinician, session, personal_path):
+    path = personal_path(clinician)
+    first = client.get(path)
+    etag, last_modified = first["ETag"], first["Last-Modified"]
+
+    by_etag = client.get(path, headers={"If-None-Match": etag})
+    assert by_etag.status_code == 304
+    assert by_etag.content == b""
+    assert by_etag["ETag"] == etag
+    by_date = client.get(path, headers={"If-Modified-Since": last_modified})
+    assert by_date.status_code == 304
+    assert client.get(path, headers={"If-None-Match": '"other"'}).status_code == 200
+
+
+def test_a_change_in_the_same_second_is_never_answered_304(
+    client, practice, clinician, session, personal_path
+):
+    path = personal_path(clinician)
+    # Pin the change to the very second the first response describes.
+    second = timezone.now().replace(microsecond=0)
+    Appointment.objects.filter(pk=session.pk).update(updated_at=second)
+    first = client.get(path)
+    assert first["Last-Modified"] == http_date(second.timestamp())
+
+    Appointment.objects.filter(pk=session.pk).update(
+        updated_at=second.replace(microsecond=900_000),
+        sequence=1,
+        start=session.start + timedelta(hours=2),
+        end=session.end + timedelta(hours=2),
+    )
+    again = client.get(path, headers={"If-Modified-Since": first["Last-Modified"]})
+    assert again.status_code == 200
+    assert again.content != first.content
+    assert again["Last-Modified"] != first["Last-Modified"]
+    (event,) = parse(again.content).walk("VEVENT")
+    assert event["SEQUENCE"] == 1
+    # And the new date now validates the new bytes.
+    assert (
+        client.get(path, headers={"If-Modified-Since": again["Last-Modified"]}).status_code
+        == 304
+    )
+    assert (
+        client.get(path, headers={"If-None-Match": first["ETag"]}).status_code == 200
+    )
+
+
+def test_gzip_when_accepted(client, clinician, session, personal_path):
+    path = personal_path(clinician)
+    plain = client.get(path)
+    zipped = client.get(path, headers={"Accept-Encoding": "gzip, deflate"})
+    assert zipped["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in zipped["Vary"]
+    assert gzip.decompress(zipped.content) == plain.content
+    assert zipped["ETag"] != plain["ETag"]
+    assert client.get(
+        path, headers={"Accept-Encoding": "gzip", "If-None-Match": zipped["ETag"]}
+    ).status_code == 304
+    refused = client.get(path, headers={"Accept-Encoding": "gzip;q=0, identity"})
+    assert "Content-Encoding" not in refused
+
+
+def test_head_and_other_methods(client, clinician, session, personal_path):
+    path = personal_path(clinician)
+    get = client.get(path)
+    head = client.head(path)
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head["ETag"] == get["ETag"]
+    assert head["Content-Length"] == str(len(get.content))
+    for method in ("post", "put", "patch", "delete", "options"):
+        response = getattr(client, method)(path)
+        assert response.status_code == 405, method
+        assert response["Allow"] == "GET, HEAD"
+
+
+def test_feed_bypasses_network_restrictions_and_only_the_feed(
+    client, practice, clinician, session, personal_path, login
+):
+    path = personal_path(clinician)
+    AllowedNetwork.objects.create(practice=practice, cidr="203.0.113.0/24")
+    outside = {"REMOTE_ADDR": "198.51.100.9"}
+
+    assert client.get(path, **outside).status_code == 200
+    signed_in = login(clinician)
+    assert signed_in.get("/settings/sync/", **outside).status_code == 403
+    assert signed_in.get(path, **outside).status_code == 200
+    assert signed_in.get("/settings/sync/", REMOTE_ADDR="203.0.113.5").status_code == 200
+
+
+def test_too_large_feed_drops_the_farthest_days_and_says_so(
+    client, settings, practice, clinician, make_appointment, personal_path
+):
+    for days in range(1, 41):
+        make_appointment(
+            clinician, kind=Appointment.Kind.EVENT, title=f"Block {days:02d}",
+            start=local(practice, days=days),
+        )
+    path = personal_path(clinician)
+    full = client.get(path).content
+    settings.CALENDAR_FEED_MAX_BYTES = len(full) // 2
+    half = client.get(path).content
+    assert len(half) <= len(full) // 2
+    calendar = parse(half)
+    titles = sorted(str(e["SUMMARY"]) for e in calendar.walk("VEVENT"))
+    kept = len(titles)
+    assert 5 < kept < 40
+    assert titles == [f"Block {days:02d}" for days in range(1, kept + 1)]
+    last_day = local(practice, days=kept).date()
+    assert f"to {last_day.isoformat()}" in text(calendar["X-WR-CALDESC"])
+    assert text(calendar["DESCRIPTION"]) == text(calendar["X-WR-CALDESC"])
+    assert "left out" in text(calendar["DESCRIPTION"])
+    assert_wire_format(half)
+
+
+def test_real_megabyte_limit(client, practice, clinician, personal_path):
+    """A clinician with years' worth of dense appointments still gets under 1 MB."""
+    start = local(practice, days=-59, hour=0)
+    Appointment.objects.bulk_create(
+        [
+            Appointment(
+                practice=practice,
+                clinician=clinician,
+                kind=Appointment.Kind.EVENT,
+                title=f"Block number {index} with a long enough title to be realistic",
+                start=start + timedelta(hours=3 * index),
+                end=start + timedelta(hours=3 * index, minutes=50),
+            )
+            for index in range(3400)
+        ]
+    )
+    response = client.get(personal_path(clinician))
+    assert response.status_code == 200
+    assert 900_000 < len(response.content) <= 1_000_000
+    calendar = parse(response.content)
+    assert "left out" in text(calendar["DESCRIPTION"])
+    assert len(calendar.walk("VEVENT")) > 2500
+
+
+@pytest.mark.parametrize("failing_query", [1, 2])
+def test_database_failure_is_503_never_a_partial_calendar(
+    client, clinician, session, personal_path, failing_query
+):
+    path = personal_path(clinician)
+    count = {"n": 0}
+
+    def fail_nth(execute, sql, params, many, context):
+        count["n"] += 1
+        if count["n"] == failing_query:
+            raise OperationalError("the database went away")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(fail_nth):
+        response = client.get(path)
+    assert response.status_code == 503
+    assert response["Retry-After"]
+    assert b"BEGIN:VCALENDAR" not in response.content
+    assert client.get(path).status_code == 200
+
+
+def test_feed_query_count_does_not_grow_with_events(
+    client, practice, clinician, make_appointment, make_patient, personal_path,
+):
+    path = personal_path(clinician)
+    client.get(path)  # first fetch records the client and remembers the etag
+    patients = [make_patient(practice, f"P{index}", "Person") for index in range(3)]
+    for days in range(1, 30):
+        make_appointment(clinician, patients=patients, start=local(practice, days=days))
+    client.get(path)
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(path).status_code == 200
+    # The link with its owner, practice and clinician; then every event at once.
+    # (The savepoints only exist because the test runs inside a transaction.)
+    statements = [
+        query["sql"]
+        for query in captured.captured_queries
+        if "SAVEPOINT" not in query["sql"]
+    ]
+    assert len(statements) == 2
+
+
+def test_fold_never_splits_a_character():
+    for text in ("é" * 100, "🙂" * 50, "a" + "王" * 80, "x" * 74 + "é"):
+        folded = fold(f"SUMMARY:{text}")
+        for line in folded.split(b"\r\n")[:-1]:
+            assert len(line) <= 75
+            line.decode("utf-8")
+        unfolded = folded.replace(b"\r\n ", b"")
+        assert unfolded == f"SUMMARY:{text}\r\n".encode()
