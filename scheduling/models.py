@@ -1,6 +1,7 @@
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -12,7 +13,9 @@ from scheduling.names import initials
 class Service(models.Model):
     """A kind of session the practice offers, e.g. "Psychotherapy, 53 min"."""
 
-    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="services")
+    practice = models.ForeignKey(
+        Practice, on_delete=models.CASCADE, related_name="services"
+    )
     name = models.CharField(max_length=120)
     default_minutes = models.PositiveSmallIntegerField(default=53)
     is_active = models.BooleanField(default=True)
@@ -20,7 +23,9 @@ class Service(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.UniqueConstraint(fields=["practice", "name"], name="service_unique_name"),
+            models.UniqueConstraint(
+                fields=["practice", "name"], name="service_unique_name"
+            ),
             models.CheckConstraint(
                 condition=Q(default_minutes__gte=5) & Q(default_minutes__lte=720),
                 name="service_duration_range",
@@ -44,7 +49,9 @@ class Location(models.Model):
     class Meta:
         ordering = ["is_telehealth", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["practice", "name"], name="location_unique_name"),
+            models.UniqueConstraint(
+                fields=["practice", "name"], name="location_unique_name"
+            ),
         ]
 
     def __str__(self):
@@ -52,7 +59,9 @@ class Location(models.Model):
 
 
 class Patient(models.Model):
-    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="patients")
+    practice = models.ForeignKey(
+        Practice, on_delete=models.CASCADE, related_name="patients"
+    )
     first_name = models.CharField(max_length=100)
     last_name = models.CharField(max_length=100, blank=True)
     preferred_name = models.CharField(max_length=100, blank=True)
@@ -69,7 +78,9 @@ class Patient(models.Model):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     # Lower-cased, accent-folded "first last preferred" for fast search.
-    search_name = models.CharField(max_length=310, blank=True, editable=False, db_index=True)
+    search_name = models.CharField(
+        max_length=310, blank=True, editable=False, db_index=True
+    )
 
     class Meta:
         ordering = ["last_name", "first_name"]
@@ -94,7 +105,9 @@ class Series(models.Model):
         WEEKLY = "weekly", "Weekly"
         MONTHLY = "monthly", "Monthly (same weekday of the month)"
 
-    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="series")
+    practice = models.ForeignKey(
+        Practice, on_delete=models.CASCADE, related_name="series"
+    )
     frequency = models.CharField(max_length=10, choices=Frequency.choices)
     interval = models.PositiveSmallIntegerField(default=1)
     count = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -106,6 +119,10 @@ class Series(models.Model):
 
     def __str__(self):
         return f"{self.get_frequency_display()} every {self.interval}"
+
+
+class StatusTransitionError(ValidationError):
+    """An appointment status change that the transitions table does not allow."""
 
 
 class Appointment(models.Model):
@@ -143,15 +160,24 @@ class Appointment(models.Model):
     )
     start = models.DateTimeField()
     end = models.DateTimeField()
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.SCHEDULED
+    )
     notes = models.TextField(blank=True)
     series = models.ForeignKey(
-        Series, on_delete=models.SET_NULL, null=True, blank=True, related_name="occurrences"
+        Series,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="occurrences",
     )
     series_index = models.PositiveSmallIntegerField(null=True, blank=True)
 
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     sequence = models.PositiveIntegerField(default=0)
+    # Goes up on every write, published or not; edit forms carry it so that a save
+    # based on an outdated copy is refused (optimistic locking).
+    revision = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
     deleted_at = models.DateTimeField(null=True, blank=True)
@@ -159,16 +185,77 @@ class Appointment(models.Model):
     class Meta:
         ordering = ["start", "id"]
         constraints = [
-            models.CheckConstraint(condition=Q(end__gt=F("start")), name="appointment_end_after_start"),
+            models.CheckConstraint(
+                condition=Q(end__gt=F("start")), name="appointment_end_after_start"
+            ),
         ]
         indexes = [
-            models.Index(fields=["clinician", "start", "end"], name="appt_clinician_time"),
-            models.Index(fields=["practice", "start", "end"], name="appt_practice_time"),
-            models.Index(fields=["practice", "updated_at"], name="appt_practice_updated"),
+            models.Index(
+                fields=["clinician", "start", "end"], name="appt_clinician_time"
+            ),
+            models.Index(
+                fields=["practice", "start", "end"], name="appt_practice_time"
+            ),
+            models.Index(
+                fields=["practice", "updated_at"], name="appt_practice_updated"
+            ),
         ]
+
+    # Which status may follow which. Patient-free events are only ever scheduled or
+    # cancelled. Reverting a recorded outcome to "scheduled" corrects a mistake.
+    TRANSITIONS = {
+        Status.SCHEDULED: {
+            Status.ATTENDED,
+            Status.NO_SHOW,
+            Status.CANCELLED,
+            Status.LATE_CANCELLED,
+        },
+        Status.ATTENDED: {Status.SCHEDULED, Status.NO_SHOW},
+        Status.NO_SHOW: {Status.SCHEDULED, Status.ATTENDED},
+        Status.CANCELLED: {Status.SCHEDULED},
+        Status.LATE_CANCELLED: {Status.SCHEDULED, Status.CANCELLED},
+    }
+    EVENT_STATUSES = {Status.SCHEDULED, Status.CANCELLED}
 
     def __str__(self):
         return f"{self.summary_text} {self.start:%Y-%m-%d %H:%M}"
+
+    def allowed_statuses(self) -> list[str]:
+        """The statuses this appointment may move to from its current one."""
+        allowed = self.TRANSITIONS.get(self.status, set())
+        if self.kind == self.Kind.EVENT:
+            allowed = allowed & self.EVENT_STATUSES
+        return [status for status in self.Status if status in allowed]
+
+    def check_transition(self, status: str) -> None:
+        """Raise StatusTransitionError unless the table allows moving to ``status``."""
+        if status not in self.allowed_statuses():
+            raise StatusTransitionError(
+                "An appointment that is %(current)s cannot become %(wanted)s.",
+                code="status_transition",
+                params={
+                    "current": self.get_status_display().lower(),
+                    "wanted": self.Status(status).label.lower()
+                    if status in self.Status.values
+                    else status,
+                },
+            )
+
+    @property
+    def display_title(self) -> str:
+        """What Tend's own pages show: patient names, or the event title. Never used
+        in feeds (see ``summary_text``)."""
+        if self.kind == self.Kind.EVENT:
+            return self.title
+        patients = list(self.patients.all())
+        if len(patients) <= 2:
+            return " & ".join(patient.full_name for patient in patients)
+        group = self.service.name if self.service_id else "Group"
+        return f"{group} ({len(patients)} patients)"
+
+    @property
+    def duration_minutes(self) -> int:
+        return int((self.end - self.start).total_seconds() // 60)
 
     @property
     def is_cancelled(self) -> bool:
@@ -207,3 +294,23 @@ class AppointmentChange(models.Model):
 
     def __str__(self):
         return f"{self.get_action_display()} {self.created_at:%Y-%m-%d %H:%M}"
+
+    def lines(self) -> list[tuple[str, str]]:
+        """The recorded changes as (field, text) pairs for display."""
+
+        def text(value) -> str:
+            if isinstance(value, list):
+                return ", ".join(str(item) for item in value) or "—"
+            return str(value) if value not in (None, "") else "—"
+
+        shown = []
+        for name, value in self.changes.items():
+            label = name.replace("_", " ").capitalize()
+            is_pair = isinstance(value, list) and len(value) == 2
+            if self.action == self.Action.CREATED or name in ("scope", "series"):
+                shown.append((label, text(value)))
+            elif is_pair:
+                shown.append((label, f"{text(value[0])} → {text(value[1])}"))
+            else:
+                shown.append((label, text(value)))
+        return shown

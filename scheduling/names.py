@@ -24,3 +24,21 @@ def initials(first_name: str, last_name: str) -> str:
     if not letters:
         return "?"
     return "".join(f"{letter}." for letter in letters)
+
+
+# Apostrophes vanish ("O'Brien" -> "obrien"); other punctuation separates words.
+_APOSTROPHES = {ord(char): None for char in "'’‘`´ʼ"}
+
+
+def search_fold(text: str) -> str:
+    """``text`` as stored in ``Patient.search_name`` and compared when searching:
+    accents removed, case folded, apostrophes dropped, other punctuation and runs of
+    white space turned into single spaces ("Élodie O'Brien" -> "elodie obrien")."""
+    decomposed = unicodedata.normalize("NFKD", text or "")
+    kept = []
+    for char in decomposed.translate(_APOSTROPHES):
+        category = unicodedata.category(char)
+        if category == "Mn":
+            continue
+        kept.append(char if category[0] in "LN" else " ")
+    return " ".join("".join(kept).casefold().split())

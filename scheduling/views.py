@@ -1,13 +1,493 @@
-from django.shortcuts import render
+from urllib.parse import urlencode
 
-from practice.permissions import practice_user_required
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from practice.models import Role
+from practice.permissions import practice_user_required, role_required
+from scheduling.forms import (
+    EVENT_TITLE_WARNING,
+    AppointmentForm,
+    CalendarQueryForm,
+    DeleteForm,
+    LocalDateTimeField,
+    LocationForm,
+    PatientForm,
+    PatientSearchForm,
+    ServiceForm,
+    StatusForm,
+    appointment_initial,
+    patient_initial,
+)
+from scheduling.models import Appointment
+from scheduling.permissions import (
+    access_appointment,
+    access_location,
+    access_patient,
+    access_service,
+    can_deactivate_patients,
+    can_manage_patients,
+    can_schedule_anyone,
+    can_schedule_for,
+)
+from scheduling.selectors import (
+    DAY,
+    MONTH,
+    WEEK,
+    appointment_history,
+    calendar_page,
+    location_list,
+    patient_appointments,
+    patient_list,
+    series_overview,
+    service_list,
+)
+from scheduling.services import (
+    SCOPE_THIS,
+    SchedulingConflict,
+    StaleAppointment,
+    appointment_create,
+    appointment_delete,
+    appointment_set_status,
+    appointment_update,
+    location_create,
+    location_update,
+    patient_create,
+    patient_set_active,
+    patient_update,
+    service_create,
+    service_update,
+)
+
+
+def _calendar_url(appointment: Appointment) -> str:
+    day = timezone.localtime(appointment.start, appointment.practice.zone).date()
+    query = {"date": day.isoformat(), "clinician": appointment.clinician_id}
+    return f"{reverse('scheduling:calendar')}?{urlencode(query)}"
+
+
+# -- calendar -----------------------------------------------------------------------
 
 
 @practice_user_required
 def calendar(request):
-    return render(request, "scheduling/placeholder.html", {"heading": "SCHEDULING"})
+    query = CalendarQueryForm(request.GET)
+    if query.is_valid():
+        params = query.cleaned_data
+    else:
+        params = {}
+        messages.error(
+            request,
+            "Part of that calendar address could not be read ("
+            + "; ".join(f"{name}: {' '.join(errs)}" for name, errs in query.errors.items())
+            + "). Showing this week instead.",
+        )
+    clinician = params.get("clinician")
+    view = params.get("view") or WEEK
+    page = calendar_page(
+        user=request.user,
+        view=view,
+        anchor=params.get("date"),
+        clinician_id=clinician if isinstance(clinician, int) else None,
+        all_clinicians=clinician == "all",
+        show_cancelled=params.get("cancelled") != "hide",
+    )
+    keep = {"view": view, "cancelled": params.get("cancelled") or ""}
+    if request.user.can_manage_all_schedules:
+        keep["clinician"] = page.selected.pk if page.selected else "all"
+
+    def link(**changes):
+        merged = {**keep, **changes}
+        merged = {key: value for key, value in merged.items() if value not in ("", None)}
+        return f"{request.path}?{urlencode(merged)}"
+
+    links = {
+        "previous": link(date=page.previous.isoformat()),
+        "next": link(date=page.next.isoformat()),
+        "today": link(date=""),
+        "views": [
+            (name, label, link(view=name, date=page.anchor.isoformat()))
+            for name, label in ((DAY, "Day"), (WEEK, "Week"), (MONTH, "Month"))
+        ],
+        "toggle_cancelled": link(
+            cancelled="show" if not page.show_cancelled else "hide",
+            date=page.anchor.isoformat(),
+        ),
+    }
+    # Appended to per-day links built in the template (view and date vary).
+    base_query = urlencode(
+        {key: value for key, value in keep.items() if key != "view" and value}
+    )
+    return render(
+        request,
+        "scheduling/calendar.html",
+        {"page": page, "links": links, "base_query": base_query},
+    )
+
+
+# -- appointments -------------------------------------------------------------------
+
+
+def _new_appointment_initial(request) -> dict:
+    initial = {"kind": request.GET.get("kind") or Appointment.Kind.SESSION}
+    try:
+        start = LocalDateTimeField().to_python(request.GET.get("start", ""))
+    except ValidationError:
+        start = None
+    if start is not None:
+        initial["start"] = start
+    clinician = request.GET.get("clinician", "")
+    if clinician.isdigit():
+        initial["clinician"] = int(clinician)
+    elif request.user.is_clinician:
+        initial["clinician"] = request.user.pk
+    patient = request.GET.get("patient", "")
+    if patient.isdigit():
+        initial["patients"] = [int(patient)]
+    return initial
+
+
+@practice_user_required
+def appointment_new(request):
+    if not can_schedule_anyone(request.user):
+        raise PermissionDenied
+    form = AppointmentForm(
+        request.POST or None, user=request.user, initial=_new_appointment_initial(request)
+    )
+    conflicts = []
+    if request.method == "POST" and form.is_valid():
+        try:
+            appointment = appointment_create(
+                practice=request.user.practice,
+                actor=request.user,
+                allow_conflicts=form.cleaned_data["book_anyway"],
+                **form.service_arguments(),
+            )
+        except SchedulingConflict as conflict:
+            conflicts = conflict.conflicts
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            what = "Series" if appointment.series_id else "Appointment"
+            messages.success(request, f"{what} booked.")
+            return redirect(_calendar_url(appointment))
+    return render(
+        request,
+        "scheduling/appointment_form.html",
+        {
+            "form": form,
+            "conflicts": conflicts,
+            "is_event": form.appointment_kind == Appointment.Kind.EVENT,
+            "event_warning": EVENT_TITLE_WARNING,
+        },
+    )
+
+
+@practice_user_required
+def appointment_detail(request, appointment_id: int):
+    appointment = access_appointment(request.user, appointment_id)
+    may_change = can_schedule_for(request.user, appointment.clinician)
+    return render(
+        request,
+        "scheduling/appointment_detail.html",
+        {
+            "appointment": appointment,
+            "history": appointment_history(appointment=appointment),
+            "series": series_overview(appointment=appointment),
+            "may_change": may_change,
+            "statuses": [
+                Appointment.Status(status) for status in appointment.allowed_statuses()
+            ],
+            "calendar_url": _calendar_url(appointment),
+        },
+    )
+
+
+@practice_user_required
+def appointment_edit(request, appointment_id: int):
+    appointment = access_appointment(request.user, appointment_id, for_change=True)
+    form = AppointmentForm(
+        request.POST or None,
+        user=request.user,
+        appointment=appointment,
+        initial=appointment_initial(appointment),
+    )
+    conflicts, stale = [], False
+    if request.method == "POST" and form.is_valid():
+        try:
+            appointment_update(
+                appointment=appointment,
+                actor=request.user,
+                expected_revision=form.cleaned_data["revision"],
+                scope=form.cleaned_data.get("scope") or SCOPE_THIS,
+                allow_conflicts=form.cleaned_data["book_anyway"],
+                **form.service_arguments(),
+            )
+        except SchedulingConflict as conflict:
+            conflicts = conflict.conflicts
+        except StaleAppointment as error:
+            stale = True
+            form.add_error(None, error)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, "Appointment saved.")
+            return redirect(_calendar_url(appointment))
+    return render(
+        request,
+        "scheduling/appointment_form.html",
+        {
+            "form": form,
+            "appointment": appointment,
+            "conflicts": conflicts,
+            "stale": stale,
+            "is_event": appointment.kind == Appointment.Kind.EVENT,
+            "event_warning": EVENT_TITLE_WARNING,
+        },
+    )
+
+
+@require_POST
+@practice_user_required
+def appointment_status(request, appointment_id: int):
+    appointment = access_appointment(request.user, appointment_id, for_change=True)
+    form = StatusForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a status.")
+        return redirect("scheduling:appointment", appointment_id=appointment.pk)
+    try:
+        appointment_set_status(
+            appointment=appointment,
+            actor=request.user,
+            status=form.cleaned_data["status"],
+            expected_revision=form.cleaned_data["revision"],
+            scope=form.cleaned_data["scope"] or SCOPE_THIS,
+        )
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        label = Appointment.Status(form.cleaned_data["status"]).label
+        messages.success(request, f"Marked {label.lower()}.")
+    return redirect("scheduling:appointment", appointment_id=appointment.pk)
+
+
+@require_POST
+@practice_user_required
+def appointment_delete_view(request, appointment_id: int):
+    appointment = access_appointment(request.user, appointment_id, for_change=True)
+    form = DeleteForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The delete request was incomplete; nothing was deleted.")
+        return redirect("scheduling:appointment", appointment_id=appointment.pk)
+    try:
+        deleted = appointment_delete(
+            appointment=appointment,
+            actor=request.user,
+            expected_revision=form.cleaned_data["revision"],
+            scope=form.cleaned_data["scope"] or SCOPE_THIS,
+        )
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect("scheduling:appointment", appointment_id=appointment.pk)
+    count = len(deleted)
+    messages.success(
+        request, "Appointment deleted." if count == 1 else f"{count} appointments deleted."
+    )
+    return redirect(_calendar_url(appointment))
+
+
+# -- patients -----------------------------------------------------------------------
 
 
 @practice_user_required
 def patients(request):
-    return render(request, "scheduling/placeholder.html", {"heading": "Patients"})
+    search = PatientSearchForm(request.GET)
+    search.is_valid()
+    query = search.cleaned_data.get("q", "")
+    page = Paginator(
+        patient_list(
+            user=request.user,
+            query=query,
+            include_inactive=search.cleaned_data.get("inactive", False),
+        ),
+        50,
+    ).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "scheduling/patients.html",
+        {
+            "search": search,
+            "page": page,
+            "query": query,
+            "may_add": can_manage_patients(request.user),
+        },
+    )
+
+
+@practice_user_required
+def patient_add(request):
+    if not can_manage_patients(request.user):
+        raise PermissionDenied
+    initial = {}
+    if request.user.is_clinician:
+        initial["primary_clinician"] = request.user.pk
+    form = PatientForm(request.POST or None, user=request.user, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            patient = patient_create(
+                practice=request.user.practice, actor=request.user, **form.cleaned_data
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, f"{patient.full_name} was added.")
+            return redirect("scheduling:patient", patient_id=patient.pk)
+    return render(request, "scheduling/patient_form.html", {"form": form})
+
+
+@practice_user_required
+def patient_detail(request, patient_id: int):
+    patient = access_patient(request.user, patient_id)
+    return render(
+        request,
+        "scheduling/patient_detail.html",
+        {
+            "patient": patient,
+            "appointments": patient_appointments(user=request.user, patient=patient)[
+                :50
+            ],
+            "may_edit": can_manage_patients(request.user),
+            "may_deactivate": can_deactivate_patients(request.user),
+            "may_book": can_schedule_anyone(request.user) and patient.is_active,
+        },
+    )
+
+
+@practice_user_required
+def patient_edit(request, patient_id: int):
+    patient = access_patient(request.user, patient_id, for_change=True)
+    form = PatientForm(
+        request.POST or None, user=request.user, initial=patient_initial(patient)
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            patient_update(patient=patient, actor=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, f"{patient.full_name} was saved.")
+            return redirect("scheduling:patient", patient_id=patient.pk)
+    return render(
+        request, "scheduling/patient_form.html", {"form": form, "patient": patient}
+    )
+
+
+@require_POST
+@practice_user_required
+def patient_active(request, patient_id: int):
+    if not can_deactivate_patients(request.user):
+        raise PermissionDenied
+    patient = access_patient(request.user, patient_id)
+    active = request.POST.get("active") == "1"
+    patient_set_active(patient=patient, actor=request.user, active=active)
+    verb = "reactivated" if active else "deactivated"
+    messages.success(request, f"{patient.full_name} was {verb}.")
+    return redirect("scheduling:patient", patient_id=patient.pk)
+
+
+# -- services and locations (administrators) ---------------------------------------
+
+
+@role_required(Role.ADMINISTRATOR)
+def setup(request):
+    practice = request.user.practice
+    return render(
+        request,
+        "scheduling/setup.html",
+        {
+            "services": service_list(practice=practice),
+            "locations": location_list(practice=practice),
+        },
+    )
+
+
+def _list_item_form(request, *, form_class, initial, save, template_context):
+    form = form_class(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            item = save(form.cleaned_data)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, f"“{item.name}” was saved.")
+            return redirect("scheduling:setup")
+    return render(
+        request, "scheduling/setup_form.html", {"form": form, **template_context}
+    )
+
+
+@role_required(Role.ADMINISTRATOR)
+def service_add(request):
+    return _list_item_form(
+        request,
+        form_class=ServiceForm,
+        initial={},
+        save=lambda data: service_create(
+            practice=request.user.practice,
+            name=data["name"],
+            default_minutes=data["default_minutes"],
+        ),
+        template_context={"heading": "Add a service"},
+    )
+
+
+@role_required(Role.ADMINISTRATOR)
+def service_edit(request, service_id: int):
+    service = access_service(request.user, service_id)
+    return _list_item_form(
+        request,
+        form_class=ServiceForm,
+        initial={
+            "name": service.name,
+            "default_minutes": service.default_minutes,
+            "is_active": service.is_active,
+        },
+        save=lambda data: service_update(service=service, **data),
+        template_context={"heading": service.name},
+    )
+
+
+@role_required(Role.ADMINISTRATOR)
+def location_add(request):
+    return _list_item_form(
+        request,
+        form_class=LocationForm,
+        initial={},
+        save=lambda data: location_create(
+            practice=request.user.practice,
+            name=data["name"],
+            is_telehealth=data["is_telehealth"],
+        ),
+        template_context={"heading": "Add a location"},
+    )
+
+
+@role_required(Role.ADMINISTRATOR)
+def location_edit(request, location_id: int):
+    location = access_location(request.user, location_id)
+    return _list_item_form(
+        request,
+        form_class=LocationForm,
+        initial={
+            "name": location.name,
+            "is_telehealth": location.is_telehealth,
+            "is_active": location.is_active,
+        },
+        save=lambda data: location_update(location=location, **data),
+        template_context={"heading": location.name},
+    )

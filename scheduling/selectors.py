@@ -1,0 +1,384 @@
+"""Every read of the scheduling app, scoped to the acting user's practice and rights."""
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from django.db.models import Prefetch, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from practice.models import User
+from scheduling.models import Appointment, AppointmentChange, Location, Patient, Service
+from scheduling.names import search_fold
+from scheduling.permissions import (
+    can_schedule_for,
+    visible_appointments,
+    visible_patients,
+)
+
+# -- patients -----------------------------------------------------------------------
+
+
+def patient_list(
+    *, user: User, query: str = "", include_inactive: bool = False
+) -> QuerySet[Patient]:
+    """Patients ``user`` may see whose names contain every word of ``query``
+    (accents, case and apostrophes ignored), by last name."""
+    patients = visible_patients(user).select_related("primary_clinician")
+    if not include_inactive:
+        patients = patients.filter(is_active=True)
+    for word in search_fold(query).split()[:6]:
+        patients = patients.filter(search_name__contains=word)
+    return patients.order_by("last_name", "first_name", "pk")
+
+
+def patient_appointments(*, user: User, patient: Patient) -> QuerySet[Appointment]:
+    """The live appointments of ``patient`` that ``user`` may see, newest first."""
+    return (
+        visible_appointments(user)
+        .filter(patients=patient)
+        .select_related("clinician", "service", "location")
+        .prefetch_related("patients")
+        .order_by("-start")
+    )
+
+
+def bookable_patients(*, user: User) -> QuerySet[Patient]:
+    """Active patients ``user`` may put on an appointment."""
+    return (
+        visible_patients(user)
+        .filter(is_active=True)
+        .order_by("last_name", "first_name")
+    )
+
+
+def clinician_choices(*, user: User, include_inactive: bool = False) -> QuerySet[User]:
+    """The clinicians ``user`` may book for: every clinician of the practice for
+    administrators and schedulers, themselves for a clinician."""
+    clinicians = User.objects.filter(practice_id=user.practice_id, is_clinician=True)
+    if not include_inactive:
+        clinicians = clinicians.filter(is_active=True)
+    if not user.can_manage_all_schedules:
+        clinicians = clinicians.filter(pk=user.pk)
+    return clinicians.order_by("-is_active", "display_name", "email")
+
+
+def service_list(*, practice, include_inactive: bool = True) -> QuerySet[Service]:
+    """The practice's services, active first."""
+    services = Service.objects.filter(practice=practice)
+    if not include_inactive:
+        services = services.filter(is_active=True)
+    return services.order_by("-is_active", "name")
+
+
+def location_list(*, practice, include_inactive: bool = True) -> QuerySet[Location]:
+    """The practice's locations, active first, Telehealth last."""
+    locations = Location.objects.filter(practice=practice)
+    if not include_inactive:
+        locations = locations.filter(is_active=True)
+    return locations.order_by("-is_active", "is_telehealth", "name")
+
+
+def appointment_history(*, appointment: Appointment) -> QuerySet[AppointmentChange]:
+    """Who changed what on ``appointment``, newest first."""
+    return AppointmentChange.objects.filter(appointment=appointment).select_related(
+        "actor"
+    )
+
+
+def series_overview(*, appointment: Appointment) -> dict | None:
+    """Position of ``appointment`` in its series and how many live occurrences the
+    series has, or None for a single appointment."""
+    if appointment.series_id is None:
+        return None
+    occurrences = Appointment.objects.filter(
+        series_id=appointment.series_id, deleted_at__isnull=True
+    )
+    return {
+        "series": appointment.series,
+        "count": occurrences.count(),
+        "following": occurrences.filter(
+            series_index__gt=appointment.series_index or 0
+        ).count(),
+    }
+
+
+# -- calendar -----------------------------------------------------------------------
+
+WEEK, DAY, MONTH = "week", "day", "month"
+ROW_MINUTES = 15
+SLOT_MINUTES = 30
+DEFAULT_FIRST_HOUR, DEFAULT_LAST_HOUR = 7, 21
+MAX_LANES = 4
+MONTH_CELL_LIMIT = 4
+
+
+@dataclass
+class CalendarEntry:
+    """One appointment as drawn in one day column (clipped to that day)."""
+
+    appointment: Appointment
+    start: datetime
+    end: datetime
+    row: int = 1
+    span: int = 1
+    lane: int = 0
+    may_change: bool = False
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.appointment.is_cancelled
+
+
+@dataclass
+class CalendarSlot:
+    row: int
+    start: datetime
+
+    @property
+    def param(self) -> str:
+        """The ``start`` query parameter of the booking form."""
+        return self.start.strftime("%Y-%m-%dT%H:%M")
+
+
+@dataclass
+class CalendarColumn:
+    day: date
+    clinician: User | None
+    entries: list[CalendarEntry] = field(default_factory=list)
+    slots: list[CalendarSlot] = field(default_factory=list)
+    lanes: int = 1
+    is_today: bool = False
+    may_book: bool = False
+
+
+@dataclass
+class CalendarPage:
+    view: str
+    anchor: date
+    first_day: date
+    last_day: date
+    previous: date
+    next: date
+    today: date
+    clinicians: list[User]
+    selected: User | None
+    show_cancelled: bool
+    columns: list[CalendarColumn] = field(default_factory=list)
+    hours: list[tuple[int, str]] = field(default_factory=list)
+    rows: int = 0
+    weeks: list[list[CalendarColumn]] = field(default_factory=list)
+    may_book: bool = False
+
+    @property
+    def title(self) -> str:
+        if self.view == DAY:
+            return f"{self.anchor:%A %-d %B %Y}"
+        if self.view == MONTH:
+            return f"{self.anchor:%B %Y}"
+        if self.first_day.year != self.last_day.year:
+            return f"{self.first_day:%-d %b %Y} – {self.last_day:%-d %b %Y}"
+        if self.first_day.month != self.last_day.month:
+            return f"{self.first_day:%-d %b} – {self.last_day:%-d %b %Y}"
+        return f"{self.first_day:%-d} – {self.last_day:%-d %B %Y}"
+
+
+def _range(view: str, anchor: date) -> tuple[date, date, date, date]:
+    """First and last day shown, and the anchors of the previous and next pages."""
+    if view == DAY:
+        return anchor, anchor, anchor - timedelta(days=1), anchor + timedelta(days=1)
+    if view == MONTH:
+        first_of_month = anchor.replace(day=1)
+        first = first_of_month - timedelta(days=first_of_month.weekday())
+        next_month = (first_of_month + timedelta(days=32)).replace(day=1)
+        last_of_month = next_month - timedelta(days=1)
+        last = last_of_month + timedelta(days=6 - last_of_month.weekday())
+        previous = (first_of_month - timedelta(days=1)).replace(day=1)
+        return first, last, previous, next_month
+    first = anchor - timedelta(days=anchor.weekday())
+    return (
+        first,
+        first + timedelta(days=6),
+        anchor - timedelta(7),
+        anchor + timedelta(7),
+    )
+
+
+def _assign_lanes(entries: list[CalendarEntry]) -> int:
+    """Give overlapping entries side-by-side lanes; returns how many lanes the column
+    needs (at most MAX_LANES; beyond that entries share the last lane)."""
+    lane_ends: list[datetime] = []
+    for entry in sorted(entries, key=lambda e: (e.start, e.end)):
+        for lane, lane_end in enumerate(lane_ends):
+            if lane_end <= entry.start:
+                entry.lane = lane
+                lane_ends[lane] = entry.end
+                break
+        else:
+            entry.lane = min(len(lane_ends), MAX_LANES - 1)
+            if len(lane_ends) < MAX_LANES:
+                lane_ends.append(entry.end)
+            else:
+                lane_ends[entry.lane] = max(lane_ends[entry.lane], entry.end)
+    return max(1, len(lane_ends))
+
+
+def calendar_page(
+    *,
+    user: User,
+    view: str = WEEK,
+    anchor: date | None = None,
+    clinician_id: int | None = None,
+    all_clinicians: bool = False,
+    show_cancelled: bool = True,
+) -> CalendarPage:
+    """Everything a calendar page draws, in the practice's time zone, in a fixed
+    number of queries whatever the number of clinicians or appointments. A clinician
+    without practice-wide rights sees only their own calendar."""
+    practice = user.practice
+    zone = practice.zone
+    today = timezone.localdate(timezone=zone)
+    anchor = anchor or today
+    first, last, previous, following = _range(view, anchor)
+
+    clinicians = list(
+        User.objects.filter(practice=practice, is_clinician=True, is_active=True)
+        .order_by("display_name", "email")
+        .only("id", "display_name", "credentials", "email", "practice_id", "is_active")
+    )
+    selected = None
+    if not user.can_manage_all_schedules:
+        if clinician_id not in (None, user.pk):
+            raise Http404
+        selected = user
+        clinicians = [user] if user.is_clinician else []
+    elif clinician_id is not None:
+        selected = next((c for c in clinicians if c.pk == clinician_id), None)
+        if selected is None:
+            raise Http404
+    elif not all_clinicians and user.is_clinician and user.is_active:
+        selected = user
+    shown = [selected] if selected is not None else clinicians
+
+    range_start = datetime.combine(first, time.min, tzinfo=zone)
+    range_end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=zone)
+    appointments = (
+        visible_appointments(user)
+        .filter(
+            start__lt=range_end,
+            end__gt=range_start,
+            clinician_id__in=[clinician.pk for clinician in shown],
+        )
+        .select_related("clinician", "service", "location")
+        .prefetch_related(
+            Prefetch(
+                "patients",
+                queryset=Patient.objects.only(
+                    "id", "first_name", "last_name", "preferred_name"
+                ),
+            )
+        )
+        .order_by("start", "id")
+    )
+    if not show_cancelled:
+        appointments = appointments.exclude(
+            status__in=[Appointment.Status.CANCELLED, Appointment.Status.LATE_CANCELLED]
+        )
+    appointments = list(appointments) if shown else []
+
+    page = CalendarPage(
+        view=view,
+        anchor=anchor,
+        first_day=first,
+        last_day=last,
+        previous=previous,
+        next=following,
+        today=today,
+        clinicians=clinicians,
+        selected=selected,
+        show_cancelled=show_cancelled,
+    )
+    may_book_for = {c.pk: can_schedule_for(user, c) for c in shown}
+    page.may_book = any(may_book_for.values())
+
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    by_day: dict[date, list[CalendarEntry]] = {day: [] for day in days}
+    for appointment in appointments:
+        local_start = timezone.localtime(appointment.start, zone)
+        local_end = timezone.localtime(appointment.end, zone)
+        day = max(local_start.date(), first)
+        while day <= last and datetime.combine(day, time.min, tzinfo=zone) < local_end:
+            day_start = datetime.combine(day, time.min, tzinfo=zone)
+            day_end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
+            by_day[day].append(
+                CalendarEntry(
+                    appointment=appointment,
+                    start=max(local_start, day_start),
+                    end=min(local_end, day_end),
+                    may_change=may_book_for.get(appointment.clinician_id, False),
+                )
+            )
+            day += timedelta(days=1)
+
+    if view == MONTH:
+        cells = [
+            CalendarColumn(
+                day=day,
+                clinician=selected,
+                entries=by_day[day],
+                is_today=day == today,
+                may_book=page.may_book,
+            )
+            for day in days
+        ]
+        page.weeks = [cells[n : n + 7] for n in range(0, len(cells), 7)]
+        return page
+
+    entries = [entry for day_entries in by_day.values() for entry in day_entries]
+    first_hour, last_hour = DEFAULT_FIRST_HOUR, DEFAULT_LAST_HOUR
+    for entry in entries:
+        first_hour = min(first_hour, entry.start.hour)
+        end_hour = entry.end.hour + (1 if entry.end.minute else 0)
+        if entry.end.date() > entry.start.date():
+            end_hour = 24
+        last_hour = max(last_hour, end_hour)
+    page.rows = (last_hour - first_hour) * 60 // ROW_MINUTES
+    page.hours = [
+        (1 + (hour - first_hour) * 60 // ROW_MINUTES, f"{hour:02d}:00")
+        for hour in range(first_hour, last_hour)
+    ]
+
+    def place(entry: CalendarEntry) -> CalendarEntry:
+        minutes = (entry.start.hour - first_hour) * 60 + entry.start.minute
+        length = (entry.end - entry.start).total_seconds() / 60
+        entry.row = 1 + minutes // ROW_MINUTES
+        entry.span = max(1, min(page.rows - entry.row + 1, math.ceil(length / 15)))
+        return entry
+
+    if view == DAY:
+        keys = [(anchor, clinician) for clinician in shown]
+    else:
+        keys = [(day, selected) for day in days]
+    for day, clinician in keys:
+        column_entries = [
+            place(entry)
+            for entry in by_day[day]
+            if clinician is None or entry.appointment.clinician_id == clinician.pk
+        ]
+        may_book = may_book_for.get(clinician.pk, False) if clinician else page.may_book
+        column = CalendarColumn(
+            day=day,
+            clinician=clinician,
+            entries=column_entries,
+            lanes=_assign_lanes(column_entries),
+            is_today=day == today,
+            may_book=may_book,
+        )
+        if may_book:
+            for row in range(1, page.rows + 1, SLOT_MINUTES // ROW_MINUTES):
+                minutes = first_hour * 60 + (row - 1) * ROW_MINUTES
+                naive = datetime.combine(day, time(minutes // 60, minutes % 60))
+                column.slots.append(CalendarSlot(row=row, start=naive))
+        page.columns.append(column)
+    return page

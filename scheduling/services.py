@@ -1,0 +1,845 @@
+"""Every write of the scheduling app: patients, services, locations, appointments.
+
+Calendar feeds publish appointments, so each change a calendar would show goes through
+``appointment_touch`` with ``published=True``: ``sequence`` goes up by one and
+``updated_at`` moves. Appointments are never deleted from the database; deletion sets
+``deleted_at`` so the feeds can publish them as gone.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from practice.models import Practice, User
+from scheduling.models import (
+    Appointment,
+    AppointmentChange,
+    Location,
+    Patient,
+    Series,
+    Service,
+)
+from scheduling.names import search_fold
+from scheduling.recurrence import Recurrence, local_to_utc, occurrence_starts
+
+MAX_DURATION = timedelta(hours=24)
+
+# Fields whose change a subscribed calendar would show.
+PUBLISHED_FIELDS = (
+    "start",
+    "end",
+    "clinician",
+    "patients",
+    "location",
+    "service",
+    "status",
+    "title",
+)
+EDITABLE_FIELDS = (
+    "start",
+    "end",
+    "clinician",
+    "patients",
+    "location",
+    "service",
+    "title",
+    "notes",
+)
+# "this" changes one appointment; "following" also every later occurrence of its series.
+SCOPE_THIS = "this"
+SCOPE_FOLLOWING = "following"
+
+
+class StaleAppointment(ValidationError):
+    """The appointment changed since the form was loaded; nothing was saved."""
+
+    def __init__(self):
+        super().__init__(
+            "This appointment was changed by someone else while you were editing it. "
+            "Nothing was saved: reload it to see the current version, then make your "
+            "change again.",
+            code="stale",
+        )
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Another live appointment overlapping a proposed one."""
+
+    appointment: Appointment
+    message: str
+
+
+class SchedulingConflict(Exception):
+    """The proposed booking overlaps others; retry with ``allow_conflicts=True``."""
+
+    def __init__(self, conflicts: list[Conflict]):
+        super().__init__("; ".join(conflict.message for conflict in conflicts))
+        self.conflicts = conflicts
+
+
+# -- patients -----------------------------------------------------------------------
+
+
+def _patient_search_name(patient: Patient) -> str:
+    return search_fold(
+        " ".join((patient.first_name, patient.last_name, patient.preferred_name))
+    )[:310]
+
+
+def _check_primary_clinician(practice: Practice, clinician: User | None) -> None:
+    if clinician is None:
+        return
+    if clinician.practice_id != practice.pk or not clinician.is_clinician:
+        raise ValidationError(
+            {"primary_clinician": "Choose a clinician of this practice."},
+            code="foreign_clinician",
+        )
+
+
+PATIENT_FIELDS = (
+    "first_name",
+    "last_name",
+    "preferred_name",
+    "date_of_birth",
+    "email",
+    "phone",
+    "primary_clinician",
+)
+
+
+def _clean_patient_value(name: str, value):
+    return " ".join(value.split()) if isinstance(value, str) else value
+
+
+@transaction.atomic
+def patient_create(
+    *,
+    practice: Practice,
+    actor: User,
+    first_name: str,
+    last_name: str = "",
+    preferred_name: str = "",
+    date_of_birth: date | None = None,
+    email: str = "",
+    phone: str = "",
+    primary_clinician: User | None = None,
+) -> Patient:
+    """Add a patient to the practice, keeping the search name in step."""
+    _check_primary_clinician(practice, primary_clinician)
+    values = {
+        "first_name": first_name,
+        "last_name": last_name,
+        "preferred_name": preferred_name,
+        "date_of_birth": date_of_birth,
+        "email": email,
+        "phone": phone,
+        "primary_clinician": primary_clinician,
+    }
+    patient = Patient(
+        practice=practice,
+        **{name: _clean_patient_value(name, value) for name, value in values.items()},
+    )
+    patient.search_name = _patient_search_name(patient)
+    patient.full_clean()
+    patient.save()
+    return patient
+
+
+@transaction.atomic
+def patient_update(*, patient: Patient, actor: User, **fields) -> Patient:
+    """Change a patient's details (any of PATIENT_FIELDS)."""
+    unknown = set(fields) - set(PATIENT_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown patient fields: {sorted(unknown)}")
+    if "primary_clinician" in fields:
+        _check_primary_clinician(patient.practice, fields["primary_clinician"])
+    for name, value in fields.items():
+        setattr(patient, name, _clean_patient_value(name, value))
+    patient.search_name = _patient_search_name(patient)
+    patient.full_clean()
+    patient.save()
+    return patient
+
+
+@transaction.atomic
+def patient_set_active(*, patient: Patient, actor: User, active: bool) -> Patient:
+    """Deactivate or reactivate a patient. Patients are never deleted: their
+    appointments keep pointing at them; a deactivated patient cannot be booked."""
+    if patient.is_active != active:
+        patient.is_active = active
+        patient.save(update_fields=["is_active"])
+    return patient
+
+
+# -- services and locations -------------------------------------------------------
+
+
+def _check_unique_name(model, practice: Practice, name: str, exclude_pk=None) -> None:
+    clash = model.objects.filter(practice=practice, name__iexact=name)
+    if exclude_pk is not None:
+        clash = clash.exclude(pk=exclude_pk)
+    if clash.exists():
+        raise ValidationError(
+            {"name": f"“{name}” already exists in this practice."}, code="duplicate"
+        )
+
+
+def _check_minutes(minutes: int) -> None:
+    if not 5 <= minutes <= 720:
+        raise ValidationError(
+            {"default_minutes": "A default length is between 5 and 720 minutes."},
+            code="minutes_range",
+        )
+
+
+@transaction.atomic
+def service_create(*, practice: Practice, name: str, default_minutes: int) -> Service:
+    """Add a service (a kind of session with its usual length) to the practice."""
+    name = " ".join(name.split())
+    _check_unique_name(Service, practice, name)
+    _check_minutes(default_minutes)
+    service = Service(practice=practice, name=name, default_minutes=default_minutes)
+    service.full_clean(validate_constraints=False)
+    service.save()
+    return service
+
+
+@transaction.atomic
+def service_update(
+    *, service: Service, name: str, default_minutes: int, is_active: bool
+) -> Service:
+    """Rename, change the length of, or retire a service. Retired services stay on
+    past appointments but cannot be chosen for new ones."""
+    name = " ".join(name.split())
+    _check_unique_name(Service, service.practice, name, exclude_pk=service.pk)
+    _check_minutes(default_minutes)
+    service.name, service.default_minutes, service.is_active = (
+        name,
+        default_minutes,
+        is_active,
+    )
+    service.full_clean(validate_constraints=False)
+    service.save()
+    return service
+
+
+@transaction.atomic
+def location_create(*, practice: Practice, name: str, is_telehealth: bool) -> Location:
+    """Add an office (or a telehealth location) to the practice."""
+    name = " ".join(name.split())
+    _check_unique_name(Location, practice, name)
+    location = Location(practice=practice, name=name, is_telehealth=is_telehealth)
+    location.full_clean(validate_constraints=False)
+    location.save()
+    return location
+
+
+@transaction.atomic
+def location_update(
+    *, location: Location, name: str, is_telehealth: bool, is_active: bool
+) -> Location:
+    """Rename or retire a location. Its name is what synced calendars show, so
+    renaming it republishes every future appointment there."""
+    name = " ".join(name.split())
+    _check_unique_name(Location, location.practice, name, exclude_pk=location.pk)
+    renamed = name != location.name
+    location.name, location.is_telehealth, location.is_active = (
+        name,
+        is_telehealth,
+        is_active,
+    )
+    location.full_clean(validate_constraints=False)
+    location.save()
+    if renamed:
+        for appointment in Appointment.objects.select_for_update().filter(
+            location=location, deleted_at__isnull=True, end__gte=timezone.now()
+        ):
+            appointment_touch(appointment, published=True)
+            appointment.save(update_fields=["sequence", "revision", "updated_at"])
+    return location
+
+
+# -- appointments: helpers ----------------------------------------------------------
+
+
+def appointment_touch(appointment: Appointment, *, published: bool) -> Appointment:
+    """Mark ``appointment`` as changed (the caller saves it): ``updated_at`` moves and
+    the lock ``revision`` goes up; when a calendar would show the change
+    (``published``), the feed ``sequence`` goes up by one as well."""
+    appointment.updated_at = timezone.now()
+    appointment.revision += 1
+    if published:
+        appointment.sequence += 1
+    return appointment
+
+
+def _local(practice: Practice, instant: datetime) -> datetime:
+    return timezone.localtime(instant, practice.zone)
+
+
+def _when(practice: Practice, start: datetime, end: datetime) -> str:
+    start, end = _local(practice, start), _local(practice, end)
+    return f"{start:%a %d %b %Y, %H:%M}–{end:%H:%M}"
+
+
+def _describe(practice: Practice, name: str, value) -> object:
+    """A history-friendly (JSON) rendering of one field value."""
+    if value is None:
+        return ""
+    if name in ("start", "end"):
+        return f"{_local(practice, value):%Y-%m-%d %H:%M}"
+    if name == "clinician":
+        return value.label
+    if name == "patients":
+        return sorted(patient.full_name for patient in value)
+    if name == "status":
+        return Appointment.Status(value).label
+    if name in ("service", "location"):
+        return str(value)
+    return value
+
+
+def _check_appointment(
+    *,
+    practice: Practice,
+    clinician: User,
+    kind: str,
+    patients: Sequence[Patient],
+    title: str,
+    service: Service | None,
+    location: Location | None,
+    start: datetime,
+    end: datetime,
+    clinician_changed: bool = True,
+    new_patients: Iterable[Patient] = (),
+    new_service: bool = True,
+    new_location: bool = True,
+) -> None:
+    """Raise one ValidationError listing, per field, what is wrong with a proposed
+    appointment. Objects must belong to ``practice``; newly chosen ones must be
+    active."""
+    errors: dict[str, list[str]] = {}
+
+    def add(field: str, message: str) -> None:
+        errors.setdefault(field, []).append(message)
+
+    if clinician.practice_id != practice.pk or not clinician.is_clinician:
+        add("clinician", "Choose a clinician of this practice.")
+    elif clinician_changed and not clinician.is_active:
+        add(
+            "clinician",
+            f"{clinician.label} is deactivated and cannot be given appointments.",
+        )
+    if kind == Appointment.Kind.SESSION:
+        if not patients:
+            add("patients", "Choose at least one patient.")
+        for patient in patients:
+            if patient.practice_id != practice.pk:
+                add("patients", "Choose patients from this practice's patient list.")
+                break
+        for patient in new_patients:
+            if patient.practice_id == practice.pk and not patient.is_active:
+                add("patients", f"{patient.full_name} is deactivated.")
+    elif kind == Appointment.Kind.EVENT:
+        if patients:
+            add("patients", "An event has a title instead of patients.")
+        if not title.strip():
+            add("title", "Give the event a title, e.g. Staff meeting.")
+    else:
+        add("kind", "Unknown appointment kind.")
+    for field, chosen, is_new in (
+        ("service", service, new_service),
+        ("location", location, new_location),
+    ):
+        if chosen is None:
+            continue
+        if chosen.practice_id != practice.pk:
+            add(field, f"Choose a {field} of this practice.")
+        elif is_new and not chosen.is_active:
+            add(field, f"“{chosen.name}” is no longer offered.")
+    if end <= start:
+        if end == start:
+            add("end", "The end must be after the start (this would last no time).")
+        else:
+            add("end", "The end is before the start.")
+    elif end - start > MAX_DURATION:
+        add("end", "An appointment cannot last more than 24 hours.")
+    if errors:
+        raise ValidationError(errors)
+
+
+def _conflicts(
+    *,
+    practice: Practice,
+    proposals: Sequence[tuple[User, Sequence[Patient], datetime, datetime]],
+    exclude_ids: Iterable[int] = (),
+) -> list[Conflict]:
+    """Live, not cancelled appointments that overlap any proposal for the same
+    clinician or a shared patient. One query whatever the number of proposals."""
+    if not proposals:
+        return []
+    window_start = min(start for _, _, start, _ in proposals)
+    window_end = max(end for _, _, _, end in proposals)
+    clinician_ids = {clinician.pk for clinician, _, _, _ in proposals}
+    patient_ids = {
+        patient.pk for _, patients, _, _ in proposals for patient in patients
+    }
+    candidates = (
+        Appointment.objects.filter(
+            practice=practice,
+            deleted_at__isnull=True,
+            start__lt=window_end,
+            end__gt=window_start,
+        )
+        .filter(Q(clinician_id__in=clinician_ids) | Q(patients__in=patient_ids))
+        .exclude(
+            status__in=[Appointment.Status.CANCELLED, Appointment.Status.LATE_CANCELLED]
+        )
+        .exclude(pk__in=list(exclude_ids))
+        .select_related("clinician")
+        .prefetch_related("patients")
+        .distinct()
+        .order_by("start", "id")
+    )
+    found: list[Conflict] = []
+    seen: set[int] = set()
+    for other in candidates:
+        other_patient_ids = {patient.pk for patient in other.patients.all()}
+        for clinician, patients, start, end in proposals:
+            if not (other.start < end and other.end > start) or other.pk in seen:
+                continue
+            when = _when(practice, other.start, other.end)
+            if other.clinician_id == clinician.pk:
+                what = other.summary_text or "an appointment"
+                message = f"{clinician.label} is already booked {when} ({what})."
+            else:
+                shared = [p for p in patients if p.pk in other_patient_ids]
+                if not shared:
+                    continue
+                names = ", ".join(patient.full_name for patient in shared)
+                message = f"{names} already has an appointment {when}."
+            seen.add(other.pk)
+            found.append(Conflict(appointment=other, message=message))
+    return found
+
+
+def _record(
+    appointment: Appointment, *, actor: User | None, action: str, changes: dict
+) -> AppointmentChange:
+    return AppointmentChange(
+        appointment=appointment,
+        actor=actor if actor is not None and actor.pk else None,
+        action=action,
+        changes=changes,
+    )
+
+
+def _lock(appointment: Appointment, expected_revision: int | None) -> Appointment:
+    """The current row, locked; StaleAppointment if it moved on since the form."""
+    current = (
+        Appointment.objects.select_for_update()
+        .select_related("practice", "clinician", "service", "location")
+        .get(pk=appointment.pk)
+    )
+    stale = current.deleted_at is not None or (
+        expected_revision is not None and current.revision != expected_revision
+    )
+    if stale:
+        raise StaleAppointment()
+    return current
+
+
+def _following(appointment: Appointment, *, scope: str) -> list[Appointment]:
+    """The appointments a change applies to: this one, plus (scope "following")
+    every later live occurrence of its series, locked, in order."""
+    if scope not in (SCOPE_THIS, SCOPE_FOLLOWING):
+        raise ValidationError("Choose this appointment or this and following.")
+    if scope == SCOPE_THIS or appointment.series_id is None:
+        return [appointment]
+    later = list(
+        Appointment.objects.select_for_update()
+        .filter(
+            series_id=appointment.series_id,
+            deleted_at__isnull=True,
+            series_index__gt=appointment.series_index or 0,
+        )
+        .exclude(pk=appointment.pk)
+        .order_by("series_index", "start")
+    )
+    return [appointment, *later]
+
+
+# -- appointments: writes -----------------------------------------------------------
+
+
+@transaction.atomic
+def appointment_create(
+    *,
+    practice: Practice,
+    actor: User | None,
+    clinician: User,
+    start: datetime,
+    end: datetime,
+    kind: str = Appointment.Kind.SESSION,
+    patients: Sequence[Patient] = (),
+    title: str = "",
+    service: Service | None = None,
+    location: Location | None = None,
+    notes: str = "",
+    recurrence: Recurrence | None = None,
+    allow_conflicts: bool = False,
+) -> Appointment:
+    """Book an appointment, or a recurring series of them (stored one row per
+    occurrence), and record it in the history. Overlaps raise SchedulingConflict
+    unless ``allow_conflicts``. Returns the first appointment."""
+    patients = list(patients)
+    title = " ".join(title.split())
+    _check_appointment(
+        practice=practice,
+        clinician=clinician,
+        kind=kind,
+        patients=patients,
+        title=title,
+        service=service,
+        location=location,
+        start=start,
+        end=end,
+        new_patients=patients,
+    )
+    duration = end - start
+    series = None
+    if recurrence is None:
+        starts = [start]
+    else:
+        starts = _series_starts(practice=practice, start=start, recurrence=recurrence)
+    proposals = [(clinician, patients, begin, begin + duration) for begin in starts]
+    if not allow_conflicts:
+        conflicts = _conflicts(practice=practice, proposals=proposals)
+        if conflicts:
+            raise SchedulingConflict(conflicts)
+    if recurrence is not None:
+        series = Series(
+            practice=practice,
+            frequency=recurrence.frequency,
+            interval=recurrence.interval,
+            count=recurrence.count,
+            until=recurrence.until,
+        )
+        series.full_clean()
+        series.save()
+    now = timezone.now()
+    appointments = [
+        Appointment(
+            practice=practice,
+            clinician=clinician,
+            kind=kind,
+            title=title if kind == Appointment.Kind.EVENT else "",
+            service=service,
+            location=location,
+            start=begin,
+            end=begin + duration,
+            notes=notes,
+            series=series,
+            series_index=index if series else None,
+            created_at=now,
+            updated_at=now,
+        )
+        for index, begin in enumerate(starts)
+    ]
+    appointments[0].full_clean(exclude=["patients"], validate_unique=False)
+    appointments = Appointment.objects.bulk_create(appointments)
+    if patients:
+        through = Appointment.patients.through
+        through.objects.bulk_create(
+            [
+                through(appointment_id=appointment.pk, patient_id=patient.pk)
+                for appointment in appointments
+                for patient in patients
+            ]
+        )
+    summary = {
+        name: _describe(practice, name, value)
+        for name, value in (
+            ("clinician", clinician),
+            ("patients", patients),
+            ("title", title),
+            ("service", service),
+            ("location", location),
+        )
+        if value
+    }
+    changes = []
+    for appointment in appointments:
+        details = {
+            **summary,
+            "start": _describe(practice, "start", appointment.start),
+            "end": _describe(practice, "end", appointment.end),
+        }
+        if series is not None:
+            details["series"] = (
+                f"occurrence {appointment.series_index + 1} of {len(appointments)}"
+            )
+        changes.append(
+            _record(
+                appointment,
+                actor=actor,
+                action=AppointmentChange.Action.CREATED,
+                changes=details,
+            )
+        )
+    AppointmentChange.objects.bulk_create(changes)
+    return appointments[0]
+
+
+def _series_starts(
+    *, practice: Practice, start: datetime, recurrence: Recurrence
+) -> list[datetime]:
+    limit = settings.SERIES_MAX_OCCURRENCES
+    errors = {}
+    if recurrence.count is None and recurrence.until is None:
+        errors["count"] = "Say how many times it repeats, or until when."
+    if recurrence.count is not None and recurrence.count < 2:
+        errors["count"] = "A series repeats at least twice."
+    if recurrence.interval < 1 or recurrence.interval > 52:
+        errors["interval"] = "Repeat every 1 to 52 weeks or months."
+    local_start = _local(practice, start)
+    if recurrence.until is not None and recurrence.until < local_start.date():
+        errors["until"] = "The series cannot end before its first appointment."
+    if recurrence.count is not None and recurrence.count > limit:
+        errors["count"] = (
+            f"A series can have at most {limit} occurrences in this practice; "
+            f"{recurrence.count} were asked for."
+        )
+    if errors:
+        raise ValidationError(errors)
+    starts = occurrence_starts(
+        local_start.replace(tzinfo=None), recurrence, zone=practice.zone, limit=limit
+    )
+    if len(starts) > limit:
+        raise ValidationError(
+            {
+                "until": f"That end date gives more than {limit} occurrences, the "
+                "practice's limit for one series. Choose an earlier end date."
+            }
+        )
+    return starts
+
+
+@transaction.atomic
+def appointment_update(
+    *,
+    appointment: Appointment,
+    actor: User,
+    expected_revision: int | None,
+    scope: str = SCOPE_THIS,
+    allow_conflicts: bool = False,
+    **fields,
+) -> Appointment:
+    """Change an appointment (and, with scope "following", the same change in every
+    later occurrence of its series; a move shifts each by the same number of days to
+    the same new local time). Refuses a stale form (StaleAppointment) and overlaps
+    (SchedulingConflict) unless ``allow_conflicts``. Nothing changes if nothing
+    differs."""
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown appointment fields: {sorted(unknown)}")
+    current = _lock(appointment, expected_revision)
+    practice = current.practice
+    old_patients = list(current.patients.all())
+    old = {
+        name: getattr(current, name) for name in EDITABLE_FIELDS if name != "patients"
+    }
+    old["patients"] = old_patients
+    new = {**old, **fields}
+    new["patients"] = list(new["patients"])
+    if "title" in fields:
+        new["title"] = " ".join(new["title"].split())
+    if current.kind == Appointment.Kind.SESSION:
+        new["title"] = ""
+    old_patient_ids = {patient.pk for patient in old_patients}
+    _check_appointment(
+        practice=practice,
+        clinician=new["clinician"],
+        kind=current.kind,
+        patients=new["patients"],
+        title=new["title"],
+        service=new["service"],
+        location=new["location"],
+        start=new["start"],
+        end=new["end"],
+        clinician_changed=new["clinician"].pk != current.clinician_id,
+        new_patients=[p for p in new["patients"] if p.pk not in old_patient_ids],
+        new_service=new["service"] is not None
+        and new["service"].pk != current.service_id,
+        new_location=new["location"] is not None
+        and new["location"].pk != current.location_id,
+    )
+
+    def differs(name):
+        if name == "patients":
+            return {p.pk for p in new["patients"]} != old_patient_ids
+        return new[name] != old[name]
+
+    changed = [name for name in EDITABLE_FIELDS if differs(name)]
+    if not changed:
+        return current
+    targets = _following(current, scope=scope)
+    zone = practice.zone
+    old_local = _local(practice, old["start"])
+    new_local = _local(practice, new["start"])
+    day_shift = new_local.date() - old_local.date()
+    duration = new["end"] - new["start"]
+    moves = "start" in changed or "end" in changed
+    plans = []
+    for target in targets:
+        values = {name: new[name] for name in changed}
+        if target.pk != current.pk and moves:
+            target_day = _local(practice, target.start).date() + day_shift
+            naive = datetime.combine(target_day, new_local.time())
+            try:
+                begin = local_to_utc(naive, zone)
+            except ValueError:
+                # Skipped by the clocks that day: move forward by the gap.
+                begin = naive.replace(tzinfo=zone).astimezone(UTC)
+            values["start"], values["end"] = begin, begin + duration
+        plans.append((target, values))
+    if not allow_conflicts and {"start", "end", "clinician", "patients"} & set(changed):
+        proposals = []
+        for target, values in plans:
+            if target.status in (
+                Appointment.Status.CANCELLED,
+                Appointment.Status.LATE_CANCELLED,
+            ):
+                continue
+            proposals.append(
+                (
+                    values.get("clinician", new["clinician"]),
+                    new["patients"],
+                    values.get("start", target.start),
+                    values.get("end", target.end),
+                )
+            )
+        conflicts = _conflicts(
+            practice=practice,
+            proposals=proposals,
+            exclude_ids=[target.pk for target, _ in plans],
+        )
+        if conflicts:
+            raise SchedulingConflict(conflicts)
+    history = []
+    for target, values in plans:
+        before_patients = old_patients if target.pk == current.pk else None
+        if "patients" in values:
+            if before_patients is None:
+                before_patients = list(target.patients.all())
+            target.patients.set(values["patients"])
+        record = {}
+        for name, value in values.items():
+            if name == "patients":
+                before = before_patients
+            else:
+                before = getattr(target, name)
+                setattr(target, name, value)
+            described = (
+                _describe(practice, name, before),
+                _describe(practice, name, value),
+            )
+            if described[0] != described[1]:
+                record[name] = list(described)
+        if not record:
+            continue
+        appointment_touch(target, published=bool(set(record) & set(PUBLISHED_FIELDS)))
+        target.full_clean(exclude=["patients"], validate_unique=False)
+        target.save()
+        if target.pk != current.pk:
+            record["scope"] = "this and following"
+        history.append(
+            _record(
+                target,
+                actor=actor,
+                action=AppointmentChange.Action.CHANGED,
+                changes=record,
+            )
+        )
+    AppointmentChange.objects.bulk_create(history)
+    return current
+
+
+CANCELLED_STATUSES = (Appointment.Status.CANCELLED, Appointment.Status.LATE_CANCELLED)
+
+
+@transaction.atomic
+def appointment_set_status(
+    *,
+    appointment: Appointment,
+    actor: User,
+    status: str,
+    expected_revision: int | None,
+    scope: str = SCOPE_THIS,
+) -> Appointment:
+    """Move an appointment to ``status`` as the transitions table allows
+    (StatusTransitionError otherwise). With scope "following", later occurrences of
+    the series follow where the table allows it and are left alone where not."""
+    current = _lock(appointment, expected_revision)
+    current.check_transition(status)
+    action = (
+        AppointmentChange.Action.CANCELLED
+        if status in CANCELLED_STATUSES
+        else AppointmentChange.Action.STATUS
+    )
+    history = []
+    for target in _following(current, scope=scope):
+        if status not in target.allowed_statuses():
+            continue
+        record = {
+            "status": [
+                _describe(current.practice, "status", target.status),
+                _describe(current.practice, "status", status),
+            ]
+        }
+        if target.pk != current.pk:
+            record["scope"] = "this and following"
+        target.status = status
+        appointment_touch(target, published=True)
+        target.save(update_fields=["status", "sequence", "revision", "updated_at"])
+        history.append(_record(target, actor=actor, action=action, changes=record))
+    AppointmentChange.objects.bulk_create(history)
+    return current
+
+
+@transaction.atomic
+def appointment_delete(
+    *,
+    appointment: Appointment,
+    actor: User,
+    expected_revision: int | None,
+    scope: str = SCOPE_THIS,
+) -> list[Appointment]:
+    """Delete an appointment (with scope "following", also the later occurrences of
+    its series). Deletion is soft: the row stays, marked ``deleted_at``, so synced
+    calendars learn it is gone. Returns what was deleted."""
+    current = _lock(appointment, expected_revision)
+    targets = _following(current, scope=scope)
+    history = []
+    for target in targets:
+        target.deleted_at = timezone.now()
+        appointment_touch(target, published=True)
+        target.save(update_fields=["deleted_at", "sequence", "revision", "updated_at"])
+        record = {"scope": "this and following"} if target.pk != current.pk else {}
+        history.append(
+            _record(
+                target,
+                actor=actor,
+                action=AppointmentChange.Action.DELETED,
+                changes=record,
+            )
+        )
+    AppointmentChange.objects.bulk_create(history)
+    return targets
