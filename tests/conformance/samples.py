@@ -1,0 +1,138 @@
+"""Hand-built calendars for testing the harness, written with icalendar 7.
+
+`calendar_bytes` writes what every parser here reads identically: VTIMEZONEs from
+`add_missing_timezones()` with one RDATE per line, and no UID on the VCALENDAR. The
+`_raw` switches reproduce icalendar's defaults, which real clients misread (see
+test_harness.py).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from icalendar import Calendar, Event
+
+from tests.conformance.harness import ParsedEvent, expected_event
+
+STAMP = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class SampleEvent:
+    uid: str
+    summary: str
+    start: datetime
+    end: datetime
+    status: str = ""
+
+    def expected(self) -> ParsedEvent:
+        return expected_event(
+            uid=self.uid,
+            summary=self.summary,
+            start=self.start,
+            end=self.end,
+            status=self.status,
+        )
+
+
+def one_rdate_per_line(calendar: Calendar) -> None:
+    """Rewrite multi-valued RDATEs in VTIMEZONEs: ical.js reads only the first value."""
+    for zone in calendar.walk("VTIMEZONE"):
+        for observance in zone.subcomponents:
+            rdates = observance.pop("RDATE", None)
+            if rdates is None:
+                continue
+            for rdate in rdates if isinstance(rdates, list) else [rdates]:
+                for value in rdate.dts:
+                    observance.add("RDATE", value.dt)
+
+
+def calendar_bytes(
+    events: list[SampleEvent],
+    *,
+    raw_rdates: bool = False,
+    calendar_uid: bool = False,
+    timezones: bool = True,
+) -> bytes:
+    calendar = Calendar.new(prodid="-//Tend//Conformance samples//EN")
+    if not calendar_uid:
+        del calendar["UID"]
+    calendar.add("X-WR-CALNAME", "Samples")
+    for sample in events:
+        event = Event.new(
+            uid=sample.uid,
+            summary=sample.summary,
+            start=sample.start,
+            end=sample.end,
+            stamp=STAMP,
+        )
+        if sample.status:
+            event.add("STATUS", sample.status)
+        calendar.add_component(event)
+    if timezones:
+        calendar.add_missing_timezones()
+        if not raw_rdates:
+            one_rdate_per_line(calendar)
+    return calendar.to_ical()
+
+
+def without_vtimezones(ics: bytes) -> bytes:
+    return re.sub(rb"BEGIN:VTIMEZONE\r\n.*?END:VTIMEZONE\r\n", b"", ics, flags=re.S)
+
+
+def transitions(zone: str, year: int) -> list[date]:
+    """Local dates on which `zone` changes its UTC offset during `year`."""
+    tz = ZoneInfo(zone)
+    found = []
+    moment = datetime(year, 1, 1, tzinfo=UTC)
+    previous = moment.astimezone(tz).utcoffset()
+    while moment.year == year:
+        moment += timedelta(hours=1)
+        offset = moment.astimezone(tz).utcoffset()
+        if offset != previous:
+            found.append(moment.astimezone(tz).date())
+            previous = offset
+    return found
+
+
+def zone_events(zone: str, year: int = 2026) -> list[SampleEvent]:
+    """Mid-winter and mid-summer sessions, plus an overnight one across each change."""
+    tz = ZoneInfo(zone)
+    events = [
+        SampleEvent(
+            f"january-{zone}",
+            "January session",
+            datetime(year, 1, 15, 9, tzinfo=tz),
+            datetime(year, 1, 15, 9, 50, tzinfo=tz),
+        ),
+        SampleEvent(
+            f"july-{zone}",
+            "July session",
+            datetime(year, 7, 15, 9, tzinfo=tz),
+            datetime(year, 7, 15, 9, 50, tzinfo=tz),
+        ),
+    ]
+    for day in transitions(zone, year):
+        before = day - timedelta(days=1)
+        events.append(
+            SampleEvent(
+                f"overnight-{day.isoformat()}-{zone}",
+                f"Overnight into {day.isoformat()}",
+                datetime(before.year, before.month, before.day, 22, tzinfo=tz),
+                datetime(day.year, day.month, day.day, 6, tzinfo=tz),
+            )
+        )
+        events.append(
+            SampleEvent(
+                f"after-{day.isoformat()}-{zone}",
+                f"Day after {day.isoformat()}",
+                datetime(day.year, day.month, day.day, 9, tzinfo=tz)
+                + timedelta(days=1),
+                datetime(day.year, day.month, day.day, 10, tzinfo=tz)
+                + timedelta(days=1),
+            )
+        )
+    return events
