@@ -3,9 +3,11 @@
 import logging
 import re
 
-# A feed path is /calendar/<token>.ics; the token is the credential.
-FEED_TOKEN_PATTERN = re.compile(r"(/calendar/)[^/\s\"'?]+?(\.ics)")
-REDACTED = r"\1[redacted]\2"
+# A feed path is /calendar/<token>.ics and the token is the credential. Redact
+# whatever follows /calendar/ (also in malformed or truncated paths), up to the
+# end of the path.
+FEED_TOKEN_PATTERN = re.compile(r"(/calendar/)(?!\[redacted\])[^\s\"'?#<>]+")
+REDACTED = r"\1[redacted]"
 
 
 def redact(text: str) -> str:
@@ -22,9 +24,8 @@ class RedactFeedTokens(logging.Filter):
             record.msg = redacted
             record.args = None
         request = getattr(record, "request", None)
-        if request is not None and FEED_TOKEN_PATTERN.search(
-            getattr(request, "path", "")
-        ):
+        path = getattr(request, "path", "")
+        if request is not None and isinstance(path, str) and "/calendar/" in path:
             # django.request attaches the request; formatters may print it.
             record.request = "<feed request>"
         return True

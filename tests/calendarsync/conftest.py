@@ -19,7 +19,9 @@ def office(practice):
 
 @pytest.fixture
 def telehealth(practice):
-    return Location.objects.create(practice=practice, name="Telehealth", is_telehealth=True)
+    return Location.objects.create(
+        practice=practice, name="Telehealth", is_telehealth=True
+    )
 
 
 @pytest.fixture
