@@ -124,6 +124,7 @@ class CalendarEntry:
     row: int = 1
     span: int = 1
     lane: int = 0
+    width: int = 1
     may_change: bool = False
 
     @property
@@ -221,7 +222,20 @@ def _assign_lanes(entries: list[CalendarEntry]) -> int:
                 lane_ends.append(entry.end)
             else:
                 lane_ends[entry.lane] = max(lane_ends[entry.lane], entry.end)
-    return max(1, len(lane_ends))
+    lanes = max(1, len(lane_ends))
+    # An entry widens into the lanes to its right that nothing overlapping it uses.
+    for entry in entries:
+        entry.width = 1
+        for lane in range(entry.lane + 1, lanes):
+            if any(
+                other.lane == lane
+                and other.start < entry.end
+                and other.end > entry.start
+                for other in entries
+            ):
+                break
+            entry.width += 1
+    return lanes
 
 
 def calendar_page(

@@ -84,7 +84,9 @@ def calendar(request):
         messages.error(
             request,
             "Part of that calendar address could not be read ("
-            + "; ".join(f"{name}: {' '.join(errs)}" for name, errs in query.errors.items())
+            + "; ".join(
+                f"{name}: {' '.join(errs)}" for name, errs in query.errors.items()
+            )
             + "). Showing this week instead.",
         )
     clinician = params.get("clinician")
@@ -103,7 +105,9 @@ def calendar(request):
 
     def link(**changes):
         merged = {**keep, **changes}
-        merged = {key: value for key, value in merged.items() if value not in ("", None)}
+        merged = {
+            key: value for key, value in merged.items() if value not in ("", None)
+        }
         return f"{request.path}?{urlencode(merged)}"
 
     links = {
@@ -157,7 +161,9 @@ def appointment_new(request):
     if not can_schedule_anyone(request.user):
         raise PermissionDenied
     form = AppointmentForm(
-        request.POST or None, user=request.user, initial=_new_appointment_initial(request)
+        request.POST or None,
+        user=request.user,
+        initial=_new_appointment_initial(request),
     )
     conflicts = []
     if request.method == "POST" and form.is_valid():
@@ -282,7 +288,9 @@ def appointment_delete_view(request, appointment_id: int):
     appointment = access_appointment(request.user, appointment_id, for_change=True)
     form = DeleteForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "The delete request was incomplete; nothing was deleted.")
+        messages.error(
+            request, "The delete request was incomplete; nothing was deleted."
+        )
         return redirect("scheduling:appointment", appointment_id=appointment.pk)
     try:
         deleted = appointment_delete(
@@ -296,7 +304,8 @@ def appointment_delete_view(request, appointment_id: int):
         return redirect("scheduling:appointment", appointment_id=appointment.pk)
     count = len(deleted)
     messages.success(
-        request, "Appointment deleted." if count == 1 else f"{count} appointments deleted."
+        request,
+        "Appointment deleted." if count == 1 else f"{count} appointments deleted.",
     )
     return redirect(_calendar_url(appointment))
 

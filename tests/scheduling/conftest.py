@@ -37,7 +37,9 @@ def intake(practice):
 
 @pytest.fixture
 def office(practice):
-    return location_create(practice=practice, name="Main Street office", is_telehealth=False)
+    return location_create(
+        practice=practice, name="Main Street office", is_telehealth=False
+    )
 
 
 @pytest.fixture
@@ -93,12 +95,16 @@ def outsider_patient(other_practice, outsider_admin):
 
 @pytest.fixture
 def outsider_service(other_practice):
-    return service_create(practice=other_practice, name="Harbor session", default_minutes=50)
+    return service_create(
+        practice=other_practice, name="Harbor session", default_minutes=50
+    )
 
 
 @pytest.fixture
 def outsider_location(other_practice):
-    return location_create(practice=other_practice, name="Harbor office", is_telehealth=False)
+    return location_create(
+        practice=other_practice, name="Harbor office", is_telehealth=False
+    )
 
 
 @pytest.fixture
