@@ -15,7 +15,11 @@ urlpatterns = [
         practice_views.PasswordChangeView.as_view(success_url="/"),
         name="password_change",
     ),
-    path("password/reset/", practice_views.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "password/reset/",
+        practice_views.PasswordResetView.as_view(),
+        name="password_reset",
+    ),
     path(
         "password/reset/sent/",
         auth_views.PasswordResetDoneView.as_view(),

@@ -33,7 +33,7 @@ def test_without_trusted_proxies_the_forwarded_header_is_ignored(settings):
         (1, f"{OFFICE_IP},198.51.100.7", "198.51.100.7"),
         # Two proxies: the outer one appended the client, the inner one the outer.
         (2, f"{OFFICE_IP}, 198.51.100.7, 192.0.2.1", "198.51.100.7"),
-        # Fewer entries than proxies: the request bypassed one, so nobody is vouched for.
+        # Fewer entries than proxies: a proxy was bypassed, nobody is vouched for.
         (2, "198.51.100.7", None),
         (1, "", None),
         (1, None, None),

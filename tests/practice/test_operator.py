@@ -1,0 +1,89 @@
+"""Installation operators use Django admin at /operator/; practice staff never can."""
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from practice.models import Practice, Role, User
+
+
+@pytest.fixture
+def operator(db):
+    return User.objects.create_superuser(
+        "ops@tend.example", "ops-password-123", display_name="Operator"
+    )
+
+
+def test_operator_uses_django_admin(client, operator, admin_user):
+    client.force_login(operator)
+    assert client.get("/operator/").status_code == 200
+    assert client.get("/operator/practice/practice/").status_code == 200
+    users = client.get("/operator/practice/user/")
+    assert users.status_code == 200
+    assert admin_user.email.encode() in users.content
+    assert client.get("/operator/practice/auditevent/").status_code == 200
+    assert client.get("/operator/practice/user/add/").status_code == 200
+
+
+@pytest.mark.parametrize("who", ["admin_user", "scheduler", "clinician"])
+def test_practice_staff_never_reach_django_admin(client, request, who):
+    member = request.getfixturevalue(who)
+    client.force_login(member)
+    for path in ("/operator/", "/operator/practice/user/"):
+        response = client.get(path)
+        assert response.status_code == 302, path
+        assert response["Location"].startswith("/operator/login/")
+
+
+def test_practice_staff_cannot_sign_in_to_django_admin(client, admin_user):
+    response = client.post(
+        "/operator/login/?next=/operator/",
+        {"username": admin_user.email, "password": "correct-horse-battery"},
+    )
+    assert response.status_code == 200
+    assert "_auth_user_id" not in client.session
+
+
+def test_even_a_flagged_practice_user_is_kept_out(admin_user, operator):
+    """Should staff flags ever reach a practice user, the site still refuses."""
+    from django.contrib import admin
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/operator/")
+    admin_user.is_staff = admin_user.is_superuser = True  # in memory only
+    request.user = admin_user
+    assert not admin.site.has_permission(request)
+    request.user = operator
+    assert admin.site.has_permission(request)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        {"is_staff": True},
+        {"is_superuser": True},
+        {"is_superuser": True, "is_staff": True},
+    ],
+)
+def test_database_forbids_staff_flags_on_practice_users(practice, flags):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        User.objects.create(
+            email="x@riverside.test",
+            display_name="X",
+            practice=practice,
+            is_clinician=True,
+            **flags,
+        )
+
+
+def test_database_requires_a_practice_for_non_operators(db):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        User.objects.create(email="loose@example.test", display_name="Loose")
+
+
+def test_database_refuses_duplicate_email_in_any_case(practice, make_user):
+    make_user(practice, Role.CLINICIAN, email="dup@riverside.test")
+    other = Practice.objects.create(name="Other", time_zone="UTC")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        User.objects.create(
+            email="DUP@riverside.test", display_name="Dup", practice=other
+        )

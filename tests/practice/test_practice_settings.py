@@ -1,0 +1,81 @@
+"""Settings → Practice: name and IANA time zone."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from practice.models import AuditEvent, Practice
+from practice.services import practice_create
+
+
+def test_practice_page_shows_current_values(login, admin_user):
+    response = login(admin_user).get("/settings/practice/")
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert form.initial["name"] == "Riverside Counseling"
+    assert form.initial["time_zone"] == "America/New_York"
+    assert b'<option value="America/New_York" selected>' in response.content
+
+
+def test_practice_change_is_saved_and_audited(login, admin_user, practice):
+    response = login(admin_user).post(
+        "/settings/practice/",
+        {"name": "Riverside Counseling Group", "time_zone": "America/Chicago"},
+        REMOTE_ADDR="192.0.2.20",
+    )
+    assert response.status_code == 302
+    practice.refresh_from_db()
+    assert practice.name == "Riverside Counseling Group"
+    assert practice.time_zone == "America/Chicago"
+    event = AuditEvent.objects.get(kind=AuditEvent.Kind.PRACTICE_CHANGED)
+    assert (event.actor, event.practice, event.client_ip) == (
+        admin_user,
+        practice,
+        "192.0.2.20",
+    )
+    assert event.details["changed"]["time_zone"] == [
+        "America/New_York",
+        "America/Chicago",
+    ]
+
+
+def test_pages_show_times_in_the_practice_zone(login, admin_user, practice):
+    practice.time_zone = "Asia/Kolkata"
+    practice.save()
+    page = login(admin_user).get("/settings/audit/").content.decode()
+    assert "IST" in page
+    assert "Asia/Kolkata" in page
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "message"),
+    [
+        (
+            {"name": "Riverside", "time_zone": "Mars/Olympus_Mons"},
+            "time_zone",
+            "Mars/Olympus_Mons is not a known time zone",
+        ),
+        ({"name": "Riverside", "time_zone": "EST5EDT "}, "time_zone", "not a known"),
+        ({"name": "", "time_zone": "UTC"}, "name", "This field is required."),
+        ({"name": "x" * 201, "time_zone": "UTC"}, "name", "at most 200 characters"),
+    ],
+    ids=["unknown-zone", "zone-with-space", "no-name", "long-name"],
+)
+def test_bad_practice_input_is_refused_and_nothing_saved(
+    login, admin_user, practice, data, field, message
+):
+    response = login(admin_user).post("/settings/practice/", data)
+    assert response.status_code == 200
+    assert any(message in error for error in response.context["form"].errors[field])
+    practice.refresh_from_db()
+    assert (practice.name, practice.time_zone) == (
+        "Riverside Counseling",
+        "America/New_York",
+    )
+    assert not AuditEvent.objects.filter(kind=AuditEvent.Kind.PRACTICE_CHANGED).exists()
+
+
+def test_model_validation_refuses_unknown_zone(db):
+    with pytest.raises(ValidationError) as error:
+        practice_create(name="Nowhere", time_zone="Europe/Atlantis")
+    assert "is not a known time zone" in str(error.value)
+    assert not Practice.objects.filter(name="Nowhere").exists()
