@@ -160,11 +160,14 @@ def patient_update(*, patient: Patient, actor: User, **fields) -> Patient:
         raise TypeError(f"Unknown patient fields: {sorted(unknown)}")
     if "primary_clinician" in fields:
         _check_primary_clinician(patient.practice, fields["primary_clinician"])
+    initials_before = patient.initials
     for name, value in fields.items():
         setattr(patient, name, _clean_patient_value(name, value))
     patient.search_name = _patient_search_name(patient)
     patient.full_clean()
     patient.save()
+    if patient.initials != initials_before:
+        _republish_future(Appointment.objects.filter(patients=patient))
     return patient
 
 
@@ -176,6 +179,20 @@ def patient_set_active(*, patient: Patient, actor: User, active: bool) -> Patien
         patient.is_active = active
         patient.save(update_fields=["is_active"])
     return patient
+
+
+def _republish_future(appointments) -> int:
+    """Touch (published) every live, not yet ended appointment of ``appointments``:
+    something a calendar shows about them changed elsewhere (a patient's initials,
+    a location's or service's name)."""
+    touched = 0
+    for appointment in appointments.select_for_update(of=("self",)).filter(
+        deleted_at__isnull=True, end__gte=timezone.now()
+    ):
+        appointment_touch(appointment, published=True)
+        appointment.save(update_fields=["sequence", "revision", "updated_at"])
+        touched += 1
+    return touched
 
 
 # -- services and locations -------------------------------------------------------
@@ -220,6 +237,7 @@ def service_update(
     name = " ".join(name.split())
     _check_unique_name(Service, service.practice, name, exclude_pk=service.pk)
     _check_minutes(default_minutes)
+    renamed = name != service.name
     service.name, service.default_minutes, service.is_active = (
         name,
         default_minutes,
@@ -227,6 +245,8 @@ def service_update(
     )
     service.full_clean(validate_constraints=False)
     service.save()
+    if renamed:
+        _republish_future(Appointment.objects.filter(service=service))
     return service
 
 
@@ -258,11 +278,7 @@ def location_update(
     location.full_clean(validate_constraints=False)
     location.save()
     if renamed:
-        for appointment in Appointment.objects.select_for_update().filter(
-            location=location, deleted_at__isnull=True, end__gte=timezone.now()
-        ):
-            appointment_touch(appointment, published=True)
-            appointment.save(update_fields=["sequence", "revision", "updated_at"])
+        _republish_future(Appointment.objects.filter(location=location))
     return location
 
 
@@ -444,7 +460,7 @@ def _record(
 def _lock(appointment: Appointment, expected_revision: int | None) -> Appointment:
     """The current row, locked; StaleAppointment if it moved on since the form."""
     current = (
-        Appointment.objects.select_for_update()
+        Appointment.objects.select_for_update(of=("self",))
         .select_related("practice", "clinician", "service", "location")
         .get(pk=appointment.pk)
     )

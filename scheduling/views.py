@@ -427,6 +427,8 @@ def setup(request):
 
 def _list_item_form(request, *, form_class, initial, save, template_context):
     form = form_class(request.POST or None, initial=initial)
+    if not initial:
+        del form.fields["is_active"]  # new entries are always in use
     if request.method == "POST" and form.is_valid():
         try:
             item = save(form.cleaned_data)

@@ -721,3 +721,36 @@ def test_renaming_a_location_republishes_future_appointments(
     past.refresh_from_db()
     future.refresh_from_db()
     assert (past.sequence, future.sequence) == (0, 1)
+
+
+def test_patient_initials_change_republishes_future_appointments(
+    book, clinician, patient, at, scheduler
+):
+    from scheduling.services import patient_update
+
+    past = book(clinician=clinician, patients=[patient], start=at(2020, 1, 6, 9, 0))
+    future = book(clinician=clinician, patients=[patient], start=at(2099, 1, 6, 9, 0))
+    patient_update(patient=patient, actor=scheduler, phone="555-0100")
+    future.refresh_from_db()
+    assert future.sequence == 0  # the phone never reaches a calendar
+    patient_update(patient=patient, actor=scheduler, last_name="Brennan")
+    past.refresh_from_db()
+    future.refresh_from_db()
+    assert (past.sequence, future.sequence) == (0, 1)
+    assert future.summary_text == "É.B."
+
+
+def test_renaming_a_service_republishes_future_appointments(
+    book, clinician, patient, service, at
+):
+    from scheduling.services import service_update
+
+    future = book(clinician=clinician, patients=[patient], start=at(2099, 1, 6, 9, 0))
+    service_update(
+        service=service, name="Psychotherapy", default_minutes=50, is_active=True
+    )
+    future.refresh_from_db()
+    assert future.sequence == 0
+    service_update(service=service, name="Therapy", default_minutes=50, is_active=True)
+    future.refresh_from_db()
+    assert future.sequence == 1
