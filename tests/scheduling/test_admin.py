@@ -1,0 +1,36 @@
+import pytest
+
+from practice.models import User
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def operator(db):
+    return User.objects.create_superuser(
+        email="operator@tend.test", password="x", display_name="Operator"
+    )
+
+
+def test_operator_reads_scheduling_but_cannot_change_it(
+    client, operator, book, clinician, patient, at
+):
+    appointment = book(
+        clinician=clinician, patients=[patient], start=at(2026, 12, 1, 9)
+    )
+    client.force_login(operator, backend="django.contrib.auth.backends.ModelBackend")
+    for name in (
+        "appointment",
+        "patient",
+        "service",
+        "location",
+        "series",
+        "appointmentchange",
+    ):
+        assert client.get(f"/operator/scheduling/{name}/").status_code == 200
+    page = client.get(f"/operator/scheduling/appointment/{appointment.pk}/change/")
+    assert page.status_code == 200
+    assert b'name="_save"' not in page.content
+    patient_page = client.get(f"/operator/scheduling/patient/{patient.pk}/change/")
+    assert b"elodie@example.test" not in patient_page.content
+    assert client.get("/operator/scheduling/appointment/add/").status_code == 403
