@@ -95,7 +95,10 @@ class AppointmentForm(forms.Form):
         },
     )
     title = forms.CharField(
-        max_length=200, required=False, help_text=EVENT_TITLE_WARNING
+        max_length=200,
+        required=False,
+        help_text="e.g. Staff meeting, Supervision, Out of office. "
+        + EVENT_TITLE_WARNING,
     )
     service = forms.ModelChoiceField(
         queryset=None,
