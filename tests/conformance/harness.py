@@ -33,6 +33,7 @@ import threading
 import unicodedata
 import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -610,8 +611,6 @@ def parse_with_vdirsyncer_khal(
 IN_PROCESS: dict[str, Callable[[bytes], ParsedCalendar]] = {
     "icalendar": parse_with_icalendar,
     "ical": parse_with_ical,
-    "ical.js": parse_with_icaljs,
-    "libical": parse_with_libical,
 }
 
 
@@ -619,7 +618,15 @@ def parse_everywhere(ics: bytes) -> dict[str, ParsedCalendar]:
     """Every parser's reading of `ics`, keyed by parser name."""
     results = {name: parse(ics) for name, parse in IN_PROCESS.items()}
     window = subscriber_window(*results.values())
-    results["vdirsyncer+khal"] = parse_with_vdirsyncer_khal(ics, window=window)
+    # The external tools are separate processes: run them side by side.
+    external = {
+        "ical.js": lambda: parse_with_icaljs(ics),
+        "libical": lambda: parse_with_libical(ics),
+        "vdirsyncer+khal": lambda: parse_with_vdirsyncer_khal(ics, window=window),
+    }
+    with ThreadPoolExecutor(max_workers=len(external)) as pool:
+        futures = {name: pool.submit(run) for name, run in external.items()}
+        results.update({name: future.result() for name, future in futures.items()})
     return results
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from icalendar import Calendar, Event
+from icalendar import Calendar, Event, Timezone
 
 from tests.conformance.harness import ParsedEvent, expected_event
 
@@ -56,7 +56,12 @@ def calendar_bytes(
     raw_rdates: bool = False,
     calendar_uid: bool = False,
     timezones: bool = True,
+    zone_years: tuple[int, int] | None = None,
+    dtstart_as_rdate: bool = False,
 ) -> bytes:
+    """An icalendar-built calendar of `events`. `zone_years` writes each VTIMEZONE for
+    just those years (as ``Timezone.from_tzid`` does), `dtstart_as_rdate` repeats each
+    observance's DTSTART among its RDATEs."""
     calendar = Calendar.new(prodid="-//Tend//Conformance samples//EN")
     if not calendar_uid:
         del calendar["UID"]
@@ -72,11 +77,30 @@ def calendar_bytes(
         if sample.status:
             event.add("STATUS", sample.status)
         calendar.add_component(event)
-    if timezones:
+    if timezones and zone_years is not None:
+        first, last = zone_years
+        for key in sorted({sample.start.tzinfo.key for sample in events}):
+            calendar.add_component(
+                Timezone.from_tzid(
+                    key, first_date=date(first, 1, 1), last_date=date(last, 12, 31)
+                )
+            )
+    elif timezones:
         calendar.add_missing_timezones()
-        if not raw_rdates:
-            one_rdate_per_line(calendar)
+    if timezones and not raw_rdates:
+        one_rdate_per_line(calendar)
+    if timezones and dtstart_as_rdate:
+        repeat_dtstart_as_rdate(calendar)
     return calendar.to_ical()
+
+
+def repeat_dtstart_as_rdate(calendar: Calendar) -> None:
+    """Make each observance's first onset explicit: ical.js ignores DTSTART as an onset
+    when RDATEs follow it."""
+    for zone in calendar.walk("VTIMEZONE"):
+        for observance in zone.subcomponents:
+            if "RDATE" in observance:
+                observance.add("RDATE", observance.DTSTART)
 
 
 def without_vtimezones(ics: bytes) -> bytes:

@@ -233,6 +233,24 @@ def test_multi_valued_rdate_in_vtimezone_loses_dst_in_icaljs():
         assert_all_parsers_agree(ics, new_york_expected())
 
 
+def test_icaljs_ignores_an_observance_dtstart_when_rdates_follow():
+    # Timezone.from_tzid() for 2026-2027 writes DAYLIGHT DTSTART:20260308T030000 with
+    # RDATE:20270314T030000; ical.js then misses the 2026 spring change entirely.
+    summer = [sample for sample, _, _ in NEW_YORK_SESSIONS if sample.uid == "cancelled"]
+    expected = [e for e in new_york_expected() if e.uid == "cancelled"]
+    ics = calendar_bytes(summer, zone_years=(2026, 2027))
+
+    assert b"DTSTART:20260308T030000\r\nRDATE:20270314T030000" in ics
+    assert parse_with_icaljs(ics).events[0].start_utc == utc(2026, 7, 1, 20)
+    with pytest.raises(AssertionError, match="ical.js differs"):
+        assert_all_parsers_agree(ics, expected)
+
+    # Naming the first onset as an RDATE too is read the same way everywhere.
+    assert_all_parsers_agree(
+        calendar_bytes(summer, zone_years=(2026, 2027), dtstart_as_rdate=True), expected
+    )
+
+
 def test_calendar_level_uid_collapses_a_vdirsyncer_subscription_to_one_event():
     ics = new_york_calendar(calendar_uid=True)
 
