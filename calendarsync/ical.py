@@ -3,7 +3,8 @@
 Why not build ``icalendar`` objects per request: a feed is re-read by every
 subscribed device every few minutes, so each event is rendered once into bytes
 (``render_event``, memoised on everything that can change its text) and a feed is
-a concatenation of fragments. ``icalendar`` still provides the ``VTIMEZONE``.
+a concatenation of fragments. The ``VTIMEZONE`` comes from the tz database through
+``zoneinfo`` (see ``render_timezone``).
 
 Every line ends in CRLF and is folded at 75 octets without splitting a UTF-8
 character; TEXT values are stripped of control characters and escaped.
@@ -15,8 +16,6 @@ import unicodedata
 import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-
-from icalendar import Timezone
 
 CRLF = b"\r\n"
 MAX_LINE_OCTETS = 75
@@ -156,19 +155,78 @@ def render_event(event: FeedEvent, zone_key: str) -> bytes:
     return b"".join(fold(line) for line in lines)
 
 
+def _offset(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    sign = "-" if seconds < 0 else "+"
+    hours, rest = divmod(abs(seconds), 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{sign}{hours:02d}{minutes:02d}" + (f"{seconds:02d}" if seconds else "")
+
+
+def _state(zone: zoneinfo.ZoneInfo, moment: datetime) -> tuple:
+    local = moment.astimezone(zone)
+    return local.utcoffset(), local.dst(), local.tzname()
+
+
+def zone_transitions(
+    zone: zoneinfo.ZoneInfo, start: datetime, end: datetime
+) -> list[datetime]:
+    """Every instant in [start, end) at which the zone's offset or name changes."""
+    found = []
+    day = timedelta(days=1)
+    moment = start
+    while moment < end:
+        following = min(moment + day, end)
+        if _state(zone, moment) != _state(zone, following):
+            low, high = moment, following
+            while high - low > timedelta(seconds=1):
+                middle = low + (high - low) / 2
+                if _state(zone, middle) == _state(zone, low):
+                    low = middle
+                else:
+                    high = middle
+            found.append(high.replace(microsecond=0))
+        moment = following
+    return found
+
+
 @functools.lru_cache(maxsize=256)
 def render_timezone(zone_key: str, first_year: int, last_year: int) -> bytes:
-    """The VTIMEZONE for the zone, covering every transition of the given years.
-    Depends only on its arguments, so it is byte-identical on every fetch."""
-    component = Timezone.from_tzid(
-        zone_key, first_date=date(first_year, 1, 1), last_date=date(last_year, 12, 31)
-    )
-    raw = component.to_ical()
-    # Re-fold with our writer so every line meets the same rules as ours.
-    unfolded = raw.replace(b"\r\n ", b"").replace(b"\r\n\t", b"")
-    return b"".join(
-        fold(line.decode("utf-8")) for line in unfolded.split(b"\r\n") if line
-    )
+    """The VTIMEZONE for the zone from 1 January of ``first_year`` to the end of
+    ``last_year``: one observance per actual change, each with a plain DTSTART.
+
+    Why not RRULE/RDATE observances (as generic generators write them): parsers
+    disagree about them (ical.js read an RDATE-based zone an hour off for whole
+    months), while a list of dated changes reads the same everywhere. Depends only
+    on its arguments, so it is byte-identical on every fetch."""
+    zone = zoneinfo.ZoneInfo(zone_key)
+    start = datetime(first_year, 1, 1, tzinfo=zone).astimezone(UTC)
+    end = datetime(last_year + 1, 1, 1, tzinfo=zone).astimezone(UTC)
+    offset, dst, name = _state(zone, start)
+    lines = ["BEGIN:VTIMEZONE", f"TZID:{zone_key}"]
+
+    def observance(moment: datetime, before: timedelta) -> None:
+        after, after_dst, after_name = _state(zone, moment)
+        kind = "DAYLIGHT" if after_dst and after_dst > timedelta(0) else "STANDARD"
+        wall = (moment + before).replace(tzinfo=None)
+        lines.extend(
+            [
+                f"BEGIN:{kind}",
+                f"DTSTART:{wall.strftime('%Y%m%dT%H%M%S')}",
+                f"TZOFFSETFROM:{_offset(before)}",
+                f"TZOFFSETTO:{_offset(after)}",
+                *([f"TZNAME:{escape_text(after_name)}"] if after_name else []),
+                f"END:{kind}",
+            ]
+        )
+
+    observance(start, offset)
+    previous = offset
+    for moment in zone_transitions(zone, start, end):
+        observance(moment, previous)
+        previous = _state(zone, moment)[0]
+    lines.append("END:VTIMEZONE")
+    return b"".join(fold(line) for line in lines)
 
 
 @dataclass(frozen=True, slots=True)

@@ -520,3 +520,49 @@ def test_fold_never_splits_a_character():
             line.decode("utf-8")
         unfolded = folded.replace(b"\r\n ", b"")
         assert unfolded == f"SUMMARY:{text}\r\n".encode()
+
+
+@pytest.mark.parametrize(
+    "zone_key",
+    [
+        "America/New_York",
+        "America/St_Johns",
+        "Asia/Kolkata",
+        "Australia/Lord_Howe",
+        "Europe/Dublin",
+        "UTC",
+    ],
+)
+def test_vtimezone_gives_the_right_offset_at_every_moment(zone_key):
+    """Read our VTIMEZONE back the way a client applies it (latest observance whose
+    start has passed) and compare with the tz database every half hour."""
+    import zoneinfo
+    from datetime import UTC, datetime
+
+    from calendarsync.ical import render_timezone
+
+    def seconds(value) -> int:
+        text = value.to_ical()
+        text = text.decode() if isinstance(text, bytes) else text
+        sign = -1 if text[0] == "-" else 1
+        hours, minutes = int(text[1:3]), int(text[3:5])
+        extra = int(text[5:7]) if len(text) > 5 else 0
+        return sign * (hours * 3600 + minutes * 60 + extra)
+
+    component = icalendar.Timezone.from_ical(render_timezone(zone_key, 2026, 2027))
+    starts = []
+    for observance in component.subcomponents:
+        wall = datetime.strptime(
+            observance["DTSTART"].to_ical().decode(), "%Y%m%dT%H%M%S"
+        )
+        before = seconds(observance["TZOFFSETFROM"])
+        after = seconds(observance["TZOFFSETTO"])
+        starts.append((wall.replace(tzinfo=UTC) - timedelta(seconds=before), after))
+    starts.sort()
+    zone = zoneinfo.ZoneInfo(zone_key)
+    moment = starts[0][0] + timedelta(minutes=15)
+    while moment < datetime(2027, 12, 31, tzinfo=UTC):
+        applied = [after for start, after in starts if start <= moment][-1]
+        expected = moment.astimezone(zone).utcoffset().total_seconds()
+        assert applied == expected, (zone_key, moment)
+        moment += timedelta(minutes=30)
