@@ -3,6 +3,7 @@ import logging
 import re
 
 from django.contrib import messages
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, transaction
 from django.http import Http404, HttpResponse, HttpResponseNotAllowed
@@ -30,6 +31,9 @@ logger = logging.getLogger("calendarsync.feed")
 
 FEED_CONTENT_TYPE = "text/calendar; charset=utf-8"
 RETRY_AFTER_SECONDS = 120
+# Unknown links tolerated from one address per window before it gets 429s.
+MISSES_ALLOWED = 30
+MISS_WINDOW_SECONDS = 600
 GZIP_ACCEPTED = re.compile(r"\bgzip\b(?!\s*;\s*q=0(?:\.0*)?\s*(?:,|$))", re.IGNORECASE)
 
 ACTIONS = {
@@ -193,6 +197,26 @@ def feed_unavailable() -> HttpResponse:
     return _feed_headers(response)
 
 
+def feed_refused(request) -> HttpResponse:
+    """404 for a link that opens nothing; once one address has sent too many of
+    those in a short time, 429 instead. Only failures count, so valid links polled
+    from one shared address (Google fetches many feeds from a few) never slow down."""
+    key = f"calendarsync:misses:{client_ip(request) or 'unknown'}"
+    cache.add(key, 0, timeout=MISS_WINDOW_SECONDS)
+    try:
+        misses = cache.incr(key)
+    except ValueError:
+        cache.set(key, 1, timeout=MISS_WINDOW_SECONDS)
+        misses = 1
+    if misses <= MISSES_ALLOWED:
+        return feed_not_found()
+    response = HttpResponse(
+        b"Too many requests\n", status=429, content_type="text/plain; charset=utf-8"
+    )
+    response["Retry-After"] = str(MISS_WINDOW_SECONDS)
+    return _feed_headers(response)
+
+
 def _gzip_accepted(request) -> bool:
     return bool(GZIP_ACCEPTED.search(request.META.get("HTTP_ACCEPT_ENCODING", "")))
 
@@ -219,7 +243,7 @@ def feed(request, token):
             try:
                 link = access_feed_link_by_token(token)
             except Http404:
-                return feed_not_found()
+                return feed_refused(request)
             document = feed_document(link=link, now=now)
         last_modified = services.feed_link_mark_served(
             link=link, etag=document.etag, changed_at=document.changed_at

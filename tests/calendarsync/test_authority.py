@@ -329,3 +329,23 @@ def test_feed_fetch_is_recorded_once_a_minute(client, clinician, busy, personal_
     assert fetches["google"].is_new_client
     assert AuditEvent.objects.filter(kind=AuditEvent.Kind.FEED_FETCHED).count() == 2
     assert fetches["ios"].last_fetched_at <= timezone.now()
+
+
+def test_repeated_failures_from_one_address_are_limited_not_valid_links(
+    client, clinician, busy, personal_path, reference_404
+):
+    from calendarsync.views import MISSES_ALLOWED
+
+    path = personal_path(clinician)
+    prober = {"REMOTE_ADDR": "198.51.100.66"}
+    for index in range(MISSES_ALLOWED):
+        response = client.get(f"/calendar/{'Q' * 54}{index % 10}.ics", **prober)
+        assert snapshot(response) == reference_404
+    limited = client.get(f"/calendar/{'Q' * 55}.ics", **prober)
+    assert limited.status_code == 429
+    assert limited["Retry-After"]
+    # A valid link from the same (shared) address still works, at full speed.
+    assert client.get(path, **prober).status_code == 200
+    # Other addresses are not affected.
+    other = client.get(f"/calendar/{'Q' * 55}.ics", REMOTE_ADDR="198.51.100.67")
+    assert other.status_code == 404
