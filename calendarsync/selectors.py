@@ -1,6 +1,7 @@
 """Reads for calendar sync: which calendars a user may have, what a feed contains,
 and every user's sync state for administrators."""
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -12,6 +13,7 @@ from calendarsync import ical
 from calendarsync.models import FeedAccess, FeedFetch, FeedLink, FeedScope
 from practice.models import Practice, User
 from scheduling.models import Appointment
+from scheduling.names import initials
 
 # How far a feed reaches, in days back and ahead of today in the practice's zone.
 WINDOWS = {
@@ -23,6 +25,11 @@ WINDOWS = {
 CANCELLED_RETENTION = timedelta(days=30)
 DEFAULT_MAX_BYTES = 1_000_000
 CANCELLED_STATUSES = [Appointment.Status.CANCELLED, Appointment.Status.LATE_CANCELLED]
+
+
+# Initials are derived in one place (scheduling.names); remembered here because a
+# feed asks for the same few hundred names thousands of times.
+_initials = functools.lru_cache(maxsize=100_000)(initials)
 
 
 @dataclass(frozen=True)
@@ -110,8 +117,6 @@ def feed_event_list(
 
     One query (one row per appointment and patient), so the feed is read from a
     single snapshot: it can never mix two states of the schedule."""
-    from scheduling.names import initials
-
     practice_id = link.access.practice_id
     cutoff = now - CANCELLED_RETENTION
     visible = (
@@ -195,7 +200,7 @@ def feed_event_list(
                     display_name=row[12], credentials=row[13], email=row[14]
                 ).label
         if row[17] is not None or row[18] is not None:
-            patient_initials.append(initials(row[17] or "", row[18] or ""))
+            patient_initials.append(_initials(row[17] or "", row[18] or ""))
     finish()
     return events, latest
 
