@@ -27,7 +27,7 @@ urlpatterns = [
     ),
     path(
         "password/reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(),
+        practice_views.PasswordResetConfirmView.as_view(),
         name="password_reset_confirm",
     ),
     path(

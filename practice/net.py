@@ -46,6 +46,11 @@ def axes_client_ip(request) -> str:
 def _valid_ip(value: str | None) -> str | None:
     if not value:
         return None
+    # Some proxies add the port: "203.0.113.7:51234", "[2001:db8::1]:443".
+    if value.startswith("["):
+        value = value[1:].split("]", 1)[0]
+    elif value.count(":") == 1:
+        value = value.split(":", 1)[0]
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:

@@ -71,6 +71,19 @@ class PasswordResetView(auth_views.PasswordResetView):
         return redirect(self.get_success_url())
 
 
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        audit_record(
+            kind=AuditEvent.Kind.PASSWORD_CHANGED,
+            practice=form.user.practice,
+            actor=form.user,
+            client_ip=client_ip(self.request),
+            details={"through": "emailed link"},
+        )
+        return response
+
+
 class PasswordChangeView(auth_views.PasswordChangeView):
     def form_valid(self, form):
         response = super().form_valid(form)

@@ -40,6 +40,9 @@ def test_without_trusted_proxies_the_forwarded_header_is_ignored(settings):
         # Garbage is never an address.
         (1, "not-an-ip", None),
         (1, "2001:DB8::0001", "2001:db8::1"),
+        # Proxies that add the client's port.
+        (1, "198.51.100.7:51234", "198.51.100.7"),
+        (1, "[2001:db8::1]:443", "2001:db8::1"),
     ],
 )
 def test_trusted_proxies_vouch_only_for_what_they_appended(

@@ -78,6 +78,9 @@ def test_reset_link_sets_a_new_password_once(client, clinician):
     event = AuditEvent.objects.get(kind=AuditEvent.Kind.PASSWORD_RESET_REQUESTED)
     assert (event.target_user, event.practice) == (clinician, clinician.practice)
     assert event.client_ip == "192.0.2.8"
+    changed = AuditEvent.objects.get(kind=AuditEvent.Kind.PASSWORD_CHANGED)
+    assert (changed.actor, changed.practice) == (clinician, clinician.practice)
+    assert changed.details == {"through": "emailed link"}
 
 
 def test_reset_answers_the_same_when_email_cannot_be_sent(
