@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import unicodedata
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -746,10 +745,3 @@ def assert_byte_level_ok(ics: bytes) -> None:
     problems = byte_level_problems(ics)
     if problems:
         raise AssertionError("feed bytes break RFC 5545 §3.1:\n" + "\n".join(problems))
-
-
-def visible_text(text: str) -> str:
-    """`text` as a feed should carry it: controls other than LF and TAB removed."""
-    return "".join(
-        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc"
-    )

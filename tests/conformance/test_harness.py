@@ -1,10 +1,11 @@
 """The conformance harness itself: real parsers agree on good calendars, and every check
 fails on the calendar that should fail it."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from icalendar import Calendar, Event
 
 from tests.conformance.harness import (
     assert_all_parsers_agree,
@@ -180,6 +181,36 @@ def test_empty_calendar_reads_as_no_events_everywhere():
     results = assert_all_parsers_agree(ics, [])
 
     assert all(result.events == [] for result in results.values())
+
+
+def test_all_day_events_read_as_dates_everywhere():
+    calendar = Calendar.new(prodid="-//Tend//Conformance samples//EN")
+    del calendar["UID"]
+    for uid, start, end in [
+        ("closed", date(2026, 12, 24), date(2026, 12, 26)),
+        ("new-year", date(2026, 12, 31), date(2027, 1, 1)),
+    ]:
+        calendar.add_component(
+            Event.new(uid=uid, summary=uid, start=start, end=end, stamp=utc(2026, 1, 1))
+        )
+
+    assert_all_parsers_agree(
+        calendar.to_ical(),
+        [
+            expected_event(
+                uid="closed",
+                summary="closed",
+                start=date(2026, 12, 24),
+                end=date(2026, 12, 26),
+            ),
+            expected_event(
+                uid="new-year",
+                summary="new-year",
+                start=date(2026, 12, 31),
+                end=date(2027, 1, 1),
+            ),
+        ],
+    )
 
 
 def test_expected_mismatch_is_reported():
