@@ -39,6 +39,7 @@ run: demo
 	@echo "  admin@riverside.test      administrator and clinician"
 	@echo "  scheduler@riverside.test  scheduler"
 	@echo "  rivera@riverside.test, chen@riverside.test, okafor@riverside.test  clinicians"
+	@echo "  admin@harbor.test, lee@harbor.test  a second practice (Harbor Family Therapy)"
 	@echo
 	$(VENV)/bin/gunicorn config.wsgi:application --bind $(HOST):$(PORT) --workers 2 \
 		--access-logfile - --access-logformat '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss' \
