@@ -196,3 +196,22 @@ def test_operator_signing_in_goes_to_django_admin(client, db):
     assert response.status_code == 302
     assert client.get("/").url == "/operator/"
     assert not Practice.objects.exists()
+
+
+def test_forms_refuse_posts_without_the_csrf_token(admin_user):
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True)
+    response = strict.post(
+        "/login/", {"username": admin_user.email, "password": PASSWORD}
+    )
+    assert response.status_code == 403
+    assert "_auth_user_id" not in strict.session
+    strict.force_login(admin_user)
+    for path, data in (
+        ("/settings/users/add/", {"email": "x@riverside.test", "roles": ["clinician"]}),
+        ("/settings/network/", {"networks": "10.0.0.0/8"}),
+        ("/logout/", {}),
+    ):
+        assert strict.post(path, data).status_code == 403, path
+    assert not User.objects.filter(email="x@riverside.test").exists()
