@@ -174,37 +174,37 @@ def feed_links_issue(*, user: User) -> tuple[FeedAccess, list[IssuedLink]]:
     if not access.enabled or not user.practice.calendar_sync_enabled:
         return access, []
     calendars = sync_calendar_list(user=user)
-    existing = {
-        (link.scope, link.clinician_id): link
-        for link in FeedLink.objects.filter(access=access).prefetch_related("fetches")
-    }
-    missing = [
-        FeedLink(
-            access=access,
-            scope=calendar.scope,
-            clinician=calendar.clinician,
-        )
+    wanted = {
+        (
+            calendar.scope,
+            calendar.clinician.pk if calendar.clinician else None,
+        ): calendar
         for calendar in calendars
-        if (calendar.scope, calendar.clinician.pk if calendar.clinician else None)
-        not in existing
+    }
+    existing = _links_by_calendar(access)
+    missing = [
+        FeedLink(access=access, scope=calendar.scope, clinician=calendar.clinician)
+        for key, calendar in wanted.items()
+        if key not in existing
     ]
-    for link in missing:
-        link.full_clean(exclude=["access", "clinician"], validate_constraints=False)
-    for link in FeedLink.objects.bulk_create(missing):
-        existing[(link.scope, link.clinician_id)] = link
+    if missing:
+        for link in missing:
+            link.full_clean(exclude=["access", "clinician"], validate_constraints=False)
+        # Two first visits at once may both try: keep whichever row won.
+        FeedLink.objects.bulk_create(missing, ignore_conflicts=True)
+        existing = _links_by_calendar(access)
     issued = []
-    for calendar in calendars:
-        link = existing[
-            (calendar.scope, calendar.clinician.pk if calendar.clinician else None)
-        ]
+    for key, calendar in wanted.items():
+        link = existing[key]
         link.access = access
-        fetches = (
-            sorted(link.fetches.all(), key=_by_last_fetch, reverse=True)
-            if "fetches" in getattr(link, "_prefetched_objects_cache", {})
-            else []
-        )
+        fetches = sorted(link.fetches.all(), key=_by_last_fetch, reverse=True)
         issued.append(IssuedLink(calendar, link, link_token(link), fetches))
     return access, issued
+
+
+def _links_by_calendar(access: FeedAccess) -> dict[tuple, FeedLink]:
+    links = FeedLink.objects.filter(access=access).prefetch_related("fetches")
+    return {(link.scope, link.clinician_id): link for link in links}
 
 
 def _by_last_fetch(fetch: FeedFetch) -> datetime:

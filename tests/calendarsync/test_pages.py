@@ -322,3 +322,18 @@ def test_demo_seed_gives_everyone_access(db, settings):
     assert accesses.count() == users.count()
     # Idempotent: a second run keeps every link as it was.
     assert dict(FeedAccess.objects.values_list("user_id", "secret_salt")) == before
+
+
+def test_page_shows_who_reads_each_link(client, login, clinician):
+    signed_in = login(clinician)
+    html = signed_in.get(SYNC).content.decode()
+    assert "Not fetched by any application yet." in html
+    (https_url,) = feed_urls(html)
+    path = https_url.split("8000", 1)[1]
+    client.get(path, headers={"User-Agent": "Google-Calendar-Importer"})
+    html = signed_in.get(SYNC).content.decode()
+    assert "Google Calendar</strong> · last fetched" in html
+    assert "new client" in html
+    assert "cannot be made to refresh sooner" in html
+    admin_html = html  # the user's own page; administrators see the time too
+    assert "Not fetched by any application yet." not in admin_html
