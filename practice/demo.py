@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
-from practice.models import Practice, Role, User
+from practice.models import ROLE_FIELDS, Practice, Role, User
 
 DEMO_PASSWORD = "tend-demo"
 
@@ -32,8 +32,6 @@ def demo_allowed() -> bool:
 
 
 def _ensure_practice(name: str, time_zone: str, users) -> Practice:
-    from practice.models import ROLE_FIELDS
-
     practice, _ = Practice.objects.get_or_create(
         name=name, defaults={"time_zone": time_zone}
     )

@@ -1,12 +1,10 @@
 from django.db.models import QuerySet
 
-from practice.models import AuditEvent, Practice, User
+from practice.models import AllowedNetwork, AuditEvent, Practice, User
 
 
 def practice_allowed_cidrs(*, practice_id: int) -> list[str]:
     """The practice's allowed networks as CIDR strings (empty: no restriction)."""
-    from practice.models import AllowedNetwork
-
     return list(
         AllowedNetwork.objects.filter(practice_id=practice_id).values_list(
             "cidr", flat=True
