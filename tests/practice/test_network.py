@@ -1,5 +1,7 @@
 """Network restrictions: client address, the middleware, login, exemptions, settings."""
 
+import re
+
 import pytest
 from django.test import RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
@@ -173,7 +175,24 @@ def test_wrong_password_from_elsewhere_is_a_plain_failed_login(
 
 # -- The exemption list --------------------------------------------------------------
 
-SAMPLE_VALUES = {"int": "1", "str": "x", "slug": "x", "path": "x", "uuid": None}
+SAMPLE_CANDIDATES = [
+    "1",
+    "x",
+    "2026-03-08",
+    "2026-03",
+    "00000000-0000-4000-8000-000000000000",
+    "a" * 55,
+]
+
+
+def sample_value(converter) -> str:
+    """A value the route's converter accepts, so every route can be requested."""
+    for candidate in SAMPLE_CANDIDATES:
+        if re.fullmatch(converter.regex, candidate):
+            return candidate
+    raise AssertionError(
+        f"add a sample for {type(converter).__name__} to SAMPLE_CANDIDATES"
+    )
 
 
 def every_url_name(resolver=None, namespace=""):
@@ -192,11 +211,7 @@ def every_url_name(resolver=None, namespace=""):
                 continue  # admin's regex routes; /operator/ itself is covered
             kwargs = {}
             for key, converter in converters.items():
-                kind = type(converter).__name__.replace("Converter", "").lower()
-                if kind == "uuid":
-                    kwargs[key] = "00000000-0000-4000-8000-000000000000"
-                else:
-                    kwargs[key] = SAMPLE_VALUES.get(kind, "1")
+                kwargs[key] = sample_value(converter)
             yield name, reverse(name, kwargs=kwargs)
 
 
