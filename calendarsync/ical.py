@@ -290,7 +290,7 @@ def render_calendar(
 
     def header_for(until: date, truncated: bool) -> bytes:
         description = (
-            "Read-only copy of your Tend schedule; patient initials only. "
+            "Read-only copy of a Tend schedule; patient initials only. "
             f"Complete from {window_start.isoformat()} to {until.isoformat()}."
         )
         if truncated:
