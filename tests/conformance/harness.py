@@ -745,3 +745,93 @@ def assert_byte_level_ok(ics: bytes) -> None:
     problems = byte_level_problems(ics)
     if problems:
         raise AssertionError("feed bytes break RFC 5545 §3.1:\n" + "\n".join(problems))
+
+
+# -- structure: what real clients were measured to misread --------------------------
+
+
+def structure_problems(ics: bytes) -> list[str]:
+    """Constructs that some real client reads wrongly even though they are valid
+    RFC 5545, each found with the parsers above (see test_harness.py)."""
+    from zoneinfo import available_timezones
+
+    from icalendar import Calendar
+
+    try:
+        calendars = Calendar.from_ical(ics, multiple=True)
+    except Exception as error:  # noqa: BLE001 - unreadable is the finding
+        return [f"unreadable: {error}"]
+    if len(calendars) != 1:
+        return [f"{len(calendars)} VCALENDARs, expected exactly 1"]
+    (calendar,) = calendars
+    problems = []
+    for name in ("VERSION", "PRODID"):
+        if name not in calendar:
+            problems.append(f"VCALENDAR has no {name}")
+    if "UID" in calendar:
+        problems.append(
+            "VCALENDAR has a UID: vdirsyncer then keeps only one event of the feed"
+        )
+    defined = {str(zone["TZID"]) for zone in calendar.walk("VTIMEZONE")}
+    iana = available_timezones()
+    for zone in calendar.walk("VTIMEZONE"):
+        tzid = str(zone["TZID"])
+        if tzid not in iana:
+            problems.append(f"VTIMEZONE {tzid!r} is not an IANA zone name")
+        for observance in zone.subcomponents:
+            rdates = observance.get("RDATE")
+            if rdates is None:
+                continue
+            rdates = rdates if isinstance(rdates, list) else [rdates]
+            values = [value.dt for rdate in rdates for value in rdate.dts]
+            where = f"VTIMEZONE {tzid} {observance.name}"
+            if any(len(rdate.dts) > 1 for rdate in rdates):
+                problems.append(
+                    f"{where}: an RDATE with several values (ical.js reads the first)"
+                )
+            if observance.DTSTART not in values:
+                problems.append(
+                    f"{where}: DTSTART is not repeated as an RDATE (ical.js then "
+                    "skips that change)"
+                )
+    seen_uids: set[str] = set()
+    for event in calendar.walk("VEVENT"):
+        uid = str(event.get("UID", ""))
+        label = f"VEVENT {uid or '(no UID)'}"
+        for name in ("UID", "DTSTAMP", "DTSTART"):
+            if name not in event:
+                problems.append(f"{label} has no {name}")
+        if "DTEND" not in event and "DURATION" not in event:
+            problems.append(f"{label} has neither DTEND nor DURATION")
+        if uid and "RECURRENCE-ID" not in event:
+            if uid in seen_uids:
+                problems.append(f"{label}: UID used twice")
+            seen_uids.add(uid)
+        for name in ("DTSTART", "DTEND"):
+            prop = event.get(name)
+            if prop is None:
+                continue
+            tzid = prop.params.get("TZID")
+            value = prop.dt
+            if tzid is not None:
+                if tzid not in defined:
+                    problems.append(f"{label} {name}: TZID {tzid!r} has no VTIMEZONE")
+                if tzid not in iana:
+                    problems.append(f"{label} {name}: TZID {tzid!r} is not IANA")
+            elif isinstance(value, datetime) and value.tzinfo is None:
+                problems.append(f"{label} {name} is a floating time")
+        for name in ("SUMMARY", "LOCATION", "DESCRIPTION"):
+            if name in event and str(event[name]) != str(event[name]).strip():
+                problems.append(
+                    f"{label} {name} has surrounding whitespace (libical trims it)"
+                )
+    return problems
+
+
+def assert_feed_structure_ok(ics: bytes) -> None:
+    """None of the constructs real clients were measured to misread."""
+    problems = structure_problems(ics)
+    if problems:
+        raise AssertionError(
+            "feed uses constructs real clients misread:\n" + "\n".join(problems)
+        )

@@ -1,9 +1,9 @@
 """Hand-built calendars for testing the harness, written with icalendar 7.
 
 `calendar_bytes` writes what every parser here reads identically: VTIMEZONEs from
-`add_missing_timezones()` with one RDATE per line, and no UID on the VCALENDAR. The
-`_raw` switches reproduce icalendar's defaults, which real clients misread (see
-test_harness.py).
+`add_missing_timezones()` with one RDATE per line and each observance's DTSTART
+repeated as an RDATE, and no UID on the VCALENDAR. Its switches reproduce icalendar's
+defaults, which real clients misread (see test_harness.py).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def calendar_bytes(
     calendar_uid: bool = False,
     timezones: bool = True,
     zone_years: tuple[int, int] | None = None,
-    dtstart_as_rdate: bool = False,
+    dtstart_as_rdate: bool = True,
 ) -> bytes:
     """An icalendar-built calendar of `events`. `zone_years` writes each VTIMEZONE for
     just those years (as ``Timezone.from_tzid`` does), `dtstart_as_rdate` repeats each

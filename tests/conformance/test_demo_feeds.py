@@ -20,6 +20,7 @@ from tests.conformance.harness import (
     ParsedCalendar,
     assert_all_parsers_agree,
     assert_byte_level_ok,
+    assert_feed_structure_ok,
     disagreements,
 )
 
@@ -124,6 +125,7 @@ def test_every_demo_feed_reads_identically_in_every_real_parser(db, client):
         ics = response.content
         try:
             assert_byte_level_ok(ics)
+            assert_feed_structure_ok(ics)
             results = assert_all_parsers_agree(ics)
         except AssertionError as error:
             failures.append(f"== {label}\n{error}")
@@ -188,6 +190,7 @@ def test_subscriber_follows_create_reschedule_cancel_delete(
         subscriber's after a sync, which must match them."""
         ics = client.get(path).content
         assert_byte_level_ok(ics)
+        assert_feed_structure_ok(ics)
         readings = assert_all_parsers_agree(ics)
         seen = phone.sync_and_list(*window)
         assert seen.problems == []

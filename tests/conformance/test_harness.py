@@ -10,6 +10,7 @@ from icalendar import Calendar, Event
 from tests.conformance.harness import (
     assert_all_parsers_agree,
     assert_byte_level_ok,
+    assert_feed_structure_ok,
     byte_level_problems,
     disagreements,
     expected_event,
@@ -19,6 +20,7 @@ from tests.conformance.harness import (
     parse_with_icaljs,
     parse_with_libical,
     parse_with_vdirsyncer_khal,
+    structure_problems,
 )
 from tests.conformance.samples import (
     SampleEvent,
@@ -136,6 +138,7 @@ def test_new_york_across_both_changes_every_parser_agrees_with_hand_written_utc(
     ics = new_york_calendar()
 
     assert_byte_level_ok(ics)
+    assert_feed_structure_ok(ics)
     results = assert_all_parsers_agree(ics, new_york_expected())
 
     assert set(results) == set(DRIVERS)
@@ -171,6 +174,7 @@ def test_zones_with_odd_rules_every_parser_agrees(zone):
     ics = calendar_bytes(samples)
 
     assert_byte_level_ok(ics)
+    assert_feed_structure_ok(ics)
     assert_all_parsers_agree(ics, expected)
 
 
@@ -178,6 +182,7 @@ def test_empty_calendar_reads_as_no_events_everywhere():
     ics = calendar_bytes([])
 
     assert_byte_level_ok(ics)
+    assert_feed_structure_ok(ics)
     results = assert_all_parsers_agree(ics, [])
 
     assert all(result.events == [] for result in results.values())
@@ -269,7 +274,7 @@ def test_icaljs_ignores_an_observance_dtstart_when_rdates_follow():
     # RDATE:20270314T030000; ical.js then misses the 2026 spring change entirely.
     summer = [sample for sample, _, _ in NEW_YORK_SESSIONS if sample.uid == "cancelled"]
     expected = [e for e in new_york_expected() if e.uid == "cancelled"]
-    ics = calendar_bytes(summer, zone_years=(2026, 2027))
+    ics = calendar_bytes(summer, zone_years=(2026, 2027), dtstart_as_rdate=False)
 
     assert b"DTSTART:20260308T030000\r\nRDATE:20270314T030000" in ics
     assert parse_with_icaljs(ics).events[0].start_utc == utc(2026, 7, 1, 20)
@@ -277,9 +282,7 @@ def test_icaljs_ignores_an_observance_dtstart_when_rdates_follow():
         assert_all_parsers_agree(ics, expected)
 
     # Naming the first onset as an RDATE too is read the same way everywhere.
-    assert_all_parsers_agree(
-        calendar_bytes(summer, zone_years=(2026, 2027), dtstart_as_rdate=True), expected
-    )
+    assert_all_parsers_agree(calendar_bytes(summer, zone_years=(2026, 2027)), expected)
 
 
 def test_calendar_level_uid_collapses_a_vdirsyncer_subscription_to_one_event():
@@ -458,3 +461,86 @@ def test_byte_level_check_accepts_75_octets_tabs_and_folds_between_characters():
     )
 
     assert byte_level_problems(ics) == []
+
+
+# -- structure ----------------------------------------------------------------------
+
+
+def _one_session(**options) -> bytes:
+    return calendar_bytes(
+        [SampleEvent("s", "R. K.", ny(2026, 7, 1, 9), ny(2026, 7, 1, 10))], **options
+    )
+
+
+def _replace(old: bytes, new: bytes):
+    def change(ics: bytes) -> bytes:
+        assert old in ics
+        return ics.replace(old, new)
+
+    return change
+
+
+STRUCTURE_BREAKS = {
+    "calendar UID": (
+        lambda: _one_session(calendar_uid=True),
+        None,
+        "VCALENDAR has a UID",
+    ),
+    "multi-valued RDATE": (
+        lambda: _one_session(raw_rdates=True, dtstart_as_rdate=False),
+        None,
+        "RDATE with several values",
+    ),
+    "DTSTART not an RDATE": (
+        lambda: _one_session(zone_years=(2026, 2027), dtstart_as_rdate=False),
+        None,
+        "DTSTART is not repeated",
+    ),
+    "no VTIMEZONE": (_one_session, without_vtimezones, "has no VTIMEZONE"),
+    "Windows zone": (
+        _one_session,
+        _replace(b"America/New_York", b"Eastern Standard Time"),
+        "not an IANA zone name",
+    ),
+    "floating time": (
+        _one_session,
+        _replace(b"DTSTART;TZID=America/New_York:", b"DTSTART:"),
+        "floating time",
+    ),
+    "trailing space": (
+        _one_session,
+        _replace(b"SUMMARY:R. K.", b"SUMMARY:R. K. "),
+        "surrounding whitespace",
+    ),
+    "no DTSTAMP": (
+        _one_session,
+        _replace(b"DTSTAMP:20260101T000000Z\r\n", b""),
+        "has no DTSTAMP",
+    ),
+    "UID twice": (
+        _one_session,
+        lambda ics: ics.replace(
+            b"END:VCALENDAR",
+            ics[ics.index(b"BEGIN:VEVENT") : ics.index(b"END:VEVENT") + 12]
+            + b"END:VCALENDAR",
+        ),
+        "UID used twice",
+    ),
+}
+
+
+def test_structure_check_accepts_the_clean_sample():
+    assert structure_problems(_one_session()) == []
+
+
+@pytest.mark.parametrize("case", sorted(STRUCTURE_BREAKS))
+def test_structure_check_fails(case):
+    build, change, message = STRUCTURE_BREAKS[case]
+    ics = build()
+    if change is not None:
+        ics = change(ics)
+
+    problems = structure_problems(ics)
+    assert any(message in problem for problem in problems), problems
+    with pytest.raises(AssertionError, match="misread"):
+        assert_feed_structure_ok(ics)
