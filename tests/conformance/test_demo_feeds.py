@@ -144,6 +144,26 @@ def test_every_demo_feed_reads_identically_in_every_real_parser(db, client):
     assert empty == [0]
 
 
+def test_a_feed_cut_to_its_size_limit_still_reads_identically(db, client, settings):
+    riverside, harbor = demo_practices()
+    (path,) = [
+        path
+        for _, link, path in every_demo_feed(riverside, harbor)
+        if link.scope == FeedScope.PRACTICE and link.access.practice == riverside
+    ]
+    full = client.get(path).content
+    settings.CALENDAR_FEED_MAX_BYTES = len(full) // 3
+
+    ics = client.get(path).content
+
+    assert len(ics) <= len(full) // 3
+    assert_byte_level_ok(ics)
+    assert_feed_structure_ok(ics)
+    results = assert_all_parsers_agree(ics)
+    kept = len(results["icalendar"].events)
+    assert 0 < kept < full.count(b"BEGIN:VEVENT")
+
+
 # -- a subscriber following one appointment -----------------------------------------
 
 
