@@ -15,6 +15,18 @@ end_utc)` with instants normalised identically: an aware UTC datetime for absolu
 times, a naive datetime for a floating time (a parser that lost the zone), a date for
 all-day values. Errors and warnings the parser reported are kept, never swallowed.
 
+Checks, each with a `*_problems(ics)` twin that returns the messages:
+
+- `assert_all_parsers_agree(ics, expected=None)`: no parser reports an error or
+  warning, and all see the same events (and `expected`, built with `expected_event`).
+- `assert_byte_level_ok(ics)`: RFC 5545 content lines (CRLF, 75 octets, folds between
+  characters, no stray control characters, UTF-8).
+- `assert_feed_structure_ok(ics)`: none of the valid constructs that a real client
+  was measured to misread.
+
+For a subscription over time use `Subscriber(url, folder)` (fixture `subscriber`) with
+a live_server URL, or `IcsServer` (fixture `ics_server`) to serve bytes without Django.
+
 A missing tool is a failure with the command that installs it, never a skip.
 """
 
