@@ -117,7 +117,8 @@ def event_summary(
         text = " & ".join(initials) if initials else "Appointment"
     if clinician_label:
         text = f"{clinician_label}: {text}"
-    return text
+    # Trimmed as a whole: some parsers (libical) trim a value, others keep it.
+    return clean_text(text).strip()
 
 
 def event_location(*, name: str | None, is_telehealth: bool) -> str:
@@ -125,7 +126,7 @@ def event_location(*, name: str | None, is_telehealth: bool) -> str:
         return ""
     if is_telehealth:
         return TELEHEALTH
-    return " ".join(URL_PATTERN.sub("", name).split())
+    return " ".join(URL_PATTERN.sub("", clean_text(name)).split())
 
 
 @functools.lru_cache(maxsize=200_000)
@@ -237,14 +238,15 @@ class CalendarHeader:
 
 
 def render_header(header: CalendarHeader) -> bytes:
+    name = escape_text(clean_text(header.name).strip())
     lines = [
         "BEGIN:VCALENDAR",
         "VERSION:2.0",
         f"PRODID:{PRODID}",
         "CALSCALE:GREGORIAN",
         "METHOD:PUBLISH",
-        f"NAME:{escape_text(header.name)}",
-        f"X-WR-CALNAME:{escape_text(header.name)}",
+        f"NAME:{name}",
+        f"X-WR-CALNAME:{name}",
         f"DESCRIPTION:{escape_text(header.description)}",
         f"X-WR-CALDESC:{escape_text(header.description)}",
         f"X-WR-TIMEZONE:{header.zone_key}",
