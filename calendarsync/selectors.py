@@ -2,15 +2,37 @@
 and every user's sync state for administrators."""
 
 import functools
+import gzip
 import hashlib
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Max, Prefetch, Q, QuerySet
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    Max,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    StringAgg,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Concat
 
 from calendarsync import ical
+from calendarsync.cache import (
+    CachedFeed,
+    feed_cache_get,
+    feed_cache_key,
+    feed_cache_set,
+)
 from calendarsync.models import FeedAccess, FeedFetch, FeedLink, FeedScope
+from calendarsync.permissions import access_feed_link_by_token, feed_link_queryset
 from practice.models import Practice, User
 from scheduling.models import Appointment
 from scheduling.names import initials
@@ -24,6 +46,8 @@ WINDOWS = {
 # Cancelled and deleted appointments stay this long (as cancelled), then drop out.
 CANCELLED_RETENTION = timedelta(days=30)
 DEFAULT_MAX_BYTES = 1_000_000
+# Level 6 is zlib's default: a year of appointments shrinks about 12 times.
+GZIP_LEVEL = 6
 CANCELLED_STATUSES = [Appointment.Status.CANCELLED, Appointment.Status.LATE_CANCELLED]
 
 
@@ -87,6 +111,21 @@ def feed_window(*, scope: str, practice: Practice, now: datetime) -> tuple[date,
     return today - timedelta(days=back), today + timedelta(days=ahead + 1)
 
 
+def _visible(now: datetime) -> Q:
+    """Appointments a feed shows: current ones, and cancelled or deleted ones for
+    ``CANCELLED_RETENTION`` after the change."""
+    cutoff = now - CANCELLED_RETENTION
+    return (
+        Q(deleted_at__isnull=True) & ~Q(status__in=CANCELLED_STATUSES)
+        | Q(
+            deleted_at__isnull=True,
+            status__in=CANCELLED_STATUSES,
+            updated_at__gte=cutoff,
+        )
+        | Q(deleted_at__gte=cutoff)
+    )
+
+
 EVENT_COLUMNS = (
     "id",
     "uid",
@@ -118,18 +157,11 @@ def feed_event_list(
     One query (one row per appointment and patient), so the feed is read from a
     single snapshot: it can never mix two states of the schedule."""
     practice_id = link.access.practice_id
-    cutoff = now - CANCELLED_RETENTION
-    visible = (
-        Q(deleted_at__isnull=True) & ~Q(status__in=CANCELLED_STATUSES)
-        | Q(
-            deleted_at__isnull=True,
-            status__in=CANCELLED_STATUSES,
-            updated_at__gte=cutoff,
-        )
-        | Q(deleted_at__gte=cutoff)
-    )
     appointments = Appointment.objects.filter(
-        visible, practice_id=practice_id, start__lt=window_end, end__gt=window_start
+        _visible(now),
+        practice_id=practice_id,
+        start__lt=window_end,
+        end__gt=window_start,
     )
     if link.scope != FeedScope.PRACTICE:
         appointments = appointments.filter(clinician_id=link.clinician_id)
@@ -209,15 +241,156 @@ def feed_event_list(
 class FeedDocument:
     """A rendered feed and what conditional requests need to know about it."""
 
-    body: bytes
-    etag: str  # quoted, strong
-    changed_at: datetime  # latest change the feed reflects
+    gzipped: bytes
+    etag: str  # quoted, strong, of the raw bytes
+    changed_at: datetime  # latest change the feed reflects, for this link
+    raw_length: int
     event_count: int
     truncated: bool
+    key: str
+
+    @property
+    def body(self) -> bytes:
+        """The feed as served to a client that does not accept gzip."""
+        return gzip.decompress(self.gzipped)
 
 
-def feed_document(*, link: FeedLink, now: datetime) -> FeedDocument:
-    """Build the feed of ``link`` in memory, completely, or raise."""
+def _version_window(scope: str, now: datetime) -> tuple[datetime, datetime]:
+    # In UTC days, two days wider each side than any practice's local window, so
+    # it can be computed before the practice (and its zone) is loaded. Wider only
+    # costs an occasional needless rebuild, never a missed change.
+    back, ahead = WINDOWS[scope]
+    today = now.astimezone(UTC).date()
+    return (
+        datetime.combine(today - timedelta(days=back + 2), time(0), tzinfo=UTC),
+        datetime.combine(today + timedelta(days=ahead + 3), time(0), tzinfo=UTC),
+    )
+
+
+def _text(expression) -> Cast:
+    return Cast(expression, output_field=CharField())
+
+
+def _schedule_version(scope: str, now: datetime, **clinician) -> Subquery:
+    """One row of text that changes whenever the appointments a feed of ``scope``
+    can show change: their number, how many are still visible (a cancelled one
+    drops out after ``CANCELLED_RETENTION`` without any write), and the latest
+    update and deletion."""
+    start, end = _version_window(scope, now)
+    visible = _visible(now)
+    group = "clinician_id" if clinician else "practice_id"
+    summary = (
+        Appointment.objects.filter(
+            practice_id=OuterRef("access__practice_id"),
+            start__lt=end,
+            end__gt=start,
+            **clinician,
+        )
+        .order_by()
+        .values(group)
+        .annotate(
+            version=Concat(
+                _text(Count("pk")),
+                Value("/"),
+                _text(Count("pk", filter=visible)),
+                Value("/"),
+                _text(Max("updated_at")),
+                Value("/"),
+                _text(Max("deleted_at")),
+                output_field=CharField(),
+            )
+        )
+        .values("version")[:1]
+    )
+    return Subquery(summary, output_field=CharField())
+
+
+def _clinician_names() -> Subquery:
+    """Everything clinicians' labels are made of, for the practice-wide calendar
+    (its events name the clinician), so a rename is seen on the next fetch."""
+    names = (
+        User.objects.filter(practice_id=OuterRef("access__practice_id"))
+        .order_by()
+        .values("practice_id")
+        .annotate(
+            names=StringAgg(
+                Concat(
+                    _text("pk"),
+                    Value("\x1e"),
+                    "display_name",
+                    Value("\x1e"),
+                    "credentials",
+                    Value("\x1e"),
+                    "email",
+                    output_field=CharField(),
+                ),
+                # No ORDER BY (SQLite cannot): another order only costs a
+                # needless rebuild, and any rename changes the text anyway.
+                delimiter=Value("\x1f"),
+            )
+        )
+        .values("names")[:1]
+    )
+    return Subquery(names, output_field=CharField())
+
+
+def feed_link_by_token(*, token: str, now: datetime) -> FeedLink:
+    """The link ``token`` opens, authorised as on every fetch (404 otherwise), with
+    the version of its calendar's schedule read in the same single query."""
+    version = Case(
+        When(
+            scope=FeedScope.PRACTICE,
+            then=Concat(
+                _schedule_version(FeedScope.PRACTICE, now),
+                Value("#"),
+                _clinician_names(),
+                output_field=CharField(),
+            ),
+        ),
+        default=_schedule_version(
+            FeedScope.CLINICIAN, now, clinician_id=OuterRef("clinician_id")
+        ),
+        output_field=CharField(),
+    )
+    return access_feed_link_by_token(
+        token, queryset=feed_link_queryset().annotate(schedule_version=version)
+    )
+
+
+def feed_key(*, link: FeedLink, now: datetime) -> str:
+    """The cache key of the bytes ``link`` would be served now (see
+    ``calendarsync.cache``). Needs ``link`` from ``feed_link_by_token``."""
+    practice = link.access.practice
+    first_day, _after = feed_window(scope=link.scope, practice=practice, now=now)
+    return feed_cache_key(
+        practice.pk,
+        link.scope,
+        link.clinician_id,
+        feed_calendar_name(link=link),
+        practice.time_zone,
+        first_day.isoformat(),
+        getattr(settings, "CALENDAR_FEED_MAX_BYTES", DEFAULT_MAX_BYTES),
+        link.schedule_version,
+    )
+
+
+def _document(link: FeedLink, key: str, entry: CachedFeed) -> FeedDocument:
+    changed = [link.access.changed_at, link.created_at]
+    if entry.latest_change is not None:
+        changed.append(entry.latest_change)
+    return FeedDocument(
+        gzipped=entry.gzipped,
+        etag=entry.etag,
+        changed_at=max(changed),
+        raw_length=entry.raw_length,
+        event_count=entry.event_count,
+        truncated=entry.truncated,
+        key=key,
+    )
+
+
+def feed_render(*, link: FeedLink, now: datetime) -> CachedFeed:
+    """Build the feed of ``link`` in memory, completely, or raise (one query)."""
     practice = link.access.practice
     first_day, after_last_day = feed_window(
         scope=link.scope, practice=practice, now=now
@@ -237,16 +410,29 @@ def feed_document(*, link: FeedLink, now: datetime) -> FeedDocument:
         window_end=after_last_day,
         max_bytes=getattr(settings, "CALENDAR_FEED_MAX_BYTES", DEFAULT_MAX_BYTES),
     )
-    changed = [link.access.changed_at, link.created_at]
-    if latest is not None:
-        changed.append(latest)
-    return FeedDocument(
-        body=rendered.body,
-        etag=f'"{hashlib.sha256(rendered.body).hexdigest()}"',
-        changed_at=max(changed),
+    del events
+    body = rendered.body
+    return CachedFeed(
+        etag=f'"{hashlib.sha256(body).hexdigest()}"',
+        gzipped=gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0),
+        latest_change=latest,
+        raw_length=len(body),
         event_count=rendered.event_count,
         truncated=rendered.truncated,
     )
+
+
+def feed_document(
+    *, link: FeedLink, now: datetime, key: str | None = None
+) -> FeedDocument:
+    """The feed of ``link``: from the cache when its key is there, else rendered
+    (one query) and remembered. ``link`` comes from ``feed_link_by_token``."""
+    key = key or feed_key(link=link, now=now)
+    entry = feed_cache_get(key)
+    if entry is None:
+        entry = feed_render(link=link, now=now)
+        feed_cache_set(key, entry)
+    return _document(link, key, entry)
 
 
 def feed_access_overview(*, practice: Practice) -> QuerySet[User]:

@@ -253,9 +253,10 @@ def feed_link_email(*, user: User, link: FeedLink, client_ip: str | None) -> Non
 
 
 def feed_link_mark_served(
-    *, link: FeedLink, etag: str, changed_at: datetime
+    *, link: FeedLink, etag: str, changed_at: datetime, key: str = ""
 ) -> datetime:
-    """The Last-Modified to send with ``etag``, remembered on the link.
+    """The Last-Modified to send with ``etag``, remembered on the link with the
+    cache ``key`` of those bytes (one write, only when either changed).
 
     It only moves forward, and it moves whenever the bytes change, even when the
     change happened in the same second as the last one served: so a client's
@@ -263,14 +264,18 @@ def feed_link_mark_served(
     changed_at = changed_at.replace(microsecond=0)
     previous = link.served_last_modified
     if link.served_etag == etag and previous is not None:
+        if link.served_key != key:
+            FeedLink.objects.filter(pk=link.pk).update(served_key=key)
+            link.served_key = key
         return previous
     last_modified = changed_at
     if previous is not None and last_modified <= previous:
         last_modified = previous + timedelta(seconds=1)
     FeedLink.objects.filter(pk=link.pk).update(
-        served_etag=etag, served_last_modified=last_modified
+        served_etag=etag, served_last_modified=last_modified, served_key=key
     )
     link.served_etag, link.served_last_modified = etag, last_modified
+    link.served_key = key
     return last_modified
 
 

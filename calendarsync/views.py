@@ -1,11 +1,10 @@
-import gzip
 import logging
 import re
 
 from django.contrib import messages
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 from django.http import Http404, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -17,8 +16,13 @@ from django.views.decorators.http import require_POST
 
 from calendarsync import services
 from calendarsync.forms import EmailLinkForm, MemberActionForm, PracticeSyncForm
-from calendarsync.permissions import access_feed_link_by_token, access_own_feed_link
-from calendarsync.selectors import feed_access_overview, feed_document
+from calendarsync.permissions import access_own_feed_link
+from calendarsync.selectors import (
+    feed_access_overview,
+    feed_document,
+    feed_key,
+    feed_link_by_token,
+)
 from practice.models import Role
 from practice.net import client_ip
 from practice.permissions import (
@@ -221,41 +225,57 @@ def _gzip_accepted(request) -> bool:
     return bool(GZIP_ACCEPTED.search(request.META.get("HTTP_ACCEPT_ENCODING", "")))
 
 
-def _not_modified(request, etag: str, gz_etag: str, last_modified) -> bool:
+def _gzip_etag(etag: str) -> str:
+    return etag[:-1] + '-gzip"'
+
+
+def _not_modified(request, link) -> bool:
+    """Whether the client already holds the bytes last served on ``link``."""
+    etag = link.served_etag
     if_none_match = request.META.get("HTTP_IF_NONE_MATCH")
     if if_none_match is not None:
         candidates = {tag.strip() for tag in if_none_match.split(",")}
-        return "*" in candidates or bool(candidates & {etag, gz_etag})
+        return "*" in candidates or bool(candidates & {etag, _gzip_etag(etag)})
     since = parse_http_date_safe(request.META.get("HTTP_IF_MODIFIED_SINCE", ""))
-    # last_modified only ever moves forward and moves whenever the bytes change,
+    # Last-Modified only ever moves forward and moves whenever the bytes change,
     # so a date at or after it means the client holds these very bytes.
+    last_modified = link.served_last_modified
     return since is not None and int(last_modified.timestamp()) <= since
 
 
 @csrf_exempt
 def feed(request, token):
-    """One subscribed calendar, read-only, for GET and HEAD only."""
+    """One subscribed calendar, read-only, for GET and HEAD only.
+
+    The link, its owner's authority and the version of its schedule come from one
+    query. While that version is the one last served on this link, a conditional
+    request is answered 304 at once; otherwise the bytes come from the cache, and
+    only a feed whose schedule changed is rendered again (one more query)."""
     if request.method not in ("GET", "HEAD"):
         return _feed_headers(HttpResponseNotAllowed(["GET", "HEAD"]))
     now = timezone.now()
+    document = None
     try:
-        with transaction.atomic():
-            try:
-                link = access_feed_link_by_token(token)
-            except Http404:
-                return feed_refused(request)
-            document = feed_document(link=link, now=now)
-        last_modified = services.feed_link_mark_served(
-            link=link, etag=document.etag, changed_at=document.changed_at
-        )
+        try:
+            link = feed_link_by_token(token=token, now=now)
+        except Http404:
+            return feed_refused(request)
+        key = feed_key(link=link, now=now)
+        if key != link.served_key or link.served_last_modified is None:
+            document = feed_document(link=link, now=now, key=key)
+            services.feed_link_mark_served(
+                link=link, etag=document.etag, changed_at=document.changed_at, key=key
+            )
+        status = 304 if _not_modified(request, link) else 200
+        if status == 200 and document is None:
+            document = feed_document(link=link, now=now, key=key)
+            services.feed_link_mark_served(
+                link=link, etag=document.etag, changed_at=document.changed_at, key=key
+            )
     except DatabaseError:
         logger.warning("Calendar feed unavailable: database error", exc_info=True)
         return feed_unavailable()
 
-    etag = document.etag
-    gz_etag = etag[:-1] + '-gzip"'
-    use_gzip = _gzip_accepted(request)
-    status = 304 if _not_modified(request, etag, gz_etag, last_modified) else 200
     try:
         services.feed_fetch_record(
             link=link,
@@ -267,20 +287,19 @@ def feed(request, token):
         # Knowing who polled is a nicety; the calendar is already built.
         logger.warning("Could not record a calendar fetch", exc_info=True)
 
+    use_gzip = _gzip_accepted(request)
     if status == 304:
         response = HttpResponse(status=304)
         del response["Content-Type"]
     else:
-        body = document.body
-        if use_gzip:
-            body = gzip.compress(body, compresslevel=6, mtime=0)
-        response = HttpResponse(body, content_type=FEED_CONTENT_TYPE)
+        body = document.gzipped if use_gzip else document.body
+        response = HttpResponse(
+            b"" if request.method == "HEAD" else body, content_type=FEED_CONTENT_TYPE
+        )
         if use_gzip:
             response["Content-Encoding"] = "gzip"
         response["Content-Length"] = str(len(body))
-        if request.method == "HEAD":
-            response.content = b""
-    response["ETag"] = gz_etag if use_gzip else etag
-    response["Last-Modified"] = http_date(last_modified.timestamp())
+    response["ETag"] = _gzip_etag(link.served_etag) if use_gzip else link.served_etag
+    response["Last-Modified"] = http_date(link.served_last_modified.timestamp())
     patch_vary_headers(response, ["Accept-Encoding"])
     return _feed_headers(response)

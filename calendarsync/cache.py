@@ -1,0 +1,80 @@
+"""Rendered feeds in Django's cache (``CACHE_URL``: local memory by default, Redis
+in production).
+
+Why the keys can never serve stale or revoked content: a key is a hash of
+everything a feed's bytes depend on — the practice, the calendar and its name, the
+practice's time zone, the window's first day, the feed size limit, and the
+*version* of the schedule read in the same query that loads the link (the count,
+visible count and latest ``updated_at``/``deleted_at`` of the appointments in the
+window, plus the clinicians' names for the practice-wide calendar). Any change to
+any of those makes a new key, so nothing is ever invalidated or deleted: an entry
+is either exactly right for its key or never looked up again, on every server and
+in every worker, whatever cache backend each one has. Revocation (reset, disable,
+role change, practice switch) is enforced before the cache is consulted, on every
+request, by ``access_feed_link_by_token``.
+
+Entries hold only the gzipped bytes (about a tenth of the size); the rare client
+that does not accept gzip gets them decompressed. A cache that fails is treated as
+empty: the feed is rebuilt, never refused.
+"""
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.core.cache import cache
+
+logger = logging.getLogger("calendarsync.feed")
+
+# Bump when the writer's output changes for the same inputs (so old entries are
+# never served by new code).
+FORMAT_VERSION = "3"
+KEY_PREFIX = "calendarsync:feed:"
+# Long enough to span a day of polling; the window's first day is in every key,
+# so nothing older than a day can be looked up anyway.
+TIMEOUT_SECONDS = 36 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class CachedFeed:
+    etag: str
+    gzipped: bytes
+    latest_change: datetime | None
+    raw_length: int
+    event_count: int
+    truncated: bool
+
+
+def feed_cache_key(*parts: object) -> str:
+    """A fixed-length key naming ``parts`` (hex, 64 characters)."""
+    material = "\x1f".join([FORMAT_VERSION, *(str(part) for part in parts)])
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+def feed_cache_get(key: str) -> CachedFeed | None:
+    """The entry stored under ``key``, or None (also when the cache is down)."""
+    try:
+        value = cache.get(KEY_PREFIX + key)
+    except Exception:  # noqa: BLE001 - any cache failure means "rebuild"
+        logger.warning("Calendar feed cache unavailable", exc_info=True)
+        return None
+    if not isinstance(value, tuple) or len(value) != 6:
+        return None
+    return CachedFeed(*value)
+
+
+def feed_cache_set(key: str, entry: CachedFeed) -> None:
+    """Remember ``entry`` under ``key``; a failing cache is only logged."""
+    value = (
+        entry.etag,
+        entry.gzipped,
+        entry.latest_change,
+        entry.raw_length,
+        entry.event_count,
+        entry.truncated,
+    )
+    try:
+        cache.set(KEY_PREFIX + key, value, timeout=TIMEOUT_SECONDS)
+    except Exception:  # noqa: BLE001
+        logger.warning("Calendar feed cache unavailable", exc_info=True)
