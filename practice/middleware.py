@@ -33,7 +33,8 @@ def network_blocked_response(request, address):
     return render(
         request,
         "practice/network_blocked.html",
-        {"client_address": address or "unknown"},
+        # No tabs or sign-out button: from here every one of them would be refused.
+        {"client_address": address or "unknown", "hide_shell": True},
         status=403,
     )
 

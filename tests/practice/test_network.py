@@ -87,6 +87,7 @@ def test_restricted_practice_blocks_pages_from_elsewhere(
     html = blocked.content.decode()
     assert "Tend is not available from this network" in html
     assert ELSEWHERE_IP in html
+    assert "Sign out" not in html and ">SCHEDULING<" not in html
     # Writes are blocked before the view runs.
     response = client.post(
         "/settings/practice/",
