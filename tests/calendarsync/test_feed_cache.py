@@ -1,0 +1,265 @@
+"""Polling that costs almost nothing: one query for an unchanged feed, three for a
+rebuild, whatever the feed's size; and no reset, role change, rename or
+appointment change is ever answered from an out-of-date cache entry."""
+
+import gzip
+from datetime import timedelta
+
+import icalendar
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from calendarsync.models import FeedLink, FeedScope
+from calendarsync.services import feed_access_disable, feed_access_reset
+from practice.models import Role
+from practice.services import user_update
+from scheduling.models import Appointment
+from scheduling.services import patient_update
+from tests.calendarsync.conftest import change, local
+
+GOOGLE = {"User-Agent": "Google-Calendar-Importer"}
+
+
+def statements(captured) -> list[str]:
+    # Savepoints only exist because each test runs inside a transaction.
+    return [
+        query["sql"]
+        for query in captured.captured_queries
+        if "SAVEPOINT" not in query["sql"]
+    ]
+
+
+def summaries(body: bytes) -> list[str]:
+    calendar = icalendar.Calendar.from_ical(body)
+    return sorted(str(event["SUMMARY"]) for event in calendar.walk("VEVENT"))
+
+
+def calendar_name(body: bytes) -> str:
+    return str(icalendar.Calendar.from_ical(body)["X-WR-CALNAME"])
+
+
+def fill(make_appointment, make_patient, practice, clinician, count):
+    patients = [make_patient(practice, f"P{index}", "Person") for index in range(2)]
+    return [
+        make_appointment(
+            clinician, patients=patients, start=local(practice, days=1 + day // 4)
+        )
+        for day in range(count)
+    ]
+
+
+@pytest.mark.parametrize("size", [5, 60])
+def test_queries_per_poll_are_constant_in_feed_size(
+    client, practice, clinician, make_appointment, make_patient, personal_path, size
+):
+    appointments = fill(make_appointment, make_patient, practice, clinician, size)
+    path = personal_path(clinician)
+    first = client.get(path, headers=GOOGLE)  # records the client, this minute
+    assert first.status_code == 200
+
+    # Unchanged, conditional: the link query alone answers 304.
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(path, headers={**GOOGLE, "If-None-Match": first["ETag"]})
+    assert response.status_code == 304
+    assert len(statements(captured)) == 1
+
+    # Unchanged, unconditional: the same query, the bytes from the cache.
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(path, headers=GOOGLE)
+    assert response.status_code == 200
+    assert response.content == first.content
+    assert len(statements(captured)) == 1
+
+    # One appointment changed: link, events, and remembering what was served.
+    change(appointments[0], start=appointments[0].start + timedelta(minutes=15))
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(path, headers={**GOOGLE, "If-None-Match": first["ETag"]})
+    assert response.status_code == 200
+    assert response.content != first.content
+    assert len(statements(captured)) == 3
+    assert len(summaries(response.content)) == size
+
+
+def test_gzip_from_the_cache_matches_the_plain_feed(
+    client, practice, clinician, make_appointment, make_patient, personal_path
+):
+    fill(make_appointment, make_patient, practice, clinician, 40)
+    path = personal_path(clinician)
+    zipped = client.get(path, headers={"Accept-Encoding": "gzip"})
+    plain = client.get(path)
+    assert zipped["Content-Encoding"] == "gzip"
+    assert gzip.decompress(zipped.content) == plain.content
+    assert len(plain.content) >= 4 * len(zipped.content)
+    assert int(plain["Content-Length"]) == len(plain.content)
+
+
+def test_links_to_the_same_calendar_share_one_rendering(
+    client, practice, clinician, scheduler, admin_user, session_for, links_of
+):
+    session_for(clinician)
+    theirs = links_of(scheduler)[(FeedScope.CLINICIAN, clinician.pk)]
+    mine = links_of(admin_user)[(FeedScope.CLINICIAN, clinician.pk)]
+    first = client.get(theirs)
+    with CaptureQueriesContext(connection) as captured:
+        second = client.get(mine)
+    assert second.content == first.content
+    # No events query: only the link, remembering what it was served, and the
+    # first-fetch record of this link's client (a write, an insert, the audit row).
+    sql = statements(captured)
+    assert len([query for query in sql if query.startswith("SELECT")]) == 1
+
+
+@pytest.fixture
+def session_for(practice, make_appointment, make_patient, office):
+    def make(clinician, days=2):
+        patient = make_patient(practice, "Élodie", "O'Brien")
+        return make_appointment(
+            clinician,
+            patients=[patient],
+            location=office,
+            start=local(practice, days=days),
+        )
+
+    return make
+
+
+def test_renamed_clinician_shows_on_the_next_fetch(
+    client, practice, clinician, scheduler, admin_user, session_for, links_of
+):
+    session_for(clinician)
+    links = links_of(scheduler)
+    everyone = links[(FeedScope.PRACTICE, None)]
+    theirs = links[(FeedScope.CLINICIAN, clinician.pk)]
+    before_all = client.get(everyone).content
+    before_theirs = client.get(theirs).content
+    assert summaries(before_all) == [f"{clinician.label}: É.O."]
+
+    user_update(
+        user=clinician,
+        display_name="Dana Rivera-Stone",
+        credentials="PhD",
+        roles=clinician.roles,
+        actor=admin_user,
+        client_ip=None,
+    )
+    after_all = client.get(everyone).content
+    assert summaries(after_all) == ["Dana Rivera-Stone, PhD: É.O."]
+    after_theirs = client.get(theirs).content
+    assert calendar_name(before_theirs) != calendar_name(after_theirs)
+    assert "Dana Rivera-Stone" in calendar_name(after_theirs)
+
+
+def test_renamed_patient_shows_on_the_next_fetch(
+    client, practice, clinician, admin_user, session_for, personal_path
+):
+    appointment = session_for(clinician)
+    path = personal_path(clinician)
+    assert summaries(client.get(path).content) == ["É.O."]
+    patient_update(
+        patient=appointment.patients.get(), actor=admin_user, first_name="Zoë"
+    )
+    assert summaries(client.get(path).content) == ["Z.O."]
+
+
+def test_reset_disable_and_role_change_end_cached_links_at_once(
+    client, practice, clinician, scheduler, admin_user, session_for, links_of
+):
+    session_for(clinician)
+    personal = links_of(clinician)[(FeedScope.PERSONAL, clinician.pk)]
+    everyone = links_of(scheduler)[(FeedScope.PRACTICE, None)]
+    for path in (personal, everyone):
+        assert client.get(path).status_code == 200
+        assert client.get(path).status_code == 200  # now answered from the cache
+
+    feed_access_reset(user=clinician, actor=clinician, client_ip=None)
+    assert client.get(personal).status_code == 404
+    fresh = links_of(clinician)[(FeedScope.PERSONAL, clinician.pk)]
+    assert client.get(fresh).status_code == 200
+
+    feed_access_disable(user=clinician, actor=admin_user, client_ip=None)
+    assert client.get(fresh).status_code == 404
+
+    user_update(
+        user=scheduler,
+        display_name=scheduler.display_name,
+        credentials="",
+        roles=[Role.CLINICIAN],
+        actor=admin_user,
+        client_ip=None,
+    )
+    assert client.get(everyone).status_code == 404
+
+
+def test_appointment_changes_are_never_answered_from_the_cache(
+    client, practice, clinician, session_for, personal_path
+):
+    appointment = session_for(clinician)
+    path = personal_path(clinician)
+    first = client.get(path)
+    etag = first["ETag"]
+
+    change(appointment, status=Appointment.Status.CANCELLED)
+    cancelled = client.get(path, headers={"If-None-Match": etag})
+    assert cancelled.status_code == 200
+    assert summaries(cancelled.content) == ["Cancelled: É.O."]
+
+    added = session_for(clinician, days=3)
+    assert len(summaries(client.get(path).content)) == 2
+
+    Appointment.objects.filter(pk=added.pk).delete()  # even a hard delete
+    assert summaries(client.get(path).content) == ["Cancelled: É.O."]
+
+
+def test_served_state_follows_the_cache_key(
+    client, practice, clinician, session_for, personal_path
+):
+    appointment = session_for(clinician)
+    path = personal_path(clinician)
+    first = client.get(path)
+    link = FeedLink.objects.get(scope=FeedScope.PERSONAL, clinician=clinician)
+    assert link.served_key and link.served_etag == first["ETag"]
+
+    change(
+        appointment,
+        start=appointment.start + timedelta(hours=1),
+        end=appointment.end + timedelta(hours=1),
+    )
+    second = client.get(path)
+    link.refresh_from_db()
+    assert link.served_etag == second["ETag"] != first["ETag"]
+    assert second["Last-Modified"] >= first["Last-Modified"]
+
+
+def test_a_cache_that_forgets_is_only_a_rebuild(
+    client, practice, clinician, session_for, personal_path
+):
+    session_for(clinician)
+    path = personal_path(clinician)
+    first = client.get(path)
+    cache.clear()
+    again = client.get(path)
+    assert again.content == first.content
+    assert again["ETag"] == first["ETag"]
+    assert again["Last-Modified"] == first["Last-Modified"]
+    assert client.get(path, headers={"If-None-Match": first["ETag"]}).status_code == 304
+
+
+def test_other_practices_feed_stays_its_own(
+    client,
+    practice,
+    other_practice,
+    clinician,
+    make_user,
+    session_for,
+    personal_path,
+    make_appointment,
+):
+    session_for(clinician)
+    other = make_user(other_practice, Role.CLINICIAN, name=clinician.display_name)
+    make_appointment(other, kind=Appointment.Kind.EVENT, title="Harbor block")
+    ours = client.get(personal_path(clinician)).content
+    theirs = client.get(personal_path(other)).content
+    assert summaries(ours) == ["É.O."]
+    assert summaries(theirs) == ["Harbor block"]
