@@ -1,5 +1,6 @@
 """Models as installation operators see them in Django admin (see admin_site.py)."""
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
@@ -23,6 +24,15 @@ class OperatorUserCreationForm(AdminUserCreationForm):
     class Meta:
         model = User
         fields = ["email", "display_name", "practice"]
+
+    def clean_practice(self):
+        practice = self.cleaned_data.get("practice")
+        if practice is None:
+            raise forms.ValidationError(
+                "Choose the user's practice. Operators are added with "
+                "`manage.py createsuperuser`."
+            )
+        return practice
 
 
 class OperatorUserChangeForm(UserChangeForm):

@@ -155,6 +155,11 @@ class User(AbstractBaseUser, PermissionsMixin):
                 condition=Q(is_superuser=True, practice__isnull=True)
                 | Q(is_superuser=False, is_staff=False, practice__isnull=False),
                 name="user_operator_or_practice_member",
+                violation_error_message=(
+                    "Practice staff belong to a practice and can never be staff or "
+                    "superusers; installation operators are superusers with no "
+                    "practice."
+                ),
             ),
             models.UniqueConstraint(
                 Lower("email"),

@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='user',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('is_superuser', True), ('practice__isnull', True)), models.Q(('is_staff', False), ('is_superuser', False), ('practice__isnull', False)), _connector='OR'), name='user_operator_or_practice_member'),
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('is_superuser', True), ('practice__isnull', True)), models.Q(('is_staff', False), ('is_superuser', False), ('practice__isnull', False)), _connector='OR'), name='user_operator_or_practice_member', violation_error_message='Practice staff belong to a practice and can never be staff or superusers; installation operators are superusers with no practice.'),
         ),
         migrations.AddConstraint(
             model_name='user',

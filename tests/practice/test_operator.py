@@ -87,3 +87,66 @@ def test_database_refuses_duplicate_email_in_any_case(practice, make_user):
         User.objects.create(
             email="DUP@riverside.test", display_name="Dup", practice=other
         )
+
+
+def test_operator_adds_a_practice_user_through_admin(client, operator, practice):
+    client.force_login(operator)
+    response = client.post(
+        "/operator/practice/user/add/",
+        {
+            "email": "new@riverside.test",
+            "display_name": "New Person",
+            "practice": practice.pk,
+            "password1": "a-strong-passphrase-1",
+            "password2": "a-strong-passphrase-1",
+            "usable_password": "true",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    user = User.objects.get(email="new@riverside.test")
+    assert user.practice == practice
+    assert user.check_password("a-strong-passphrase-1")
+    assert not user.is_staff and not user.is_superuser
+
+
+def test_admin_form_refuses_a_user_without_a_practice(client, operator):
+    client.force_login(operator)
+    response = client.post(
+        "/operator/practice/user/add/",
+        {
+            "email": "loose@example.test",
+            "display_name": "Loose",
+            "password1": "a-strong-passphrase-1",
+            "password2": "a-strong-passphrase-1",
+            "usable_password": "true",
+        },
+    )
+    assert response.status_code == 200
+    assert b"Choose the user&#x27;s practice." in response.content
+    assert not User.objects.filter(email="loose@example.test").exists()
+
+
+def test_admin_change_form_refuses_staff_flags_on_a_practice_user(operator, clinician):
+    from django.contrib import admin
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/operator/")
+    request.user = operator
+    model_admin = admin.site._registry[User]
+    form_class = model_admin.get_form(request, clinician, change=True)
+    data = {
+        "email": clinician.email,
+        "display_name": clinician.display_name,
+        "credentials": clinician.credentials,
+        "practice": clinician.practice_id,
+        "is_clinician": "on",
+        "is_active": "on",
+        "is_staff": "on",
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "09:00:00",
+    }
+    form = form_class(data, instance=clinician)
+    assert not form.is_valid()
+    assert "can never be staff or superusers" in str(form.errors)
+    clinician.refresh_from_db()
+    assert not clinician.is_staff
