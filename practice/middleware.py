@@ -1,4 +1,5 @@
 from django.shortcuts import render
+from django.utils import timezone
 
 from practice.net import NETWORK_EXEMPT_URL_NAMES, address_allowed, client_ip
 from practice.selectors import practice_allowed_cidrs
@@ -46,8 +47,6 @@ class PracticeTimezoneMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        from django.utils import timezone
-
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated and user.practice_id:
             timezone.activate(user.practice.zone)
