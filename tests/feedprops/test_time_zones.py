@@ -5,9 +5,12 @@ feed ever names a zone other than by its IANA name."""
 import zoneinfo
 from datetime import UTC, datetime, time, timedelta
 
+import icalendar
 import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from calendarsync.models import FeedScope
 from calendarsync.selectors import feed_window
@@ -20,7 +23,11 @@ from tests.conformance.harness import (
     assert_feed_structure_ok,
     expected_event,
 )
-from tests.feedprops.conftest import assert_only_expected_properties, feed_paths
+from tests.feedprops.conftest import (
+    assert_only_expected_properties,
+    feed_paths,
+    rolled_back,
+)
 
 ZONES = [
     "America/St_Johns",  # -03:30, DST at 02:00 local
@@ -158,3 +165,60 @@ def test_every_parser_reads_the_database_instants_across_clock_changes(
 def test_a_practice_cannot_hold_a_windows_zone_name(db, name):
     with pytest.raises(ValidationError):
         Practice(name="Windows", time_zone=name).full_clean()
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    zone_key=st.sampled_from(ZONES),
+    slots=st.lists(
+        st.tuples(
+            # Minutes from the start of the feed's window, and a length of up to a day.
+            st.integers(min_value=0, max_value=420 * 24 * 60),
+            st.integers(min_value=1, max_value=24 * 60),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+)
+def test_any_instant_in_any_zone_reads_back_as_stored(db, client, zone_key, slots):
+    with rolled_back():
+        practice = Practice.objects.create(name="Anywhere", time_zone=zone_key)
+        clinician = user_create(
+            practice=practice,
+            email="anywhere@feed.test",
+            display_name="Anywhere",
+            roles=[Role.CLINICIAN],
+            password="a-long-enough-password-1",
+        )
+        first_day, after_last_day = feed_window(
+            scope=FeedScope.PERSONAL, practice=practice, now=timezone.now()
+        )
+        origin = datetime.combine(first_day, time(0), practice.zone).astimezone(UTC)
+        last = datetime.combine(after_last_day, time(0), practice.zone)
+        stored = {}
+        for index, (offset, length) in enumerate(slots):
+            start = origin + timedelta(minutes=offset)
+            if start >= last:
+                continue
+            appointment = Appointment.objects.create(
+                practice=practice,
+                clinician=clinician,
+                kind=Appointment.Kind.EVENT,
+                title=f"Slot {index}",
+                start=start,
+                end=start + timedelta(minutes=length),
+            )
+            stored[f"{appointment.uid}@tend"] = (start, appointment.end)
+        body = client.get(feed_paths(clinician)["personal"]).content
+        calendar = icalendar.Calendar.from_ical(body)
+        read = {
+            str(event["UID"]): (event.decoded("DTSTART"), event.decoded("DTEND"))
+            for event in calendar.walk("VEVENT")
+        }
+        assert read == stored
+        for start, _end in read.values():
+            assert start.utcoffset() is not None  # never floating
