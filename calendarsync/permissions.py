@@ -1,6 +1,8 @@
 """Who may read which calendar. Checked when a link is shown and again on every
 fetch, so a link dies the moment its owner loses the right to it."""
 
+from collections.abc import Callable
+
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -51,19 +53,20 @@ def feed_link_queryset() -> QuerySet[FeedLink]:
 
 
 def access_feed_link_by_token(
-    token: str, *, queryset: QuerySet[FeedLink] | None = None
+    token: str, *, lookup: Callable[[str], FeedLink | None] | None = None
 ) -> FeedLink:
     """The link a token opens, with its owner, practice and clinician loaded; 404
     for a malformed, unknown, reset, disabled or no longer authorised token.
-    ``queryset`` (a ``feed_link_queryset`` with annotations) lets the feed read
-    more in the same query."""
+    ``lookup`` (public id -> link or None, loading what ``feed_link_queryset``
+    loads) lets the feed read more in the same query."""
     parts = tokens.split_token(token)
     if parts is None:
         raise Http404
     public_id, secret = parts
-    if queryset is None:
-        queryset = feed_link_queryset()
-    link = queryset.filter(public_id=public_id).first()
+    if lookup is None:
+        link = feed_link_queryset().filter(public_id=public_id).first()
+    else:
+        link = lookup(public_id)
     if link is None:
         # Spend the same work as a real check, so timing says nothing about ids.
         tokens.check_secret(

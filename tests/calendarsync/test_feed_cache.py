@@ -10,8 +10,11 @@ import pytest
 from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from calendarsync.models import FeedLink, FeedScope
+from calendarsync.permissions import feed_link_queryset
+from calendarsync.selectors import POLL_COLUMNS, _poll_lookup
 from calendarsync.services import feed_access_disable, feed_access_reset
 from practice.models import Role
 from practice.services import user_update
@@ -263,3 +266,30 @@ def test_other_practices_feed_stays_its_own(
     theirs = client.get(personal_path(other)).content
     assert summaries(ours) == ["É.O."]
     assert summaries(theirs) == ["Harbor block"]
+
+
+def test_the_poll_query_loads_what_the_orm_would(
+    practice, clinician, scheduler, links_of
+):
+    paths = [*links_of(clinician).values(), *links_of(scheduler).values()]
+    for path in paths:
+        public_id = path.removeprefix("/calendar/")[:12]
+        polled = _poll_lookup(timezone.now())(public_id)
+        loaded = feed_link_queryset().get(public_id=public_id)
+        pairs = [
+            (polled, loaded),
+            (polled.access, loaded.access),
+            (polled.access.user, loaded.access.user),
+            (polled.access.practice, loaded.access.practice),
+            (polled.clinician, loaded.clinician),
+        ]
+        for (model, _alias, names), (mine, theirs) in zip(
+            POLL_COLUMNS, pairs, strict=True
+        ):
+            if theirs is None:
+                assert mine is None
+                continue
+            assert type(mine) is model
+            for name in names:
+                assert getattr(mine, name) == getattr(theirs, name), (model, name)
+    assert _poll_lookup(timezone.now())("A" * 12) is None
