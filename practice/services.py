@@ -296,12 +296,19 @@ def user_update(
             code="self_demotion",
         )
     before = [str(role) for role in user.roles]
+    label_before = user.label
     user.display_name = display_name.strip()
     user.credentials = credentials.strip()
     for role, field in ROLE_FIELDS.items():
         setattr(user, field, role in roles)
     user.full_clean(exclude=["password"])
     user.save()
+    if user.label != label_before:
+        # The practice-wide calendar names the clinician on every event: publish a
+        # new version of each one a feed still shows.
+        from scheduling.services import appointments_republish_for_clinician
+
+        appointments_republish_for_clinician(clinician=user)
     after = [str(role) for role in user.roles]
     if before != after:
         audit_record(

@@ -29,6 +29,9 @@ from scheduling.names import search_fold
 from scheduling.recurrence import Recurrence, local_to_utc, occurrence_starts
 
 MAX_DURATION = timedelta(hours=24)
+# The longest a calendar feed looks back (personal and clinician calendars: 60 days).
+# A rename republishes every appointment a feed may still show.
+FEED_LOOKBACK = timedelta(days=60)
 
 # Fields whose change a subscribed calendar would show.
 PUBLISHED_FIELDS = (
@@ -182,17 +185,26 @@ def patient_set_active(*, patient: Patient, actor: User, active: bool) -> Patien
 
 
 def _republish_future(appointments) -> int:
-    """Touch (published) every live, not yet ended appointment of ``appointments``:
-    something a calendar shows about them changed elsewhere (a patient's initials,
-    a location's or service's name)."""
+    """Touch (published) every appointment of ``appointments`` that a feed can still
+    show (ending no earlier than the longest feed window back, deleted ones included
+    for their tombstones): something a calendar shows about them changed elsewhere
+    (a patient's initials, a location's, service's or clinician's name)."""
     touched = 0
+    oldest_shown = timezone.now() - FEED_LOOKBACK
     for appointment in appointments.select_for_update(of=("self",)).filter(
-        deleted_at__isnull=True, end__gte=timezone.now()
+        end__gte=oldest_shown
     ):
         appointment_touch(appointment, published=True)
         appointment.save(update_fields=["sequence", "revision", "updated_at"])
         touched += 1
     return touched
+
+
+@transaction.atomic
+def appointments_republish_for_clinician(*, clinician) -> int:
+    """Republish every appointment of ``clinician`` still shown in a feed: their name
+    is part of the practice-wide calendar's summaries."""
+    return _republish_future(Appointment.objects.filter(clinician=clinician))
 
 
 # -- services and locations -------------------------------------------------------
@@ -286,14 +298,27 @@ def location_update(
 
 
 def appointment_touch(appointment: Appointment, *, published: bool) -> Appointment:
-    """Mark ``appointment`` as changed (the caller saves it): ``updated_at`` moves and
-    the lock ``revision`` goes up; when a calendar would show the change
-    (``published``), the feed ``sequence`` goes up by one as well."""
-    appointment.updated_at = timezone.now()
+    """Mark ``appointment`` as changed (the caller saves it): the lock ``revision``
+    goes up; when a calendar would show the change (``published``), the feed
+    ``sequence`` goes up by one and ``updated_at`` moves to a later whole second.
+
+    ``updated_at`` is what feeds publish as LAST-MODIFIED and DTSTAMP, with
+    one-second precision, and some clients (ICSx5) take an event only when it is
+    newer: so two visible changes within one second still get different seconds,
+    and a change nobody can see (notes) leaves the feed's bytes alone."""
     appointment.revision += 1
     if published:
         appointment.sequence += 1
+        appointment.updated_at = _next_published_instant(appointment.updated_at)
     return appointment
+
+
+def _next_published_instant(previous: datetime | None) -> datetime:
+    now = timezone.now()
+    if previous is None:
+        return now
+    floor = previous.replace(microsecond=0) + timedelta(seconds=1)
+    return max(now, floor)
 
 
 def _local(practice: Practice, instant: datetime) -> datetime:

@@ -3,17 +3,9 @@ name (in the practice-wide calendar), and a location's or patient's name on an
 appointment that has already ended but is still in the feed's window.
 
 ICSx5 replaces an event only when its LAST-MODIFIED increased, and Google reportedly
-only when SEQUENCE or LAST-MODIFIED changed, so a changed text without a newer
-version stays stale on those phones. These are known gaps, marked strict xfail so
-that fixing them turns these tests red until the marker is removed:
-
-- practice.services.user_update does not republish the clinician's appointments;
-- scheduling.services._republish_future skips appointments that have ended, so
-  their feed's cache key does not move either: a feed already cached keeps the old
-  name, a feed built afresh shows the new one with the old SEQUENCE.
-
-Touching (published) every appointment still inside the widest feed window (60 days
-back) instead of only future ones would fix both.
+only when SEQUENCE or LAST-MODIFIED changed, so each of these must publish a newer
+version of every event a feed still shows (60 days back and onwards), not only of
+future ones.
 """
 
 from datetime import timedelta
@@ -49,9 +41,6 @@ def assert_newer_version(before, after, name):
     assert after.decoded("LAST-MODIFIED") > before.decoded("LAST-MODIFIED")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="user_update does not republish the clinician's events"
-)
 def test_renaming_a_clinician_republishes_their_practice_wide_events(
     client, practice, clinician, admin_user
 ):
@@ -77,9 +66,6 @@ def test_renaming_a_clinician_republishes_their_practice_wide_events(
     assert_newer_version(before, one_event(client, path, meeting.uid), "SUMMARY")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="_republish_future skips ended appointments in the window"
-)
 @pytest.mark.parametrize("what", ["location", "patient"])
 def test_renames_republish_ended_appointments_still_in_the_feed(
     client, practice, clinician, admin_user, what

@@ -69,7 +69,30 @@ def test_published_change_bumps_sequence_and_updated_at(
     assert change.changes["start"] == ["2026-12-01 09:00", "2026-12-01 10:00"]
 
 
-def test_notes_only_change_moves_updated_at_but_not_sequence(
+def test_visible_changes_in_one_second_publish_distinct_whole_seconds(
+    book, clinician, patient, at, scheduler
+):
+    """Feeds publish LAST-MODIFIED to the second and ICSx5 takes an event only when
+    that grew: back-to-back changes must still land on later seconds."""
+    appointment = book(
+        clinician=clinician, patients=[patient], start=at(2026, 12, 1, 9, 0)
+    )
+    seconds = [appointment.updated_at.replace(microsecond=0)]
+    for hour in (10, 11, 12):
+        appointment_update(
+            appointment=appointment,
+            actor=scheduler,
+            expected_revision=appointment.revision,
+            start=at(2026, 12, 1, hour, 0),
+            end=at(2026, 12, 1, hour, 53),
+        )
+        appointment.refresh_from_db()
+        seconds.append(appointment.updated_at.replace(microsecond=0))
+    assert seconds == sorted(set(seconds))
+    assert len(set(seconds)) == 4
+
+
+def test_notes_only_change_leaves_what_feeds_publish_alone(
     book, clinician, patient, at, scheduler
 ):
     appointment = book(
@@ -85,7 +108,7 @@ def test_notes_only_change_moves_updated_at_but_not_sequence(
     appointment.refresh_from_db()
     assert appointment.sequence == 0
     assert appointment.revision == 1
-    assert appointment.updated_at > before
+    assert appointment.updated_at == before
     assert appointment.notes == "Discussed sleep."
 
 
