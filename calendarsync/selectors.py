@@ -35,14 +35,34 @@ WINDOWS = {
 # Cancelled and deleted appointments stay this long (as cancelled), then drop out.
 CANCELLED_RETENTION = timedelta(days=30)
 DEFAULT_MAX_BYTES = 1_000_000
-# Level 6 is zlib's default: a year of appointments shrinks about 12 times.
-GZIP_LEVEL = 6
+# The most zlib can do: compressed once per version of a feed, then sent on every
+# poll, so a few milliseconds more per rebuild buy a smaller answer forever.
+GZIP_LEVEL = 9
 CANCELLED_STATUSES = [Appointment.Status.CANCELLED, Appointment.Status.LATE_CANCELLED]
 
 
 # Initials are derived in one place (scheduling.names); remembered here because a
 # feed asks for the same few hundred names thousands of times.
 _initials = functools.lru_cache(maxsize=100_000)(initials)
+
+
+# Likewise the published text of a summary and a location: the same few thousand
+# combinations recur in every rebuild, and cleaning text is per character.
+@functools.lru_cache(maxsize=100_000)
+def _summary(
+    is_event: bool, title: str, initials: tuple[str, ...], clinician_label: str | None
+) -> str:
+    return ical.event_summary(
+        is_event=is_event,
+        title=title,
+        initials=list(initials),
+        clinician_label=clinician_label,
+    )
+
+
+@functools.lru_cache(maxsize=10_000)
+def _location(name: str | None, is_telehealth: bool) -> str:
+    return ical.event_location(name=name, is_telehealth=is_telehealth)
 
 
 @dataclass(frozen=True)
@@ -138,13 +158,33 @@ EVENT_COLUMNS = (
 )
 
 
+def _rows(queryset: QuerySet, chunk_size: int = 500):
+    """The rows of a values_list query, converted, fetched a chunk at a time from
+    an ordinary cursor: unlike ``QuerySet.iterator()`` on PostgreSQL (a server-side
+    cursor, one round trip per chunk), and unlike iterating the queryset (every
+    row kept at once). Closing the generator early closes the cursor."""
+    compiler = queryset.query.get_compiler(using=queryset.db)
+    return compiler.results_iter(
+        tuple_expected=True, chunked_fetch=False, chunk_size=chunk_size
+    )
+
+
 def feed_event_list(
-    *, link: FeedLink, window_start: datetime, window_end: datetime, now: datetime
+    *,
+    link: FeedLink,
+    window_start: datetime,
+    window_end: datetime,
+    now: datetime,
+    max_bytes: int | None = None,
+    zone_key: str = "UTC",
 ) -> tuple[list[ical.FeedEvent], datetime | None]:
     """The events of a feed, ordered by start, and the latest change among them.
 
     One query (one row per appointment and patient), so the feed is read from a
-    single snapshot: it can never mix two states of the schedule."""
+    single snapshot: it can never mix two states of the schedule. With
+    ``max_bytes``, reading stops at the first event whose rendering (in
+    ``zone_key``) no longer fits: a feed cut to size never reads, keeps or renders
+    the rest of a busy practice's window."""
     practice_id = link.access.practice_id
     appointments = Appointment.objects.filter(
         _visible(now),
@@ -154,9 +194,10 @@ def feed_event_list(
     )
     if link.scope != FeedScope.PRACTICE:
         appointments = appointments.filter(clinician_id=link.clinician_id)
-    rows = appointments.order_by("start", "id", "patients__id").values_list(
-        *EVENT_COLUMNS
+    rows = _rows(
+        appointments.order_by("start", "id", "patients__id").values_list(*EVENT_COLUMNS)
     )
+    used = 0
     with_clinician = link.scope == FeedScope.PRACTICE
     labels: dict[int, str] = {}
     events: list[ical.FeedEvent] = []
@@ -199,21 +240,24 @@ def feed_event_list(
                 start=start,
                 end=end,
                 cancelled=bool(deleted_at) or status in CANCELLED_STATUSES,
-                summary=ical.event_summary(
-                    is_event=kind == Appointment.Kind.EVENT,
-                    title=title,
-                    initials=list(patient_initials),
-                    clinician_label=clinician_label,
+                summary=_summary(
+                    kind == Appointment.Kind.EVENT,
+                    title,
+                    tuple(patient_initials),
+                    clinician_label,
                 ),
-                location=ical.event_location(
-                    name=location_name, is_telehealth=bool(is_telehealth)
-                ),
+                location=_location(location_name, bool(is_telehealth)),
             )
         )
 
     for row in rows:
         if row[0] != current_id:
             finish()
+            if max_bytes is not None and events:
+                used += len(ical.render_event(events[-1], zone_key))
+                if used > max_bytes:
+                    current = None  # one event past the limit is enough
+                    break
             current_id, current = row[0], row
             patient_initials = []
             if row[11] not in labels:
@@ -476,11 +520,14 @@ def feed_render(*, link: FeedLink, now: datetime) -> CachedFeed:
         scope=link.scope, practice=practice, now=now
     )
     zone = practice.zone
+    max_bytes = getattr(settings, "CALENDAR_FEED_MAX_BYTES", DEFAULT_MAX_BYTES)
     events, latest = feed_event_list(
         link=link,
         window_start=datetime.combine(first_day, time(0), tzinfo=zone),
         window_end=datetime.combine(after_last_day, time(0), tzinfo=zone),
         now=now,
+        max_bytes=max_bytes,
+        zone_key=practice.time_zone,
     )
     rendered = ical.render_calendar(
         name=feed_calendar_name(link=link),
@@ -488,7 +535,7 @@ def feed_render(*, link: FeedLink, now: datetime) -> CachedFeed:
         events=events,
         window_start=first_day,
         window_end=after_last_day,
-        max_bytes=getattr(settings, "CALENDAR_FEED_MAX_BYTES", DEFAULT_MAX_BYTES),
+        max_bytes=max_bytes,
     )
     del events
     body = rendered.body
