@@ -54,7 +54,10 @@ lint: $(VENV)/.test
 	$(VENV)/bin/ruff format --check .
 
 bench: $(VENV)/.test var/local.env
-	$(PY) bench/run.py
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && \
+		{ apt-get install -y -q wrk || { apt-get update -q && apt-get install -y -q wrk; }; }; } || \
+		echo "wrk is not installed (apt-get install wrk): S5 will be skipped"
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var/staticfiles

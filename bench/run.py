@@ -1,0 +1,250 @@
+"""``make bench``: seed a fresh bench database, run S1–S5, print the figures and
+write them into bench/README.md.
+
+Usage: bench/run.py [--tiny] [--seconds N] [--no-wrk] [--no-readme]
+
+The database is the bench's own: BENCH_DATABASE_URL if set, else a fresh
+``tend_bench`` on the local PostgreSQL when it answers, else a fresh SQLite file
+under var/bench/. Never the development database."""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+FOLDER = ROOT / "var" / "bench"
+README = ROOT / "bench" / "README.md"
+START = "<!-- figures: written by bench/run.py -->"
+END = "<!-- /figures -->"
+LOCAL_POSTGRES = "postgres://postgres@127.0.0.1:5432"
+BENCH_REDIS = "redis://127.0.0.1:6379/11"
+
+
+def choose_database() -> str:
+    if os.environ.get("BENCH_DATABASE_URL"):
+        return os.environ["BENCH_DATABASE_URL"]
+    try:
+        import psycopg
+
+        with psycopg.connect(
+            LOCAL_POSTGRES + "/postgres", connect_timeout=3, autocommit=True
+        ) as admin:
+            admin.execute("DROP DATABASE IF EXISTS tend_bench WITH (FORCE)")
+            admin.execute("CREATE DATABASE tend_bench")
+        return LOCAL_POSTGRES + "/tend_bench"
+    except Exception as error:  # noqa: BLE001 - fall back to SQLite
+        print(f"PostgreSQL not available ({error}); using SQLite")
+    database = FOLDER / "bench.sqlite3"
+    database.unlink(missing_ok=True)
+    return f"sqlite:///{database}"
+
+
+def choose_server_cache() -> str:
+    try:
+        import redis
+
+        client = redis.Redis.from_url(BENCH_REDIS, socket_connect_timeout=2)
+        client.ping()
+        client.flushdb()
+        return BENCH_REDIS
+    except Exception:  # noqa: BLE001 - fall back to per-process memory
+        return "locmemcache://bench"
+
+
+TARGETS = [
+    (
+        "Queries per feed request ≤ 3 and constant in feed size",
+        lambda r: (
+            all(
+                r[s][k] <= 3
+                for s in ("s1", "s2")
+                for k in (
+                    "unchanged_200_queries",
+                    "unchanged_304_queries",
+                    "rebuild_queries",
+                )
+            )
+            and all(
+                r["s1"][k] == r["s2"][k]
+                for k in (
+                    "unchanged_200_queries",
+                    "unchanged_304_queries",
+                    "rebuild_queries",
+                )
+            )
+        ),
+    ),
+    (
+        "Unchanged polls (200 and 304) ≥ 0.5× B0 throughput (S5, wrk)",
+        lambda r: (
+            r["s5"]["unchanged_200"]["ratio_vs_b0"] >= 0.5
+            and r["s5"]["unchanged_304"]["ratio_vs_b0"] >= 0.5
+        ),
+    ),
+    (
+        "Rebuild after one change ≥ 10× faster than N (S1)",
+        lambda r: r["s1"]["ratio_naive_vs_rebuild"] >= 10,
+    ),
+    (
+        "gzip ≥ 8× smaller (S1 and S2)",
+        lambda r: r["s1"]["gzip_ratio"] >= 8 and r["s2"]["gzip_ratio"] >= 8,
+    ),
+    (
+        "Peak memory of a rebuild ≤ 4× the feed's size (S1)",
+        lambda r: r["s1"]["rebuild_peak_ratio"] <= 4,
+    ),
+    (
+        "Week view queries constant in clinicians and appointments (S4)",
+        lambda r: r["s4"]["small_queries"] == r["s4"]["large_queries"],
+    ),
+]
+
+
+def table(figures: dict) -> str:
+    rows = ["| figure | value |", "|---|---|"]
+    for key, value in figures.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}: {v}" for k, v in value.items())
+        rows.append(f"| {key} | {value} |")
+    return "\n".join(rows)
+
+
+def report(results: dict, meta: dict) -> str:
+    parts = [START, "", "Measured by `make bench` on " + meta["when"] + ".", ""]
+    parts.append(
+        ", ".join(f"{key}: {value}" for key, value in meta.items() if key != "when")
+    )
+    parts.append("")
+    parts.append("### Targets")
+    parts.append("")
+    for label, check in TARGETS:
+        try:
+            met = check(results)
+        except (KeyError, TypeError):
+            met = None
+        mark = {True: "met", False: "MISSED", None: "not measured"}[met]
+        parts.append(f"- {label}: **{mark}**")
+    titles = {
+        "s1": "S1 — one clinician, one year",
+        "s2": "S2 — practice-wide, 50 clinicians",
+        "s3": "S3 — conditional requests",
+        "s4": "S4 — SCHEDULING week view, all clinicians",
+    }
+    for key, title in titles.items():
+        parts += ["", f"### {title}", "", table(results[key])]
+    parts += ["", "### S5 — gunicorn + wrk, gzip accepted", ""]
+    s5 = results["s5"]
+    if "skipped" in s5:
+        parts.append(f"Skipped: {s5['skipped']}")
+    else:
+        parts.append(
+            f"{s5['workers']} sync workers, {s5['connections']} connections, "
+            f"{s5['seconds']} s per run."
+        )
+        parts += [
+            "",
+            "| run | requests/s | p50 ms | × B0 | statuses |",
+            "|---|---|---|---|---|",
+        ]
+        for name in ("b0", "unchanged_200", "unchanged_304", "mixed"):
+            run = s5[name]
+            parts.append(
+                f"| {name} | {run['rps']} | {run.get('p50_ms', '')} | "
+                f"{run.get('ratio_vs_b0', 1.0)} | {run['statuses']} |"
+            )
+        parts.append("")
+        parts.append(
+            f"Appointment changes during the mixed run: "
+            f"{s5['mixed'].get('appointment_changes')}."
+        )
+    parts += ["", END]
+    return "\n".join(parts)
+
+
+def write_readme(text: str) -> None:
+    current = (
+        README.read_text() if README.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
+    )
+    before, _, rest = current.partition(START)
+    _, _, after = rest.partition(END)
+    README.write_text(before + text + after)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tiny", action="store_true", help="smoke-test sizes")
+    parser.add_argument("--seconds", type=int, default=5, help="per wrk run")
+    parser.add_argument("--no-wrk", action="store_true")
+    parser.add_argument("--no-readme", action="store_true")
+    options = parser.parse_args(argv)
+
+    FOLDER.mkdir(parents=True, exist_ok=True)
+    database_url = choose_database()
+    server_cache = choose_server_cache()
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+    os.environ["BENCH_DATABASE_URL"] = database_url
+    os.environ["BENCH_DIR"] = str(FOLDER)
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+
+    from bench import scenarios
+    from bench.seed import FULL, TINY, seed
+
+    size = TINY if options.tiny else FULL
+    started = time.monotonic()
+    call_command("migrate", verbosity=0, interactive=False)
+    seeded = seed(size)
+    with connection.cursor() as cursor:
+        # Statistics, as autovacuum would have them in production.
+        cursor.execute("ANALYZE")
+    took = time.monotonic() - started
+    print(f"Seeded {seeded.appointments} appointments in {took:.1f} s")
+    client = Client()
+    results = {}
+    for name in ("s1", "s2", "s3", "s4"):
+        results[name] = getattr(scenarios, name)(client, seeded, size)
+        print(name.upper(), json.dumps(results[name], indent=1))
+    if options.no_wrk:
+        results["s5"] = {"skipped": "--no-wrk"}
+    else:
+        env = scenarios.environment_for_server(database_url, server_cache, str(FOLDER))
+        results["s5"] = scenarios.s5(client, seeded, size, env, options.seconds)
+    print("S5", json.dumps(results["s5"], indent=1))
+    meta = {
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "database": connection.vendor,
+        "server cache": server_cache.split(":")[0],
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "appointments": seeded.appointments,
+        "total seconds": round(time.monotonic() - started, 1),
+    }
+    text = report(results, meta)
+    print(text)
+    if not options.no_readme:
+        write_readme(text)
+    connection.close()
+    if database_url.startswith("postgres") and not os.environ.get("BENCH_KEEP"):
+        import psycopg
+
+        if database_url == LOCAL_POSTGRES + "/tend_bench":
+            with psycopg.connect(
+                LOCAL_POSTGRES + "/postgres", autocommit=True
+            ) as admin:
+                admin.execute("DROP DATABASE IF EXISTS tend_bench WITH (FORCE)")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""Deterministic bench data: one practice of ``clinicians`` clinicians, the first
+with a full year of appointments (S1), the others with the practice-wide window's
+(S2), a scheduler, and a small second practice for the week view (S4)."""
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from calendarsync.models import FeedScope
+from calendarsync.services import feed_links_issue
+from practice.models import Practice, Role, User
+from practice.services import user_create
+from scheduling.models import Appointment, Location, Patient
+
+FIRST = ["Élodie", "Mary-Kate", "Sam", "Noor", "Kenji", "Ana", "Oskar", "Lena"]
+LAST = ["O'Brien", "van der Berg", "Ng", "Okafor", "Chen", "Rivera", "Stone", "Ali"]
+HOURS = [9, 10, 11, 13, 14, 15, 16]
+EDITED_SHARE = 0.2
+
+
+@dataclass
+class Size:
+    clinicians: int = 50
+    s1_per_day: int = 5  # S1: ~1,500 events over -60 .. +365 days, weekdays
+    others_per_day: int = 4
+    day_stride: int = 1
+    patients: int = 400
+    repeats: int = 40
+    naive_repeats: int = 5
+
+
+FULL = Size()
+TINY = Size(
+    clinicians=3,
+    s1_per_day=1,
+    others_per_day=1,
+    day_stride=9,
+    patients=12,
+    repeats=3,
+    naive_repeats=2,
+)
+
+
+@dataclass
+class Seeded:
+    practice: Practice
+    scheduler: User
+    clinicians: list[User]
+    small_practice: Practice
+    small_scheduler: User
+    personal_paths: dict[int, str]  # clinician id -> personal feed path
+    practice_path: str
+    small_practice_path: str
+    s1_events: int
+    appointments: int
+
+
+def _path(url: str) -> str:
+    return "/" + url.split("/", 3)[3]
+
+
+def _practice(name: str, clinicians: int, rng: random.Random) -> tuple:
+    practice = Practice.objects.create(name=name, time_zone="America/New_York")
+    scheduler = user_create(
+        practice=practice,
+        email=f"scheduler@{practice.pk}.bench.test",
+        display_name="Sasha Scheduler",
+        roles=[Role.SCHEDULER],
+        password="bench-password",
+    )
+    staff = [
+        user_create(
+            practice=practice,
+            email=f"clinician{index}@{practice.pk}.bench.test",
+            display_name=f"{rng.choice(FIRST)} {rng.choice(LAST)} {index}",
+            credentials=rng.choice(["LCSW", "PhD", "LMFT", ""]),
+            roles=[Role.CLINICIAN],
+            password="bench-password",
+        )
+        for index in range(clinicians)
+    ]
+    return practice, scheduler, staff
+
+
+def _fill(practice, clinician, *, back, ahead, per_day, stride, patients, rng, now):
+    zone = practice.zone
+    today = now.astimezone(zone).date()
+    locations = list(Location.objects.filter(practice=practice))
+    rows, links = [], []
+    series: dict[tuple, datetime] = {}
+    for offset in range(-back, ahead + 1, stride):
+        day = today + timedelta(days=offset)
+        if day.weekday() >= 5:
+            continue
+        for hour in HOURS[:per_day]:
+            start = datetime(day.year, day.month, day.day, hour, tzinfo=zone)
+            number = len(rows)
+            is_event = number % 23 == 7
+            # Most appointments belong to a weekly series booked in one go (one
+            # creation time); one in five was edited later, on its own.
+            booked = series.setdefault(
+                (day.weekday(), hour),
+                now - timedelta(minutes=rng.randint(30 * 1440, 120 * 1440)),
+            )
+            edited = rng.random() < EDITED_SHARE
+            changed = booked + (now - booked) * rng.random() if edited else booked
+            appointment = Appointment(
+                practice=practice,
+                clinician=clinician,
+                kind=Appointment.Kind.EVENT if is_event else Appointment.Kind.SESSION,
+                title="Supervision" if is_event else "",
+                location=rng.choice(locations),
+                start=start,
+                end=start + timedelta(minutes=50),
+                status=Appointment.Status.CANCELLED
+                if number % 37 == 5
+                else Appointment.Status.SCHEDULED,
+                uid=uuid.UUID(int=rng.getrandbits(128), version=4),
+                sequence=rng.randint(1, 3) if edited else 0,
+                created_at=booked,
+                updated_at=changed,
+            )
+            rows.append(appointment)
+            if not is_event:
+                group = min(len(patients), 2 if number % 11 == 3 else 1)
+                links.append((appointment, rng.sample(patients, group)))
+    Appointment.objects.bulk_create(rows, batch_size=2000)
+    through = Appointment.patients.through
+    through.objects.bulk_create(
+        [
+            through(appointment_id=appointment.pk, patient_id=patient.pk)
+            for appointment, chosen in links
+            for patient in chosen
+        ],
+        batch_size=5000,
+    )
+    return len(rows)
+
+
+def seed(size: Size) -> Seeded:
+    """Create the bench data (same shapes on every run, relative to today)."""
+    rng = random.Random(6)
+    now = timezone.now()
+    practice, scheduler, clinicians = _practice(
+        "Bench Counseling", size.clinicians, rng
+    )
+    Location.objects.bulk_create(
+        [
+            Location(practice=practice, name="Main Street Office"),
+            Location(practice=practice, name="Harbor View, Suite 2"),
+            Location(practice=practice, name="Telehealth", is_telehealth=True),
+        ]
+    )
+    patients = Patient.objects.bulk_create(
+        [
+            Patient(
+                practice=practice,
+                first_name=rng.choice(FIRST),
+                last_name=rng.choice(LAST),
+            )
+            for _ in range(size.patients)
+        ]
+    )
+    s1_events = _fill(
+        practice,
+        clinicians[0],
+        back=60,
+        ahead=365,
+        per_day=size.s1_per_day,
+        stride=size.day_stride,
+        patients=patients,
+        rng=rng,
+        now=now,
+    )
+    total = s1_events
+    for clinician in clinicians[1:]:
+        total += _fill(
+            practice,
+            clinician,
+            back=16,
+            ahead=92,
+            per_day=size.others_per_day,
+            stride=size.day_stride,
+            patients=patients,
+            rng=rng,
+            now=now,
+        )
+    small, small_scheduler, small_clinicians = _practice("Bench Small", 2, rng)
+    Location.objects.create(practice=small, name="Small Office")
+    small_patients = Patient.objects.bulk_create(
+        [Patient(practice=small, first_name="Ana", last_name="Ng")]
+    )
+    for clinician in small_clinicians:
+        total += _fill(
+            small,
+            clinician,
+            back=16,
+            ahead=20,
+            per_day=1,
+            stride=3,
+            patients=small_patients,
+            rng=rng,
+            now=now,
+        )
+
+    personal = {}
+    for clinician in clinicians:
+        _access, links = feed_links_issue(user=clinician)
+        personal[clinician.pk] = _path(links[0].https_url)
+    _access, links = feed_links_issue(user=scheduler)
+    (everyone,) = [item for item in links if item.link.scope == FeedScope.PRACTICE]
+    _access, small_links = feed_links_issue(user=small_scheduler)
+    (small_everyone,) = [
+        item for item in small_links if item.link.scope == FeedScope.PRACTICE
+    ]
+    return Seeded(
+        practice=practice,
+        scheduler=scheduler,
+        clinicians=clinicians,
+        small_practice=small,
+        small_scheduler=small_scheduler,
+        personal_paths=personal,
+        practice_path=_path(everyone.https_url),
+        small_practice_path=_path(small_everyone.https_url),
+        s1_events=s1_events,
+        appointments=total,
+    )

@@ -1,0 +1,29 @@
+"""Settings for ``make bench``: the application's own settings, with the bench's
+database (never the development one), the bench URLs (B0 and N baselines beside the
+real feed), fast password hashing and quiet logs."""
+
+import os
+
+import environ
+
+os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789-0123456789")
+os.environ.setdefault("CALENDAR_FEED_KEY", "bench-only-feed-key-0123456789-0123456789")
+os.environ.setdefault("STATIC_MANIFEST", "false")
+
+from config.settings import *  # noqa: E402,F403
+
+_env = environ.Env()
+DATABASES = {"default": _env.db_url("BENCH_DATABASE_URL")}
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"]["CONN_MAX_AGE"] = 600
+CACHES = {"default": _env.cache("BENCH_CACHE_URL", default="locmemcache://bench")}
+ROOT_URLCONF = "bench.urls"
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+DEBUG = False
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": True,
+    "root": {"handlers": [], "level": "CRITICAL"},
+}

@@ -1,0 +1,63 @@
+"""The bench's code paths at tiny size, so ``make bench`` cannot rot between runs:
+seeding, S1–S4 through the real request path, the wrk report parser and the
+README writer. (The figures themselves come only from ``make bench``.)"""
+
+import pytest
+from django.test import Client
+
+from bench import run, scenarios
+from bench.seed import TINY, seed
+
+WRK_OUTPUT = """Running 5s test @ http://127.0.0.1:8001
+  2 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    24.10ms    5.01ms  61.00ms   80.00%
+  Latency Distribution
+     50%   23.13ms
+     75%   26.00ms
+  3121 requests in 5.01s, 1.10MB read
+Requests/sec:    622.39
+Transfer/sec:    224.11KB
+STATUSES {"304": 3121}
+"""
+
+
+@pytest.fixture
+def bench_urls(settings):
+    settings.ROOT_URLCONF = "bench.urls"
+
+
+@pytest.mark.django_db
+def test_bench_scenarios_run_at_tiny_size(bench_urls):
+    seeded = seed(TINY)
+    client = Client()
+    results = {
+        name: getattr(scenarios, name)(client, seeded, TINY)
+        for name in ("s1", "s2", "s3", "s4")
+    }
+    results["s5"] = {"skipped": "smoke test"}
+    for name in ("s1", "s2"):
+        figures = results[name]
+        assert figures["events"] > 0
+        assert figures["events"] == figures["naive_events"]
+        assert figures["unchanged_200_queries"] == 1
+        assert figures["unchanged_304_queries"] == 1
+        assert figures["rebuild_queries"] == 3
+        assert figures["gzip_bytes"] < figures["raw_bytes"]
+    assert results["s3"]["s1_etag_queries"] == results["s3"]["s1_ims_queries"] == 1
+    assert results["s4"]["small_queries"] == results["s4"]["large_queries"]
+
+    text = run.report(results, {"when": "now", "database": "test"})
+    assert text.startswith(run.START) and text.endswith(run.END)
+    assert "not measured" in text  # S5 was skipped: no throughput verdict
+
+
+def test_wrk_report_is_read():
+    figures = scenarios.parse_wrk(WRK_OUTPUT)
+    assert figures == {"rps": 622.39, "p50_ms": 23.13, "statuses": {"304": 3121}}
+
+
+def test_url_file_for_the_lua_script(tmp_path):
+    target = tmp_path / "urls.txt"
+    scenarios.write_urls(target, [("/calendar/a.ics", '"etag"'), ("/b.ics", "")])
+    assert target.read_text() == '/calendar/a.ics\t"etag"\n/b.ics\t\n'
