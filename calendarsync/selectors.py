@@ -4,6 +4,7 @@ and every user's sync state for administrators."""
 import functools
 import gzip
 import hashlib
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -158,6 +159,25 @@ EVENT_COLUMNS = (
 )
 
 
+@functools.cache
+def _min_event_bytes() -> int:
+    """Fewer bytes than any event of a feed can take: the shortest one the writer
+    can produce, less a margin for the shorter UTC form of DTSTART and DTEND."""
+    moment = datetime(2000, 1, 1, tzinfo=UTC)
+    shortest = ical.FeedEvent(
+        uid=str(uuid.UUID(int=0)),
+        sequence=0,
+        created_at=moment,
+        updated_at=moment,
+        start=moment,
+        end=moment,
+        cancelled=False,
+        summary="",
+        location="",
+    )
+    return len(ical.render_event(shortest, "UTC")) - 32
+
+
 def _rows(queryset: QuerySet, chunk_size: int = 500):
     """The rows of a values_list query, converted, fetched a chunk at a time from
     an ordinary cursor: unlike ``QuerySet.iterator()`` on PostgreSQL (a server-side
@@ -194,6 +214,13 @@ def feed_event_list(
     )
     if link.scope != FeedScope.PRACTICE:
         appointments = appointments.filter(clinician_id=link.clinician_id)
+    if max_bytes is not None:
+        # No more events than this can fit, so a busy practice's window is not
+        # read (and sorted, and sent) beyond them; one more shows where to cut.
+        most = max_bytes // _min_event_bytes() + 1
+        appointments = Appointment.objects.filter(
+            pk__in=appointments.order_by("start", "id").values("pk")[:most]
+        )
     rows = _rows(
         appointments.order_by("start", "id", "patients__id").values_list(*EVENT_COLUMNS)
     )

@@ -3,7 +3,7 @@ rebuild, whatever the feed's size; and no reset, role change, rename or
 appointment change is ever answered from an out-of-date cache entry."""
 
 import gzip
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 import icalendar
 import pytest
@@ -12,9 +12,17 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from calendarsync import ical
 from calendarsync.models import FeedLink, FeedScope
 from calendarsync.permissions import feed_link_queryset
-from calendarsync.selectors import POLL_COLUMNS, _poll_lookup
+from calendarsync.selectors import (
+    POLL_COLUMNS,
+    _poll_lookup,
+    feed_calendar_name,
+    feed_event_list,
+    feed_render,
+    feed_window,
+)
 from calendarsync.services import feed_access_disable, feed_access_reset
 from practice.models import Role
 from practice.services import user_update
@@ -293,3 +301,53 @@ def test_the_poll_query_loads_what_the_orm_would(
             for name in names:
                 assert getattr(mine, name) == getattr(theirs, name), (model, name)
     assert _poll_lookup(timezone.now())("A" * 12) is None
+
+
+@pytest.mark.parametrize("share", [0.2, 0.5, 0.9, 2])
+def test_reading_stops_at_the_size_limit_without_changing_a_byte(
+    settings, practice, clinician, make_appointment, make_patient, links_of, share
+):
+    for day in range(60):
+        make_appointment(
+            clinician,
+            kind=Appointment.Kind.EVENT,
+            title=f"Block {day:02d} " + "x" * (day % 7) * 9,
+            start=local(practice, days=1 + day // 2, hour=9 + day % 2),
+        )
+    now = timezone.now()
+    public_id = links_of(clinician)[(FeedScope.PERSONAL, clinician.pk)][10:22]
+    link = _poll_lookup(now)(public_id)
+    whole = ical.render_calendar(
+        name=feed_calendar_name(link=link),
+        zone_key=practice.time_zone,
+        events=feed_event_list_for(link, now, max_bytes=None),
+        window_start=feed_window(scope=link.scope, practice=practice, now=now)[0],
+        window_end=feed_window(scope=link.scope, practice=practice, now=now)[1],
+        max_bytes=10**9,
+    )
+    settings.CALENDAR_FEED_MAX_BYTES = int(len(whole.body) * share)
+    cut = feed_render(link=link, now=now)
+    expected = ical.render_calendar(
+        name=feed_calendar_name(link=link),
+        zone_key=practice.time_zone,
+        events=feed_event_list_for(link, now, max_bytes=None),
+        window_start=feed_window(scope=link.scope, practice=practice, now=now)[0],
+        window_end=feed_window(scope=link.scope, practice=practice, now=now)[1],
+        max_bytes=settings.CALENDAR_FEED_MAX_BYTES,
+    )
+    assert gzip.decompress(cut.gzipped) == expected.body
+    assert cut.truncated == (share < 1)
+
+
+def feed_event_list_for(link, now, max_bytes):
+    practice = link.access.practice
+    first_day, after = feed_window(scope=link.scope, practice=practice, now=now)
+    events, _latest = feed_event_list(
+        link=link,
+        window_start=datetime.combine(first_day, time(0), tzinfo=practice.zone),
+        window_end=datetime.combine(after, time(0), tzinfo=practice.zone),
+        now=now,
+        max_bytes=max_bytes,
+        zone_key=practice.time_zone,
+    )
+    return events
