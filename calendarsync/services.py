@@ -326,8 +326,14 @@ def feed_fetch_record(
                 client_ip=address,
                 details={
                     "calendar": link.scope,
+                    "calendar_name": (
+                        link.clinician.label
+                        if link.clinician is not None
+                        else "Practice-wide calendar"
+                    ),
                     "clinician_id": link.clinician_id,
                     "client": family,
+                    "client_name": FeedFetch.Client(family).label,
                     "status": status,
                     "new_client": new_client,
                     "fetches": count,

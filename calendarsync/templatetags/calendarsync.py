@@ -1,5 +1,8 @@
+from datetime import datetime
+
 import segno
 from django import template
+from django.utils.timesince import timesince
 
 register = template.Library()
 
@@ -10,3 +13,12 @@ def qr_data_uri(address: str) -> str:
     return segno.make(address, error="m").svg_data_uri(
         scale=4, border=2, dark="#1d2430", light="#ffffff"
     )
+
+
+@register.filter
+def ago(moment: datetime | None) -> str:
+    """ "7 hours ago", "12 minutes ago", "just now": the largest unit only."""
+    if moment is None:
+        return ""
+    elapsed = timesince(moment, depth=1)
+    return "just now" if elapsed.startswith("0\xa0") else f"{elapsed} ago"

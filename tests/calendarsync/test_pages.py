@@ -327,7 +327,7 @@ def test_demo_seed_gives_everyone_access(db, settings):
 def test_page_shows_who_reads_each_link(client, login, admin_user, clinician):
     signed_in = login(clinician)
     html = signed_in.get(SYNC).content.decode()
-    assert "Not fetched by any application yet." in html
+    assert "Never fetched: no calendar application has read this link yet." in html
     (https_url,) = feed_urls(html)
     path = https_url.split("8000", 1)[1]
     client.get(path, headers={"User-Agent": "Google-Calendar-Importer"})
@@ -336,4 +336,4 @@ def test_page_shows_who_reads_each_link(client, login, admin_user, clinician):
     assert "new client" in html
     assert "cannot be made to refresh sooner" in html
     row = member_row(login(admin_user).get(ADMIN).content.decode(), clinician)
-    assert "ago" in row and "never" not in row
+    assert "just now" in row and "never" not in row
