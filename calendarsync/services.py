@@ -286,14 +286,16 @@ def feed_fetch_record(
     family a minute, with the polls in between counted."""
     family = client_family(user_agent)
     pending_key = f"calendarsync:fetches:{link.pk}:{family}"
-    if cache.add(pending_key, 1, timeout=3600) is False:
+    # The once-a-minute marker first: on every other poll only the counter moves
+    # (each cache call is a round trip to Redis on every poll).
+    if not cache.add(f"{pending_key}:written", 1, timeout=FETCH_RECORD_SECONDS):
         try:
             cache.incr(pending_key)
         except ValueError:
-            cache.set(pending_key, 1, timeout=3600)
-    if not cache.add(f"{pending_key}:written", 1, timeout=FETCH_RECORD_SECONDS):
+            if not cache.add(pending_key, 1, timeout=3600):
+                cache.incr(pending_key)
         return
-    count = cache.get(pending_key) or 1
+    count = 1 + (cache.get(pending_key) or 0)
     cache.delete(pending_key)
     now = timezone.now()
     with transaction.atomic():
