@@ -206,12 +206,16 @@ def feed_refused(request) -> HttpResponse:
     those in a short time, 429 instead. Only failures count, so valid links polled
     from one shared address (Google fetches many feeds from a few) never slow down."""
     key = f"calendarsync:misses:{client_ip(request) or 'unknown'}"
-    cache.add(key, 0, timeout=MISS_WINDOW_SECONDS)
     try:
-        misses = cache.incr(key)
-    except ValueError:
-        cache.set(key, 1, timeout=MISS_WINDOW_SECONDS)
-        misses = 1
+        cache.add(key, 0, timeout=MISS_WINDOW_SECONDS)
+        try:
+            misses = cache.incr(key)
+        except ValueError:
+            cache.set(key, 1, timeout=MISS_WINDOW_SECONDS)
+            misses = 1
+    except Exception:  # noqa: BLE001 - without a cache, count nothing
+        logger.warning("Calendar feed cache unavailable", exc_info=True)
+        misses = 0
     if misses <= MISSES_ALLOWED:
         return feed_not_found()
     response = HttpResponse(
@@ -283,7 +287,7 @@ def feed(request, token):
             address=client_ip(request),
             status=status,
         )
-    except DatabaseError:
+    except Exception:  # noqa: BLE001 - database or cache down
         # Knowing who polled is a nicety; the calendar is already built.
         logger.warning("Could not record a calendar fetch", exc_info=True)
 

@@ -351,3 +351,23 @@ def feed_event_list_for(link, now, max_bytes):
         zone_key=practice.time_zone,
     )
     return events
+
+
+def test_a_cache_that_is_down_still_serves_every_feed(
+    client, settings, practice, clinician, session_for, personal_path
+):
+    session_for(clinician)
+    path = personal_path(clinician)
+    expected = client.get(path).content
+    # Nothing listens on port 1: every cache call fails as when Redis is down.
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 0.2},
+        }
+    }
+    answer = client.get(path, headers={"Accept-Encoding": "gzip"})
+    assert answer.status_code == 200
+    assert gzip.decompress(answer.content) == expected
+    assert client.get(path.replace(path[-10:-4], "AAAAAA")).status_code == 404
