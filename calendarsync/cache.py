@@ -18,18 +18,24 @@ that does not accept gzip gets them decompressed. A cache that fails is treated 
 empty: the feed is rebuilt, never refused.
 """
 
+import functools
 import hashlib
+import importlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from django.core.cache import cache
 
 logger = logging.getLogger("calendarsync.feed")
 
-# Bump when the writer's output changes for the same inputs (so old entries are
-# never served by new code).
+# Bump to drop every entry at once; the writer's own source is in every key too
+# (``_writer_fingerprint``), so a deploy that changes the output never serves an
+# entry written by the old code, even from a Redis that outlived it.
 FORMAT_VERSION = "3"
+# The code that decides a feed's bytes for given inputs.
+WRITER_MODULES = ("calendarsync.ical", "calendarsync.selectors", "scheduling.names")
 KEY_PREFIX = "calendarsync:feed:"
 # Long enough to span a day of polling; the window's first day is in every key,
 # so nothing older than a day can be looked up anyway.
@@ -46,9 +52,19 @@ class CachedFeed:
     truncated: bool
 
 
+@functools.cache
+def _writer_fingerprint() -> str:
+    digest = hashlib.sha256()
+    for name in WRITER_MODULES:
+        digest.update(Path(importlib.import_module(name).__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def feed_cache_key(*parts: object) -> str:
     """A fixed-length key naming ``parts`` (hex, 64 characters)."""
-    material = "\x1f".join([FORMAT_VERSION, *(str(part) for part in parts)])
+    material = "\x1f".join(
+        [FORMAT_VERSION, _writer_fingerprint(), *(str(part) for part in parts)]
+    )
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 

@@ -12,6 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from calendarsync import cache as feed_cache
 from calendarsync import ical
 from calendarsync.models import FeedLink, FeedScope
 from calendarsync.permissions import feed_link_queryset
@@ -371,3 +372,16 @@ def test_a_cache_that_is_down_still_serves_every_feed(
     assert answer.status_code == 200
     assert gzip.decompress(answer.content) == expected
     assert client.get(path.replace(path[-10:-4], "AAAAAA")).status_code == 404
+
+
+def test_keys_change_with_the_code_that_writes_feeds(monkeypatch):
+    # A deploy is simulated by naming other source as the writer's.
+    before = feed_cache.feed_cache_key("same", "inputs")
+    monkeypatch.setattr(feed_cache, "WRITER_MODULES", ("calendarsync.tokens",))
+    feed_cache._writer_fingerprint.cache_clear()
+    try:
+        assert feed_cache.feed_cache_key("same", "inputs") != before
+    finally:
+        monkeypatch.undo()
+        feed_cache._writer_fingerprint.cache_clear()
+    assert feed_cache.feed_cache_key("same", "inputs") == before
