@@ -128,6 +128,11 @@ class FeedFetch(models.Model):
     fetch_count = models.PositiveIntegerField(default=0)
     last_address = models.GenericIPAddressField(null=True, blank=True)
     last_status = models.PositiveSmallIntegerField(default=200)
+    # The networks (IPv4 /16, IPv6 /32) this client has read the link from, and
+    # when it last came from one it had never used: a leaked link read by someone
+    # else's phone shows up as a new network even when the application is the same.
+    networks = models.JSONField(default=list, blank=True)
+    new_network_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-last_fetched_at"]
@@ -142,5 +147,9 @@ class FeedFetch(models.Model):
 
     @property
     def is_new_client(self) -> bool:
-        """First seen this week: worth a look in case the link leaked."""
-        return self.first_fetched_at > timezone.now() - NEW_CLIENT_PERIOD
+        """First seen this week, or seen from a network it never used before this
+        week: worth a look in case the link leaked."""
+        since = timezone.now() - NEW_CLIENT_PERIOD
+        return self.first_fetched_at > since or (
+            self.new_network_at is not None and self.new_network_at > since
+        )

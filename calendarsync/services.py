@@ -1,6 +1,7 @@
 """Writes for calendar sync: issuing, resetting, disabling and enabling links, the
 practice-wide switch, emailing a link, and remembering what was served to whom."""
 
+import ipaddress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -24,6 +25,7 @@ from practice.services import audit_record
 EMAILS_PER_HOUR = 5
 FETCH_RECORD_SECONDS = 60
 FETCH_AUDIT_SECONDS = 24 * 3600
+MAX_NETWORKS = 50
 
 
 @dataclass
@@ -279,6 +281,19 @@ def feed_link_mark_served(
     return last_modified
 
 
+def address_network(address: str | None) -> str | None:
+    """The network an address belongs to, as wide as one provider's customers
+    usually are: IPv4 /16, IPv6 /32."""
+    if not address:
+        return None
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    prefix = 16 if ip.version == 4 else 32
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
 def feed_fetch_record(
     *, link: FeedLink, user_agent: str, address: str | None, status: int
 ) -> None:
@@ -298,15 +313,25 @@ def feed_fetch_record(
     count = 1 + (cache.get(pending_key) or 0)
     cache.delete(pending_key)
     now = timezone.now()
+    network = address_network(address)
+    new_network = False
     with transaction.atomic():
-        updated = FeedFetch.objects.filter(link=link, client=family).update(
-            last_fetched_at=now,
-            fetch_count=F("fetch_count") + count,
-            last_address=address,
-            last_status=status,
-        )
-        if updated:
+        fetch = FeedFetch.objects.filter(link=link, client=family).first()
+        if fetch is not None:
             new_client = False
+            changes = {}
+            if network and network not in fetch.networks:
+                new_network = bool(fetch.networks)
+                changes["networks"] = [*fetch.networks, network][-MAX_NETWORKS:]
+                if new_network:
+                    changes["new_network_at"] = now
+            FeedFetch.objects.filter(pk=fetch.pk).update(
+                last_fetched_at=now,
+                fetch_count=F("fetch_count") + count,
+                last_address=address,
+                last_status=status,
+                **changes,
+            )
         else:
             FeedFetch.objects.create(
                 link=link,
@@ -316,10 +341,13 @@ def feed_fetch_record(
                 fetch_count=count,
                 last_address=address,
                 last_status=status,
+                networks=[network] if network else [],
             )
             new_client = True
-        if new_client or cache.add(
-            f"{pending_key}:audited", 1, timeout=FETCH_AUDIT_SECONDS
+        if (
+            new_client
+            or new_network
+            or cache.add(f"{pending_key}:audited", 1, timeout=FETCH_AUDIT_SECONDS)
         ):
             audit_record(
                 kind=AuditEvent.Kind.FEED_FETCHED,
@@ -338,6 +366,7 @@ def feed_fetch_record(
                     "client_name": FeedFetch.Client(family).label,
                     "status": status,
                     "new_client": new_client,
+                    "new_network": new_network,
                     "fetches": count,
                 },
             )

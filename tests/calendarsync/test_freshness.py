@@ -5,9 +5,11 @@ administrators (only they, only their practice's) can read."""
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
 
 from calendarsync.models import FeedFetch, FeedLink, FeedScope
+from calendarsync.services import address_network
 from calendarsync.templatetags.calendarsync import ago
 from practice.models import AuditEvent
 
@@ -102,3 +104,49 @@ def test_only_administrators_of_the_practice_read_the_fetch_audit(
     other = login(outsider_admin).get(AUDIT)
     assert other.status_code == 200
     assert "Calendar feed fetched" not in other.content.decode()
+
+
+def test_a_known_client_from_a_new_network_is_flagged(
+    client, login, clinician, links_of
+):
+    path = links_of(clinician)[(FeedScope.PERSONAL, clinician.pk)]
+    iphone = {"User-Agent": "iOS/18.1 (22B83) dataaccessd/1.0"}
+    client.get(path, headers=iphone, REMOTE_ADDR="198.51.100.7")
+    fetch = FeedFetch.objects.get()
+    assert fetch.networks == ["198.51.0.0/16"]
+    # Old enough not to be new any more.
+    FeedFetch.objects.update(first_fetched_at=timezone.now() - timedelta(days=30))
+    html = login(clinician).get(SYNC).content.decode()
+    assert "new client" not in html
+
+    cache.clear()  # the next poll may be recorded at once
+    client.get(path, headers=iphone, REMOTE_ADDR="198.51.200.8")  # same /16
+    fetch.refresh_from_db()
+    assert fetch.new_network_at is None
+    assert not fetch.is_new_client
+
+    cache.clear()
+    client.get(path, headers=iphone, REMOTE_ADDR="203.0.113.50")
+    fetch.refresh_from_db()
+    assert fetch.networks == ["198.51.0.0/16", "203.0.0.0/16"]
+    assert fetch.is_new_client
+    assert (
+        '<span class="badge warn">new client</span>'
+        in login(clinician).get(SYNC).content.decode()
+    )
+    latest = AuditEvent.objects.filter(kind=AuditEvent.Kind.FEED_FETCHED).first()
+    assert latest.details["new_network"] is True
+    assert latest.client_ip == "203.0.113.50"
+
+
+@pytest.mark.parametrize(
+    ("address", "network"),
+    [
+        ("192.0.2.1", "192.0.0.0/16"),
+        ("2001:db8:1234::1", "2001:db8::/32"),
+        (None, None),
+        ("not an address", None),
+    ],
+)
+def test_address_network(address, network):
+    assert address_network(address) == network
