@@ -241,10 +241,12 @@ def _not_modified(request, link) -> bool:
         candidates = {tag.strip() for tag in if_none_match.split(",")}
         return "*" in candidates or bool(candidates & {etag, _gzip_etag(etag)})
     since = parse_http_date_safe(request.META.get("HTTP_IF_MODIFIED_SINCE", ""))
-    # Last-Modified only ever moves forward and moves whenever the bytes change,
-    # so a date at or after it means the client holds these very bytes.
+    # Only the very date we last served proves the client holds these bytes (iOS
+    # sends it back). Any other date may come from a client's own, possibly fast,
+    # clock: "later than our Last-Modified" would then earn a 304 for bytes it
+    # never had and freeze its calendar, so such a request gets the full feed.
     last_modified = link.served_last_modified
-    return since is not None and int(last_modified.timestamp()) <= since
+    return since is not None and int(last_modified.timestamp()) == since
 
 
 @csrf_exempt

@@ -1,4 +1,4 @@
-"""Shared fixtures: two practices with named users, and real Chromium for browser tests."""
+"""Shared fixtures: two practices with named users, and Chromium for browser tests."""
 
 import os
 
@@ -36,19 +36,25 @@ def _fast_and_clean(settings):
 
 @pytest.fixture
 def practice(db):
-    return Practice.objects.create(name="Riverside Counseling", time_zone="America/New_York")
+    return Practice.objects.create(
+        name="Riverside Counseling", time_zone="America/New_York"
+    )
 
 
 @pytest.fixture
 def other_practice(db):
-    return Practice.objects.create(name="Harbor Family Therapy", time_zone="America/Los_Angeles")
+    return Practice.objects.create(
+        name="Harbor Family Therapy", time_zone="America/Los_Angeles"
+    )
 
 
 @pytest.fixture
 def make_user(db):
     counter = {"n": 0}
 
-    def make(practice, *roles, email=None, name=None, credentials="", password=PASSWORD):
+    def make(
+        practice, *roles, email=None, name=None, credentials="", password=PASSWORD
+    ):
         counter["n"] += 1
         return user_create(
             practice=practice,
@@ -65,20 +71,29 @@ def make_user(db):
 @pytest.fixture
 def admin_user(practice, make_user) -> User:
     return make_user(
-        practice, Role.ADMINISTRATOR, Role.CLINICIAN, email="admin@riverside.test",
-        name="Morgan Ellis", credentials="PsyD",
+        practice,
+        Role.ADMINISTRATOR,
+        Role.CLINICIAN,
+        email="admin@riverside.test",
+        name="Morgan Ellis",
+        credentials="PsyD",
     )
 
 
 @pytest.fixture
 def scheduler(practice, make_user) -> User:
-    return make_user(practice, Role.SCHEDULER, email="scheduler@riverside.test", name="Sam Porter")
+    return make_user(
+        practice, Role.SCHEDULER, email="scheduler@riverside.test", name="Sam Porter"
+    )
 
 
 @pytest.fixture
 def clinician(practice, make_user) -> User:
     return make_user(
-        practice, Role.CLINICIAN, email="rivera@riverside.test", name="Dana Rivera",
+        practice,
+        Role.CLINICIAN,
+        email="rivera@riverside.test",
+        name="Dana Rivera",
         credentials="LCSW",
     )
 
@@ -86,15 +101,23 @@ def clinician(practice, make_user) -> User:
 @pytest.fixture
 def other_clinician(practice, make_user) -> User:
     return make_user(
-        practice, Role.CLINICIAN, email="chen@riverside.test", name="Wei Chen", credentials="PhD"
+        practice,
+        Role.CLINICIAN,
+        email="chen@riverside.test",
+        name="Wei Chen",
+        credentials="PhD",
     )
 
 
 @pytest.fixture
 def outsider_admin(other_practice, make_user) -> User:
     return make_user(
-        other_practice, Role.ADMINISTRATOR, Role.CLINICIAN, email="admin@harbor.test",
-        name="Alex Stone", credentials="LPC",
+        other_practice,
+        Role.ADMINISTRATOR,
+        Role.CLINICIAN,
+        email="admin@harbor.test",
+        name="Alex Stone",
+        credentials="LPC",
     )
 
 
@@ -116,7 +139,9 @@ def browser():
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"Chromium not found at {CHROMIUM}; run scripts/test-deps")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS
+        )
         yield browser
         browser.close()
 
@@ -138,7 +163,9 @@ def phone_page(browser, live_server):
         is_mobile=True,
         has_touch=True,
     )
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    context.grant_permissions(
+        ["clipboard-read", "clipboard-write"], origin=live_server.url
+    )
     page = context.new_page()
     page.set_default_timeout(15_000)
     yield page

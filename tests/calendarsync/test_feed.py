@@ -7,7 +7,7 @@ import pytest
 from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from django.utils.http import http_date
+from django.utils.http import http_date, parse_http_date
 
 from calendarsync.ical import FeedEvent, fold, render_event
 from practice.models import AllowedNetwork
@@ -345,6 +345,37 @@ def test_a_change_in_the_same_second_is_never_answered_304(
         == 304
     )
     assert client.get(path, headers={"If-None-Match": first["ETag"]}).status_code == 200
+
+
+def test_a_date_from_a_fast_client_clock_is_never_answered_304(
+    client, practice, clinician, session, personal_path
+):
+    """A client that sends its own clock instead of our Last-Modified may be ahead
+    of a change it never saw: only our exact date earns a 304."""
+    path = personal_path(clinician)
+    first = client.get(path)
+    served = parse_http_date(first["Last-Modified"])
+    # The client's clock runs ten minutes fast; then the appointment moves.
+    client_clock = http_date(served + 600)
+    Appointment.objects.filter(pk=session.pk).update(
+        updated_at=timezone.now() + timedelta(seconds=2),
+        sequence=1,
+        start=session.start + timedelta(hours=1),
+        end=session.end + timedelta(hours=1),
+    )
+    again = client.get(path, headers={"If-Modified-Since": client_clock})
+    assert again.status_code == 200
+    assert again.content != first.content
+    # Even with nothing changed, a date other than ours gets the full feed.
+    assert (
+        client.get(path, headers={"If-Modified-Since": client_clock}).status_code == 200
+    )
+    assert (
+        client.get(
+            path, headers={"If-Modified-Since": again["Last-Modified"]}
+        ).status_code
+        == 304
+    )
 
 
 def test_gzip_when_accepted(client, clinician, session, personal_path):
