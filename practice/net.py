@@ -13,12 +13,15 @@ from django.conf import settings
 
 # Views that answer whatever the practice's network restrictions say. Keep this list
 # short and tested: the calendar feed must work from phones anywhere (the secret link
-# is its credential), the health check serves load balancers, robots.txt is public.
+# is its credential), the health check serves load balancers, robots.txt is public,
+# and signing out only ever takes access away (someone who left a session open must be
+# able to end it from the network that is refused).
 # Static files never reach the middleware (WhiteNoise answers them first).
 NETWORK_EXEMPT_URL_NAMES = frozenset(
     {
         "healthz",
         "robots_txt",
+        "logout",
         "calendarsync:feed",
     }
 )

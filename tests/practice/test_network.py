@@ -87,7 +87,9 @@ def test_restricted_practice_blocks_pages_from_elsewhere(
     html = blocked.content.decode()
     assert "Tend is not available from this network" in html
     assert ELSEWHERE_IP in html
-    assert "Sign out" not in html and ">SCHEDULING<" not in html
+    # No tabs (each would be refused too); signing out is the one thing left to do.
+    assert ">SCHEDULING<" not in html and ">Settings<" not in html
+    assert "Sign out" in html
     # Writes are blocked before the view runs.
     response = client.post(
         "/settings/practice/",
@@ -217,7 +219,7 @@ def every_url_name(resolver=None, namespace=""):
 
 
 def test_the_exemption_list_is_exactly_these():
-    assert frozenset({"healthz", "robots_txt", "calendarsync:feed"}) == (
+    assert frozenset({"healthz", "robots_txt", "logout", "calendarsync:feed"}) == (
         NETWORK_EXEMPT_URL_NAMES
     )
     names = {name for name, _ in every_url_name()}
@@ -243,7 +245,6 @@ def test_every_other_page_is_blocked_from_elsewhere(
     for must_block in (
         "login",
         "home",
-        "logout",
         "practice:settings",
         "practice:settings_network",
         "practice:users",
@@ -259,6 +260,21 @@ def test_exempt_endpoints_answer_from_elsewhere(login, admin_user, practice, res
     client = login(admin_user)
     assert client.get("/healthz", REMOTE_ADDR=ELSEWHERE_IP).status_code == 200
     assert client.get("/robots.txt", REMOTE_ADDR=ELSEWHERE_IP).status_code == 200
+
+
+def test_a_signed_in_user_can_sign_out_from_a_refused_network(
+    login, admin_user, practice, restrict
+):
+    restrict(practice, OFFICE)
+    client = login(admin_user)
+    page = client.get("/settings/", REMOTE_ADDR=ELSEWHERE_IP)
+    assert page.status_code == 403
+    assert b'action="/logout/"' in page.content
+    response = client.post("/logout/", REMOTE_ADDR=ELSEWHERE_IP)
+    assert response.status_code == 302
+    assert "_auth_user_id" not in client.session
+    # Signed out, the same address now meets the login page, not the shell.
+    assert client.get("/settings/", REMOTE_ADDR=ELSEWHERE_IP).status_code == 302
 
 
 def test_static_files_are_served_from_elsewhere(login, admin_user, practice, restrict):
