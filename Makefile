@@ -31,6 +31,9 @@ migrate: $(VENV)/.base var/local.env
 demo: migrate
 	$(PY) manage.py seed_demo
 
+# Links Tend builds (calendar feeds, emails) point at the server make run starts,
+# unless SITE_URL is set.
+run: export SITE_URL ?= http://$(HOST):$(PORT)
 run: demo
 	$(PY) manage.py collectstatic --noinput -v 0
 	@echo
