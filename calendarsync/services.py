@@ -84,22 +84,40 @@ def _rotate(access: FeedAccess, *, enabled: bool, now: datetime) -> None:
     FeedLink.objects.filter(access=access).delete()
 
 
-@transaction.atomic
-def feed_access_reset(*, user: User, actor: User, client_ip: str | None) -> FeedAccess:
-    """Issue new links for every calendar of ``user``; every old link stops at once."""
+def _feed_access_switch(
+    *, user: User, actor: User, client_ip: str | None, enabled: bool | None, kind: str
+) -> FeedAccess:
+    # enabled=None is a reset: it always rotates and keeps the switch where it is;
+    # disable and enable act only when they change something.
     access = _locked_access(user)
+    reset = enabled is None
+    if not reset and access.enabled == enabled:
+        return access
     now = timezone.now()
-    _rotate(access, enabled=access.enabled, now=now)
-    access.reset_at = now
-    access.save(update_fields=["reset_at"])
+    _rotate(access, enabled=access.enabled if reset else enabled, now=now)
+    if reset:
+        access.reset_at = now
+        access.save(update_fields=["reset_at"])
     audit_record(
-        kind=AuditEvent.Kind.SYNC_RESET,
+        kind=kind,
         practice=user.practice,
         actor=actor,
         target_user=user,
         client_ip=client_ip,
     )
     return access
+
+
+@transaction.atomic
+def feed_access_reset(*, user: User, actor: User, client_ip: str | None) -> FeedAccess:
+    """Issue new links for every calendar of ``user``; every old link stops at once."""
+    return _feed_access_switch(
+        user=user,
+        actor=actor,
+        client_ip=client_ip,
+        enabled=None,
+        kind=AuditEvent.Kind.SYNC_RESET,
+    )
 
 
 @transaction.atomic
@@ -107,35 +125,25 @@ def feed_access_disable(
     *, user: User, actor: User, client_ip: str | None
 ) -> FeedAccess:
     """Turn calendar sync off for ``user``: all their links stop working."""
-    access = _locked_access(user)
-    if not access.enabled:
-        return access
-    _rotate(access, enabled=False, now=timezone.now())
-    audit_record(
-        kind=AuditEvent.Kind.SYNC_DISABLED,
-        practice=user.practice,
+    return _feed_access_switch(
+        user=user,
         actor=actor,
-        target_user=user,
         client_ip=client_ip,
+        enabled=False,
+        kind=AuditEvent.Kind.SYNC_DISABLED,
     )
-    return access
 
 
 @transaction.atomic
 def feed_access_enable(*, user: User, actor: User, client_ip: str | None) -> FeedAccess:
     """Turn calendar sync back on for ``user`` with new links (never the old ones)."""
-    access = _locked_access(user)
-    if access.enabled:
-        return access
-    _rotate(access, enabled=True, now=timezone.now())
-    audit_record(
-        kind=AuditEvent.Kind.SYNC_ENABLED,
-        practice=user.practice,
+    return _feed_access_switch(
+        user=user,
         actor=actor,
-        target_user=user,
         client_ip=client_ip,
+        enabled=True,
+        kind=AuditEvent.Kind.SYNC_ENABLED,
     )
-    return access
 
 
 def _locked_access(user: User) -> FeedAccess:

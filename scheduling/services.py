@@ -246,20 +246,10 @@ def service_update(
 ) -> Service:
     """Rename, change the length of, or retire a service. Retired services stay on
     past appointments but cannot be chosen for new ones."""
-    name = " ".join(name.split())
-    _check_unique_name(Service, service.practice, name, exclude_pk=service.pk)
     _check_minutes(default_minutes)
-    renamed = name != service.name
-    service.name, service.default_minutes, service.is_active = (
-        name,
-        default_minutes,
-        is_active,
+    return _named_item_update(
+        service, name=name, default_minutes=default_minutes, is_active=is_active
     )
-    service.full_clean(validate_constraints=False)
-    service.save()
-    if renamed:
-        _republish_future(Appointment.objects.filter(service=service))
-    return service
 
 
 @transaction.atomic
@@ -279,19 +269,27 @@ def location_update(
 ) -> Location:
     """Rename or retire a location. Its name is what synced calendars show, so
     renaming it republishes every future appointment there."""
-    name = " ".join(name.split())
-    _check_unique_name(Location, location.practice, name, exclude_pk=location.pk)
-    renamed = name != location.name
-    location.name, location.is_telehealth, location.is_active = (
-        name,
-        is_telehealth,
-        is_active,
+    return _named_item_update(
+        location, name=name, is_telehealth=is_telehealth, is_active=is_active
     )
-    location.full_clean(validate_constraints=False)
-    location.save()
+
+
+def _named_item_update(item: Service | Location, *, name: str, **fields):
+    # A service's or location's name is what synced calendars show: a rename
+    # republishes the appointments that use it.
+    name = " ".join(name.split())
+    model = type(item)
+    _check_unique_name(model, item.practice, name, exclude_pk=item.pk)
+    renamed = name != item.name
+    item.name = name
+    for field, value in fields.items():
+        setattr(item, field, value)
+    item.full_clean(validate_constraints=False)
+    item.save()
     if renamed:
-        _republish_future(Appointment.objects.filter(location=location))
-    return location
+        link = "service" if model is Service else "location"
+        _republish_future(Appointment.objects.filter(**{link: item}))
+    return item
 
 
 # -- appointments: helpers ----------------------------------------------------------
