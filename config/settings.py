@@ -220,6 +220,10 @@ if TRUSTED_PROXY_COUNT:
 # Scheduling limits.
 SERIES_MAX_OCCURRENCES = env.int("SERIES_MAX_OCCURRENCES", default=104)
 
+# Largest calendar feed served, uncompressed: Google is reported to stop reading
+# subscribed feeds above about 1 MB, so the farthest days are left out first.
+CALENDAR_FEED_MAX_BYTES = env.int("CALENDAR_FEED_MAX_BYTES", default=1_000_000)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
