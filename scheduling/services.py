@@ -231,13 +231,10 @@ def _check_minutes(minutes: int) -> None:
 @transaction.atomic
 def service_create(*, practice: Practice, name: str, default_minutes: int) -> Service:
     """Add a service (a kind of session with its usual length) to the practice."""
-    name = " ".join(name.split())
-    _check_unique_name(Service, practice, name)
     _check_minutes(default_minutes)
-    service = Service(practice=practice, name=name, default_minutes=default_minutes)
-    service.full_clean(validate_constraints=False)
-    service.save()
-    return service
+    return _named_item_create(
+        Service, practice=practice, name=name, default_minutes=default_minutes
+    )
 
 
 @transaction.atomic
@@ -255,12 +252,9 @@ def service_update(
 @transaction.atomic
 def location_create(*, practice: Practice, name: str, is_telehealth: bool) -> Location:
     """Add an office (or a telehealth location) to the practice."""
-    name = " ".join(name.split())
-    _check_unique_name(Location, practice, name)
-    location = Location(practice=practice, name=name, is_telehealth=is_telehealth)
-    location.full_clean(validate_constraints=False)
-    location.save()
-    return location
+    return _named_item_create(
+        Location, practice=practice, name=name, is_telehealth=is_telehealth
+    )
 
 
 @transaction.atomic
@@ -272,6 +266,17 @@ def location_update(
     return _named_item_update(
         location, name=name, is_telehealth=is_telehealth, is_active=is_active
     )
+
+
+def _named_item_create(model, *, practice: Practice, name: str, **fields):
+    # Names are compared collapsed and case-blind, so "Office  A" clashes with
+    # "office a".
+    name = " ".join(name.split())
+    _check_unique_name(model, practice, name)
+    item = model(practice=practice, name=name, **fields)
+    item.full_clean(validate_constraints=False)
+    item.save()
+    return item
 
 
 def _named_item_update(item: Service | Location, *, name: str, **fields):
