@@ -425,35 +425,37 @@ def setup(request):
     )
 
 
-def _list_item_form(request, *, form_class, initial, save, template_context):
+def _list_item_form(request, *, form_class, item, save, heading):
+    """Add (``item`` None) or edit a service or location: the form's fields are
+    the item's own, so an edit starts from its current values."""
+    initial = {}
+    if item is not None:
+        initial = {name: getattr(item, name) for name in form_class.base_fields}
     form = form_class(request.POST or None, initial=initial)
-    if not initial:
+    if item is None:
         del form.fields["is_active"]  # new entries are always in use
     if request.method == "POST" and form.is_valid():
         try:
-            item = save(form.cleaned_data)
+            saved = save(form.cleaned_data)
         except ValidationError as error:
             form.add_error(None, error)
         else:
-            messages.success(request, f"“{item.name}” was saved.")
+            messages.success(request, f"“{saved.name}” was saved.")
             return redirect("scheduling:setup")
     return render(
-        request, "scheduling/setup_form.html", {"form": form, **template_context}
+        request, "scheduling/setup_form.html", {"form": form, "heading": heading}
     )
 
 
 @role_required(Role.ADMINISTRATOR)
 def service_add(request):
+    practice = request.user.practice
     return _list_item_form(
         request,
         form_class=ServiceForm,
-        initial={},
-        save=lambda data: service_create(
-            practice=request.user.practice,
-            name=data["name"],
-            default_minutes=data["default_minutes"],
-        ),
-        template_context={"heading": "Add a service"},
+        item=None,
+        save=lambda data: service_create(practice=practice, **data),
+        heading="Add a service",
     )
 
 
@@ -463,28 +465,21 @@ def service_edit(request, service_id: int):
     return _list_item_form(
         request,
         form_class=ServiceForm,
-        initial={
-            "name": service.name,
-            "default_minutes": service.default_minutes,
-            "is_active": service.is_active,
-        },
+        item=service,
         save=lambda data: service_update(service=service, **data),
-        template_context={"heading": service.name},
+        heading=service.name,
     )
 
 
 @role_required(Role.ADMINISTRATOR)
 def location_add(request):
+    practice = request.user.practice
     return _list_item_form(
         request,
         form_class=LocationForm,
-        initial={},
-        save=lambda data: location_create(
-            practice=request.user.practice,
-            name=data["name"],
-            is_telehealth=data["is_telehealth"],
-        ),
-        template_context={"heading": "Add a location"},
+        item=None,
+        save=lambda data: location_create(practice=practice, **data),
+        heading="Add a location",
     )
 
 
@@ -494,11 +489,7 @@ def location_edit(request, location_id: int):
     return _list_item_form(
         request,
         form_class=LocationForm,
-        initial={
-            "name": location.name,
-            "is_telehealth": location.is_telehealth,
-            "is_active": location.is_active,
-        },
+        item=location,
         save=lambda data: location_update(location=location, **data),
-        template_context={"heading": location.name},
+        heading=location.name,
     )

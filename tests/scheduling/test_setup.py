@@ -30,6 +30,31 @@ def test_admin_manages_services_and_locations(login, admin_user, practice):
     assert Location.objects.get().is_telehealth
 
 
+def test_edit_forms_start_from_current_values(login, admin_user, intake, office):
+    client = login(admin_user)
+    form = client.get(f"/scheduling/setup/services/{intake.pk}/").context["form"]
+    assert form.initial == {"name": "Intake", "default_minutes": 60, "is_active": True}
+    url = f"/scheduling/setup/locations/{office.pk}/"
+    form = client.get(url).context["form"]
+    assert form.initial == {
+        "name": office.name,
+        "is_telehealth": False,
+        "is_active": True,
+    }
+    response = client.post(url, {"name": "Room  2", "is_active": "on"})
+    assert response.status_code == 302
+    office.refresh_from_db()
+    assert (office.name, office.is_telehealth, office.is_active) == (
+        "Room 2",
+        False,
+        True,
+    )
+    assert (
+        "is_active"
+        not in client.get("/scheduling/setup/locations/new/").context["form"].fields
+    )
+
+
 def test_bad_service_input(login, admin_user, practice):
     client = login(admin_user)
     client.post(
