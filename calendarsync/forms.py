@@ -17,7 +17,3 @@ class MemberActionForm(forms.Form):
     action = forms.ChoiceField(
         choices=[("reset", "Reset"), ("disable", "Disable"), ("enable", "Enable")]
     )
-
-
-class OwnActionForm(MemberActionForm):
-    pass

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Max, Prefetch, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 from django.db.models.expressions import Col
 
 from calendarsync import ical
@@ -21,7 +21,7 @@ from calendarsync.cache import (
     feed_cache_key,
     feed_cache_set,
 )
-from calendarsync.models import FeedAccess, FeedFetch, FeedLink, FeedScope
+from calendarsync.models import FeedAccess, FeedLink, FeedScope
 from calendarsync.permissions import access_feed_link_by_token
 from practice.models import ROLE_FIELDS, Practice, User
 from scheduling.models import Appointment
@@ -601,12 +601,3 @@ def feed_access_overview(*, practice: Practice) -> QuerySet[User]:
         )
         .order_by("-is_active", "display_name", "email")
     )
-
-
-def feed_fetch_prefetch() -> Prefetch:
-    return Prefetch("fetches", queryset=FeedFetch.objects.order_by("-last_fetched_at"))
-
-
-def feed_access_for_user(*, user: User) -> FeedAccess | None:
-    """The user's sync access row, if they ever had one."""
-    return FeedAccess.objects.filter(user=user).first()
