@@ -126,14 +126,3 @@ def access_location(user: User, location_id: int) -> Location:
     except Location.DoesNotExist:
         raise Http404 from None
 
-
-def access_clinician(user: User, clinician_id: int) -> User:
-    """A clinician of ``user``'s practice whose calendar ``user`` may view, or 404."""
-    if not user.can_manage_all_schedules and clinician_id != user.pk:
-        raise Http404
-    try:
-        return User.objects.get(
-            pk=clinician_id, practice_id=user.practice_id, is_clinician=True
-        )
-    except User.DoesNotExist:
-        raise Http404 from None
