@@ -125,4 +125,3 @@ def access_location(user: User, location_id: int) -> Location:
         return Location.objects.get(pk=location_id, practice_id=user.practice_id)
     except Location.DoesNotExist:
         raise Http404 from None
-
