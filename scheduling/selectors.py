@@ -39,7 +39,6 @@ def patient_appointments(*, user: User, patient: Patient) -> QuerySet[Appointmen
         visible_appointments(user)
         .filter(patients=patient)
         .select_related("clinician", "service", "location")
-        .prefetch_related("patients")
         .order_by("-start")
     )
 

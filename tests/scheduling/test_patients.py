@@ -195,3 +195,17 @@ def test_patients_tab_is_highlighted(login, scheduler, patient):
     for url in ("/patients/", f"/patients/{patient.pk}/", "/patients/new/"):
         html = login(scheduler).get(url).content.decode()
         assert 'class="tab active" aria-current="page">Patients' in html
+
+
+def test_detail_page_query_count_does_not_grow_with_appointments(
+    login, scheduler, clinician, patient, book, at, django_assert_num_queries
+):
+    for day in range(1, 13):
+        book(clinician=clinician, patients=[patient], start=at(2026, 12, day, 9))
+    client = login(scheduler)
+    client.get(f"/patients/{patient.pk}/")
+    # Session, user, practice, networks; the patient (clinician joined); the
+    # appointments (clinician, service and location joined); the session's save.
+    with django_assert_num_queries(9):
+        response = client.get(f"/patients/{patient.pk}/")
+    assert response.content.count(b"Dec 2026, 09:00") == 12
