@@ -174,7 +174,8 @@ class AppointmentForm(forms.Form):
             # Keep what the appointment already has, even if since retired.
             patients = Patient.objects.filter(
                 Q(pk__in=patients.values("pk"))
-                | Q(pk__in=appointment.patients.values("pk"))
+                | Q(pk__in=appointment.patients.values("pk")),
+                practice=self.practice,
             )
             services = service_list(practice=self.practice).filter(
                 Q(is_active=True) | Q(pk=appointment.service_id)
