@@ -24,6 +24,7 @@ from calendarsync.cache import (
 from calendarsync.models import FeedAccess, FeedLink, FeedScope
 from calendarsync.permissions import access_feed_link_by_token
 from practice.models import ROLE_FIELDS, Practice, User
+from practice.selectors import clinician_list, user_list
 from scheduling.models import Appointment
 from scheduling.names import initials
 
@@ -84,9 +85,7 @@ def sync_calendar_list(*, user: User) -> list[SyncCalendar]:
             SyncCalendar(FeedScope.PERSONAL, user, "Your personal calendar")
         )
     if user.can_manage_all_schedules:
-        clinicians = User.objects.filter(
-            practice_id=user.practice_id, is_clinician=True, is_active=True
-        ).order_by("display_name", "email")
+        clinicians = clinician_list(practice=user.practice)
         calendars.extend(
             SyncCalendar(FeedScope.CLINICIAN, clinician, clinician.label)
             for clinician in clinicians
@@ -593,11 +592,10 @@ def feed_access_overview(*, practice: Practice) -> QuerySet[User]:
     """Every user of the practice with their sync access, number of current links and
     latest fetch, for the administrators' page (a fixed number of queries)."""
     return (
-        User.objects.filter(practice=practice)
+        user_list(practice=practice)
         .select_related("feed_access")
         .annotate(
             sync_link_count=Count("feed_access__links", distinct=True),
             sync_last_fetched=Max("feed_access__links__fetches__last_fetched_at"),
         )
-        .order_by("-is_active", "display_name", "email")
     )
