@@ -4,7 +4,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
@@ -91,16 +91,13 @@ def series_overview(*, appointment: Appointment) -> dict | None:
     series has, or None for a single appointment."""
     if appointment.series_id is None:
         return None
-    occurrences = Appointment.objects.filter(
+    counts = Appointment.objects.filter(
         series_id=appointment.series_id, deleted_at__isnull=True
+    ).aggregate(
+        count=Count("pk"),
+        following=Count("pk", filter=Q(series_index__gt=appointment.series_index or 0)),
     )
-    return {
-        "series": appointment.series,
-        "count": occurrences.count(),
-        "following": occurrences.filter(
-            series_index__gt=appointment.series_index or 0
-        ).count(),
-    }
+    return {"series": appointment.series, **counts}
 
 
 # -- calendar -----------------------------------------------------------------------

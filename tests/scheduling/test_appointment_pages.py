@@ -289,6 +289,7 @@ def test_status_buttons_and_this_and_following(
     html = client.get(f"/scheduling/appointments/{second.pk}/").content.decode()
     assert "This and all following appointments of the series" in html
     assert "Mark attended" in html
+    assert "4 appointments, 2 after this one" in html
     response = client.post(
         f"/scheduling/appointments/{second.pk}/status/",
         {"status": "cancelled", "scope": "following", "revision": "0"},
