@@ -72,9 +72,23 @@ def test_bad_service_input(login, admin_user, practice):
     assert Service.objects.count() == 1
 
 
-def test_not_for_schedulers_or_clinicians(login, scheduler, clinician):
+def test_not_for_schedulers_or_clinicians(login, scheduler, clinician, intake, office):
+    urls = [
+        "/scheduling/setup/",
+        "/scheduling/setup/services/new/",
+        f"/scheduling/setup/services/{intake.pk}/",
+        "/scheduling/setup/locations/new/",
+        f"/scheduling/setup/locations/{office.pk}/",
+    ]
     for user in (scheduler, clinician):
-        assert login(user).get("/scheduling/setup/").status_code == 403
+        client = login(user)
+        for url in urls:
+            assert client.get(url).status_code == 403, url
+            assert client.post(url, {"name": "Taken over"}).status_code == 403, url
+    intake.refresh_from_db()
+    office.refresh_from_db()
+    assert (intake.name, office.name) == ("Intake", "Main Street office")
+    assert Service.objects.count() == Location.objects.count() == 1
 
 
 def test_other_practice_items_are_the_same_404(
