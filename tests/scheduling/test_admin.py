@@ -32,5 +32,8 @@ def test_operator_reads_scheduling_but_cannot_change_it(
     assert page.status_code == 200
     assert b'name="_save"' not in page.content
     patient_page = client.get(f"/operator/scheduling/patient/{patient.pk}/change/")
+    # The page shows the record (its practice), but not the patient's details.
+    assert patient_page.status_code == 200
+    assert patient.practice.name.encode() in patient_page.content
     assert b"elodie@example.test" not in patient_page.content
     assert client.get("/operator/scheduling/appointment/add/").status_code == 403
