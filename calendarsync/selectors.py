@@ -67,6 +67,9 @@ def _location(name: str | None, is_telehealth: bool) -> str:
     return ical.event_location(name=name, is_telehealth=is_telehealth)
 
 
+PERSONAL_TITLE = "Your personal calendar"
+
+
 @dataclass(frozen=True)
 class SyncCalendar:
     """A calendar a user may subscribe to (before any link is issued for it)."""
@@ -81,9 +84,7 @@ def sync_calendar_list(*, user: User) -> list[SyncCalendar]:
     clinician's and the practice-wide one (schedulers and administrators)."""
     calendars = []
     if user.is_clinician:
-        calendars.append(
-            SyncCalendar(FeedScope.PERSONAL, user, "Your personal calendar")
-        )
+        calendars.append(SyncCalendar(FeedScope.PERSONAL, user, PERSONAL_TITLE))
     if user.can_manage_all_schedules:
         clinicians = clinician_list(practice=user.practice)
         calendars.extend(
@@ -92,17 +93,17 @@ def sync_calendar_list(*, user: User) -> list[SyncCalendar]:
             if clinician.pk != user.pk or not user.is_clinician
         )
         calendars.append(
-            SyncCalendar(FeedScope.PRACTICE, None, "Practice-wide calendar")
+            SyncCalendar(FeedScope.PRACTICE, None, FeedScope.PRACTICE.label)
         )
     return calendars
 
 
-def feed_link_title(*, link: FeedLink, user: User) -> str:
+def feed_link_title(*, link: FeedLink) -> str:
     """How the Settings page and emails name the calendar of a link."""
     if link.scope == FeedScope.PERSONAL:
-        return "Your personal calendar"
+        return PERSONAL_TITLE
     if link.scope == FeedScope.PRACTICE:
-        return "Practice-wide calendar"
+        return FeedScope.PRACTICE.label
     return link.clinician.label
 
 

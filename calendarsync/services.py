@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from calendarsync import tokens
 from calendarsync.clients import client_family
-from calendarsync.models import FeedAccess, FeedFetch, FeedLink, new_salt
+from calendarsync.models import FeedAccess, FeedFetch, FeedLink, FeedScope, new_salt
 from calendarsync.selectors import SyncCalendar, feed_link_title, sync_calendar_list
 from practice.models import AuditEvent, Practice, User
 from practice.services import audit_record
@@ -43,7 +43,7 @@ class IssuedLink:
 
     @property
     def webcal_url(self) -> str:
-        return "webcal://" + self.https_url.split("://", 1)[1]
+        return webcal_url(self.https_url)
 
     @property
     def dom_id(self) -> str:
@@ -53,6 +53,11 @@ class IssuedLink:
 def feed_url(token: str) -> str:
     """The https address of a feed, built from SITE_URL (never the Host header)."""
     return settings.SITE_URL + reverse("calendarsync:feed", args=[token])
+
+
+def webcal_url(https_url: str) -> str:
+    """The same feed address with the webcal scheme calendar applications open."""
+    return "webcal://" + https_url.split("://", 1)[1]
 
 
 def link_token(link: FeedLink) -> str:
@@ -238,13 +243,13 @@ def feed_link_email(*, user: User, link: FeedLink, client_ip: str | None) -> Non
             "or copy the link from this page instead.",
             code="rate_limited",
         )
-    title = feed_link_title(link=link, user=user)
+    title = feed_link_title(link=link)
     https = feed_url(link_token(link))
     context = {
         "user": user,
         "title": title,
         "https_url": https,
-        "webcal_url": "webcal://" + https.split("://", 1)[1],
+        "webcal_url": webcal_url(https),
         "site_url": settings.SITE_URL,
     }
     EmailMessage(
@@ -367,7 +372,7 @@ def feed_fetch_record(
                     "calendar_name": (
                         link.clinician.label
                         if link.clinician is not None
-                        else "Practice-wide calendar"
+                        else FeedScope.PRACTICE.label
                     ),
                     "clinician_id": link.clinician_id,
                     "client": family,
