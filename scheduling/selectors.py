@@ -9,6 +9,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from practice.models import User
+from practice.selectors import clinician_list
 from scheduling.models import Appointment, AppointmentChange, Location, Patient, Service
 from scheduling.names import search_fold
 from scheduling.permissions import (
@@ -55,9 +56,9 @@ def bookable_patients(*, user: User) -> QuerySet[Patient]:
 def clinician_choices(*, user: User, include_inactive: bool = False) -> QuerySet[User]:
     """The clinicians ``user`` may book for: every clinician of the practice for
     administrators and schedulers, themselves for a clinician."""
-    clinicians = User.objects.filter(practice_id=user.practice_id, is_clinician=True)
-    if not include_inactive:
-        clinicians = clinicians.filter(is_active=True)
+    clinicians = clinician_list(
+        practice=user.practice, include_inactive=include_inactive
+    )
     if not user.can_manage_all_schedules:
         clinicians = clinicians.filter(pk=user.pk)
     return clinicians.order_by("-is_active", "display_name", "email")
@@ -253,9 +254,9 @@ def calendar_page(
     first, last, previous, following = _range(view, anchor)
 
     clinicians = list(
-        User.objects.filter(practice=practice, is_clinician=True, is_active=True)
-        .order_by("display_name", "email")
-        .only("id", "display_name", "credentials", "email", "practice_id", "is_active")
+        clinician_list(practice=practice).only(
+            "id", "display_name", "credentials", "email", "practice_id", "is_active"
+        )
     )
     selected = None
     if not user.can_manage_all_schedules:
