@@ -267,17 +267,15 @@ def feed(request, token):
         except Http404:
             return feed_refused(request)
         key = feed_key(link=link, now=now)
-        if key != link.served_key or link.served_last_modified is None:
+        served = key == link.served_key and link.served_last_modified is not None
+        if served and _not_modified(request, link):
+            status = 304
+        else:
             document = feed_document(link=link, now=now, key=key)
             services.feed_link_mark_served(
                 link=link, etag=document.etag, changed_at=document.changed_at, key=key
             )
-        status = 304 if _not_modified(request, link) else 200
-        if status == 200 and document is None:
-            document = feed_document(link=link, now=now, key=key)
-            services.feed_link_mark_served(
-                link=link, etag=document.etag, changed_at=document.changed_at, key=key
-            )
+            status = 304 if _not_modified(request, link) else 200
     except DatabaseError:
         logger.warning("Calendar feed unavailable: database error", exc_info=True)
         return feed_unavailable()
