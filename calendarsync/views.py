@@ -40,15 +40,23 @@ MISSES_ALLOWED = 30
 MISS_WINDOW_SECONDS = 600
 GZIP_ACCEPTED = re.compile(r"\bgzip\b(?!\s*;\s*q=0(?:\.0*)?\s*(?:,|$))", re.IGNORECASE)
 
+# Per action: the service, the message for one's own access, and the start of the
+# message for an administrator acting on another user.
 ACTIONS = {
     "reset": (
         services.feed_access_reset,
         "New links were issued; the old ones no longer work.",
+        "New links were issued for",
     ),
-    "disable": (services.feed_access_disable, "Calendar sync is now off."),
+    "disable": (
+        services.feed_access_disable,
+        "Calendar sync is now off.",
+        "Calendar sync is off for",
+    ),
     "enable": (
         services.feed_access_enable,
         "Calendar sync is on again, with new links.",
+        "Calendar sync is on again for",
     ),
 }
 
@@ -82,7 +90,7 @@ def sync_action(request):
     if not form.is_valid():
         messages.error(request, "Choose Reset, Disable or Enable.")
         return redirect("calendarsync:sync")
-    service, done = ACTIONS[form.cleaned_data["action"]]
+    service, done, _for_member = ACTIONS[form.cleaned_data["action"]]
     service(user=request.user, actor=request.user, client_ip=client_ip(request))
     messages.success(request, done)
     return redirect("calendarsync:sync")
@@ -133,14 +141,9 @@ def admin_member(request, user_id: int):
     if not form.is_valid():
         messages.error(request, "Choose Reset, Disable or Enable.")
         return redirect("calendarsync:admin")
-    service, _done = ACTIONS[form.cleaned_data["action"]]
+    service, _done, for_member = ACTIONS[form.cleaned_data["action"]]
     service(user=member, actor=request.user, client_ip=client_ip(request))
-    verb = {
-        "reset": "New links were issued for",
-        "disable": "Calendar sync is off for",
-        "enable": "Calendar sync is on again for",
-    }[form.cleaned_data["action"]]
-    messages.success(request, f"{verb} {member.label}.")
+    messages.success(request, f"{for_member} {member.label}.")
     return redirect("calendarsync:admin")
 
 
