@@ -91,13 +91,15 @@ def test_sync_page_query_count_does_not_grow_with_clinicians(
     make_user(practice, Role.CLINICIAN)
     client.get(SYNC)
     with CaptureQueriesContext(connection) as few:
-        client.get(SYNC)
+        before = client.get(SYNC).content.decode()
     for _ in range(6):
         make_user(practice, Role.CLINICIAN)
     client.get(SYNC)  # issues the new links
     with CaptureQueriesContext(connection) as many:
-        client.get(SYNC)
+        after = client.get(SYNC).content.decode()
     assert len(many) == len(few)
+    # The second page really lists the six new clinicians' calendars.
+    assert len(feed_urls(after)) == len(feed_urls(before)) + 6
 
 
 def test_reset_from_the_page(client, login, clinician, make_appointment):
@@ -173,7 +175,7 @@ def test_email_link_to_me_only_and_rate_limited(login, clinician, mailoutbox):
     (message,) = mailoutbox
     assert message.to == [clinician.email]
     assert https_url in message.body
-    assert "webcal://" in message.body
+    assert "webcal://" + https_url.split("://", 1)[1] in message.body
     event = AuditEvent.objects.get(kind=AuditEvent.Kind.SYNC_LINK_EMAILED)
     assert https_url.rsplit("/", 1)[1].removesuffix(".ics") not in str(event.details)
 
@@ -234,12 +236,14 @@ def test_admin_page_query_count(login, practice, admin_user, make_user):
     client = login(admin_user)
     make_user(practice, Role.CLINICIAN)
     with CaptureQueriesContext(connection) as few:
-        client.get(ADMIN)
+        before = client.get(ADMIN).content.decode()
     for _ in range(8):
         make_user(practice, Role.CLINICIAN)
     with CaptureQueriesContext(connection) as many:
-        client.get(ADMIN)
+        after = client.get(ADMIN).content.decode()
     assert len(many) == len(few)
+    row = 'data-label="Last fetched"'
+    assert after.count(row) == before.count(row) + 8
 
 
 def test_admin_disables_and_resets_a_user(
