@@ -57,6 +57,13 @@ class UserForm(forms.Form):
         return [Role(value) for value in self.cleaned_data["roles"]]
 
 
+class UserActiveForm(forms.Form):
+    active = forms.TypedChoiceField(
+        choices=[("1", "Reactivate"), ("0", "Deactivate")],
+        coerce=lambda value: value == "1",
+    )
+
+
 class UserCreateForm(UserForm):
     email = forms.EmailField()
     field_order = ["email", "display_name", "credentials", "roles"]

@@ -14,6 +14,7 @@ from practice.forms import (
     LoginForm,
     NetworksForm,
     PracticeForm,
+    UserActiveForm,
     UserCreateForm,
     UserForm,
     practice_form_initial,
@@ -229,7 +230,11 @@ def user_edit(request, user_id: int):
 @role_required(Role.ADMINISTRATOR)
 def user_active(request, user_id: int):
     member = access_user_by_id(request.user, user_id)
-    active = request.POST.get("active") == "1"
+    form = UserActiveForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose Deactivate or Reactivate.")
+        return redirect("practice:users")
+    active = form.cleaned_data["active"]
     try:
         user_set_active(
             user=member, active=active, actor=request.user, client_ip=client_ip(request)

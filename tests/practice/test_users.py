@@ -299,3 +299,15 @@ def test_settings_index_shows_administration_to_admins_only(
     clinician_page = other.get("/settings/").content.decode()
     assert "/settings/users/" not in clinician_page
     assert "/settings/network/" not in clinician_page
+
+
+def test_deactivation_needs_a_valid_choice(client, login, admin_user, clinician):
+    login(admin_user)
+    for bad in ({"active": "yes"}, {}):
+        response = client.post(
+            f"/settings/users/{clinician.pk}/active/", bad, follow=True
+        )
+        assert "Choose Deactivate or Reactivate." in response.content.decode()
+        clinician.refresh_from_db()
+        assert clinician.is_active
+    assert not AuditEvent.objects.filter(kind=AuditEvent.Kind.USER_DEACTIVATED).exists()
