@@ -212,7 +212,8 @@ def feed_links_issue(*, user: User) -> tuple[FeedAccess, list[IssuedLink]]:
     for key, calendar in wanted.items():
         link = existing[key]
         link.access = access
-        fetches = sorted(link.fetches.all(), key=_by_last_fetch, reverse=True)
+        # Newest first, by FeedFetch's default ordering.
+        fetches = list(link.fetches.all())
         issued.append(IssuedLink(calendar, link, link_token(link), fetches))
     return access, issued
 
@@ -220,10 +221,6 @@ def feed_links_issue(*, user: User) -> tuple[FeedAccess, list[IssuedLink]]:
 def _links_by_calendar(access: FeedAccess) -> dict[tuple, FeedLink]:
     links = FeedLink.objects.filter(access=access).prefetch_related("fetches")
     return {(link.scope, link.clinician_id): link for link in links}
-
-
-def _by_last_fetch(fetch: FeedFetch) -> datetime:
-    return fetch.last_fetched_at
 
 
 @transaction.atomic

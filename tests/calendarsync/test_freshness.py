@@ -54,6 +54,12 @@ def test_each_link_says_who_reads_it_and_gives_honest_advice(
 
     assert "<strong>Google Calendar</strong> · last fetched 7\xa0hours ago" in html
     assert "<strong>iPhone or iPad</strong> · last fetched 12\xa0minutes ago" in html
+    # Newest first, whatever order the applications first appeared in.
+    names = ["<strong>iPhone or iPad</strong>", "<strong>Outlook</strong>"]
+    names.append("<strong>Google Calendar</strong>")
+    assert [html.index(name) for name in names] == sorted(
+        html.index(name) for name in names
+    )
     assert "often only every 8 to 24 hours" in html
     assert "cannot be made to refresh sooner" in html
     assert "subscribe on your phone itself and set it to fetch every 15 minutes" in html
