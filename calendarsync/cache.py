@@ -94,3 +94,14 @@ def feed_cache_set(key: str, entry: CachedFeed) -> None:
         cache.set(KEY_PREFIX + key, value, timeout=TIMEOUT_SECONDS)
     except Exception:  # noqa: BLE001
         logger.warning("Calendar feed cache unavailable", exc_info=True)
+
+
+def window_count(key: str, *, seconds: int) -> int:
+    """Count one more under ``key`` and return the count, which starts again
+    ``seconds`` after its first; for rate limits."""
+    cache.add(key, 0, timeout=seconds)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=seconds)
+        return 1

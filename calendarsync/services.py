@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from calendarsync import tokens
+from calendarsync.cache import window_count
 from calendarsync.clients import client_family
 from calendarsync.models import FeedAccess, FeedFetch, FeedLink, FeedScope, new_salt
 from calendarsync.selectors import SyncCalendar, feed_link_title, sync_calendar_list
@@ -228,13 +229,7 @@ def feed_link_email(*, user: User, link: FeedLink, client_ip: str | None) -> Non
     """Email one of the user's links to the user's own address (at most
     ``EMAILS_PER_HOUR`` an hour)."""
     key = f"calendarsync:email:{user.pk}"
-    cache.add(key, 0, timeout=3600)
-    try:
-        sent = cache.incr(key)
-    except ValueError:
-        cache.set(key, 1, timeout=3600)
-        sent = 1
-    if sent > EMAILS_PER_HOUR:
+    if window_count(key, seconds=3600) > EMAILS_PER_HOUR:
         raise ValidationError(
             "You have asked for several emails in the last hour. Please wait an hour, "
             "or copy the link from this page instead.",

@@ -2,7 +2,6 @@ import logging
 import re
 
 from django.contrib import messages
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError
 from django.http import Http404, HttpResponse, HttpResponseNotAllowed
@@ -15,6 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from calendarsync import services
+from calendarsync.cache import window_count
 from calendarsync.forms import EmailLinkForm, MemberActionForm, PracticeSyncForm
 from calendarsync.permissions import access_own_feed_link
 from calendarsync.selectors import (
@@ -210,12 +210,7 @@ def feed_refused(request) -> HttpResponse:
     from one shared address (Google fetches many feeds from a few) never slow down."""
     key = f"calendarsync:misses:{client_ip(request) or 'unknown'}"
     try:
-        cache.add(key, 0, timeout=MISS_WINDOW_SECONDS)
-        try:
-            misses = cache.incr(key)
-        except ValueError:
-            cache.set(key, 1, timeout=MISS_WINDOW_SECONDS)
-            misses = 1
+        misses = window_count(key, seconds=MISS_WINDOW_SECONDS)
     except Exception:  # noqa: BLE001 - without a cache, count nothing
         logger.warning("Calendar feed cache unavailable", exc_info=True)
         misses = 0
