@@ -36,7 +36,6 @@ WINDOWS = {
 }
 # Cancelled and deleted appointments stay this long (as cancelled), then drop out.
 CANCELLED_RETENTION = timedelta(days=30)
-DEFAULT_MAX_BYTES = 1_000_000
 # The most zlib can do: compressed once per version of a feed, then sent on every
 # poll, so a few milliseconds more per rebuild buy a smaller answer forever.
 GZIP_LEVEL = 9
@@ -520,7 +519,7 @@ def feed_key(*, link: FeedLink, now: datetime) -> str:
         feed_calendar_name(link=link),
         practice.time_zone,
         first_day.isoformat(),
-        getattr(settings, "CALENDAR_FEED_MAX_BYTES", DEFAULT_MAX_BYTES),
+        settings.CALENDAR_FEED_MAX_BYTES,
         link.schedule_version,
     )
 
@@ -547,7 +546,7 @@ def feed_render(*, link: FeedLink, now: datetime) -> CachedFeed:
         scope=link.scope, practice=practice, now=now
     )
     zone = practice.zone
-    max_bytes = getattr(settings, "CALENDAR_FEED_MAX_BYTES", DEFAULT_MAX_BYTES)
+    max_bytes = settings.CALENDAR_FEED_MAX_BYTES
     events, latest = feed_event_list(
         link=link,
         window_start=datetime.combine(first_day, time(0), tzinfo=zone),
