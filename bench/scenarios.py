@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from bench.seed import Seeded, Size
 from bench.views import prerendered_store
+from calendarsync import cache as feed_cache
 from calendarsync import ical
 from scheduling.models import Appointment
 
@@ -97,6 +98,7 @@ def feed_scenario(
     and N baselines, bytes and peak memory for one feed."""
     figures: dict = {}
     cache.clear()
+    feed_cache.local_clear()
     ical.render_event.cache_clear()
     started = time.perf_counter_ns()
     queries, response = count_queries(client, path, GZIP)

@@ -22,11 +22,14 @@ import functools
 import hashlib
 import importlib
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 
 logger = logging.getLogger("calendarsync.feed")
 
@@ -40,6 +43,10 @@ KEY_PREFIX = "calendarsync:feed:"
 # Long enough to span a day of polling; the window's first day is in every key,
 # so nothing older than a day can be looked up anyway.
 TIMEOUT_SECONDS = 36 * 3600
+# Entries are also kept in each process, up to this many gzipped bytes: a key names
+# its bytes for good, so a copy in memory can never be stale, and a hot feed is
+# then sent without fetching ~100 KB from Redis on every poll.
+LOCAL_MAX_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +75,54 @@ def feed_cache_key(*parts: object) -> str:
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
+class _LocalEntries:
+    """The most recently used entries of this process, least recent dropped first."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.entries: OrderedDict[str, CachedFeed] = OrderedDict()
+        self.size = 0
+        self.lock = threading.Lock()
+
+    def get(self, key: str) -> CachedFeed | None:
+        with self.lock:
+            entry = self.entries.get(key)
+            if entry is not None:
+                self.entries.move_to_end(key)
+            return entry
+
+    def put(self, key: str, entry: CachedFeed) -> None:
+        if len(entry.gzipped) > self.max_bytes:
+            return
+        with self.lock:
+            previous = self.entries.pop(key, None)
+            if previous is not None:
+                self.size -= len(previous.gzipped)
+            self.entries[key] = entry
+            self.size += len(entry.gzipped)
+            while self.size > self.max_bytes:
+                _key, dropped = self.entries.popitem(last=False)
+                self.size -= len(dropped.gzipped)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+            self.size = 0
+
+
+_local = _LocalEntries(LOCAL_MAX_BYTES)
+
+
+def local_clear() -> None:
+    """Forget this process's copies (tests start each from nothing)."""
+    _local.clear()
+
+
 def feed_cache_get(key: str) -> CachedFeed | None:
     """The entry stored under ``key``, or None (also when the cache is down)."""
+    entry = _local.get(key)
+    if entry is not None:
+        return entry
     try:
         value = cache.get(KEY_PREFIX + key)
     except Exception:  # noqa: BLE001 - any cache failure means "rebuild"
@@ -77,11 +130,14 @@ def feed_cache_get(key: str) -> CachedFeed | None:
         return None
     if not isinstance(value, tuple) or len(value) != 6:
         return None
-    return CachedFeed(*value)
+    entry = CachedFeed(*value)
+    _local.put(key, entry)
+    return entry
 
 
 def feed_cache_set(key: str, entry: CachedFeed) -> None:
     """Remember ``entry`` under ``key``; a failing cache is only logged."""
+    _local.put(key, entry)
     value = (
         entry.etag,
         entry.gzipped,
@@ -105,3 +161,39 @@ def window_count(key: str, *, seconds: int) -> int:
     except ValueError:  # expired between add and incr
         cache.set(key, 1, timeout=seconds)
         return 1
+
+
+# A tally's count outlives a quiet hour at most.
+COUNTER_SECONDS = 3600
+
+
+def tally(key: str, *, seconds: int) -> int | None:
+    """Count one event under ``key``. At most once every ``seconds``, return how
+    many were counted since the last time (this one included) and start again;
+    otherwise None. One round trip per event on Redis."""
+    marker, counter = f"{key}:written", key
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        marker = backend.make_and_validate_key(marker)
+        counter = backend.make_and_validate_key(counter)
+        client = backend._cache.get_client(counter, write=True)
+        pipe = client.pipeline(transaction=False)
+        pipe.set(marker, 1, nx=True, ex=seconds)
+        pipe.incr(counter)
+        pipe.expire(counter, COUNTER_SECONDS)
+        first, count, _ = pipe.execute()
+        if not first:
+            return None
+        # Take what was counted, keeping whatever other workers add meanwhile.
+        client.decrby(counter, count)
+        return count
+    if not cache.add(marker, 1, timeout=seconds):
+        try:
+            cache.incr(counter)
+        except ValueError:
+            if not cache.add(counter, 1, timeout=COUNTER_SECONDS):
+                cache.incr(counter)
+        return None
+    count = 1 + (cache.get(counter) or 0)
+    cache.delete(counter)
+    return count

@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from practice.changes import ChangeNotifyingManager
 from practice.models import Practice
 
 SALT_BYTES = 32
@@ -45,6 +46,8 @@ class FeedAccess(models.Model):
     reset_at = models.DateTimeField(null=True, blank=True)
     # Any change that can alter what a feed shows (reset, enable, disable).
     changed_at = models.DateTimeField(default=timezone.now)
+
+    objects = ChangeNotifyingManager()
 
     class Meta:
         verbose_name = "calendar sync access"
@@ -87,6 +90,10 @@ class FeedLink(models.Model):
     # without touching the cache or the appointments.
     served_key = models.CharField(max_length=64, blank=True)
 
+    # Remembering what was served changes no calendar.
+    quiet_fields = ("served_etag", "served_last_modified", "served_key")
+    objects = ChangeNotifyingManager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(
@@ -107,6 +114,12 @@ class FeedLink(models.Model):
 
     def __str__(self):
         return f"{self.get_scope_display()} link {self.public_id}"
+
+    @property
+    def practice_id(self) -> int | None:
+        """The link's practice when its access is loaded, else None (for change
+        notices, ``practice.changes``)."""
+        return self.access.practice_id if FeedLink.access.is_cached(self) else None
 
 
 class FeedFetch(models.Model):

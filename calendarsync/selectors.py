@@ -13,8 +13,9 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Max, Q, QuerySet
 from django.db.models.expressions import Col
+from django.http import Http404
 
-from calendarsync import ical
+from calendarsync import ical, tokens
 from calendarsync.cache import (
     CachedFeed,
     feed_cache_get,
@@ -23,6 +24,7 @@ from calendarsync.cache import (
 )
 from calendarsync.models import FeedAccess, FeedLink, FeedScope
 from calendarsync.permissions import access_feed_link_by_token
+from calendarsync.snapshot import PollSnapshot, SnapshotTag, snapshot_read
 from practice.models import ROLE_FIELDS, Practice, User
 from practice.selectors import clinician_list, user_list
 from scheduling.models import Appointment
@@ -505,6 +507,88 @@ def feed_link_by_token(*, token: str, now: datetime) -> FeedLink:
     """The link ``token`` opens, authorised as on every fetch (404 otherwise), with
     the version of its calendar's schedule read in the same single query."""
     return access_feed_link_by_token(token, lookup=_poll_lookup(now))
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPoll:
+    """What answering one poll needs, from the link's snapshot or from the database
+    (then with ``link``, authorised, for a rebuild and for the next snapshot)."""
+
+    link_id: int
+    key: str  # of the bytes the feed has now
+    served_key: str
+    served_etag: str
+    served_last_modified: datetime | None
+    tag: SnapshotTag | None
+    link: FeedLink | None = None
+
+    @property
+    def served(self) -> bool:
+        """Whether the bytes last served on this link are the feed's bytes now."""
+        return self.key == self.served_key and self.served_last_modified is not None
+
+
+def feed_poll_from_database(
+    *, token: str, now: datetime, tag: SnapshotTag | None = None
+) -> FeedPoll:
+    """A poll answered by the link query (one query); 404 unless authorised."""
+    link = feed_link_by_token(token=token, now=now)
+    return FeedPoll(
+        link_id=link.pk,
+        key=feed_key(link=link, now=now),
+        served_key=link.served_key,
+        served_etag=link.served_etag,
+        served_last_modified=link.served_last_modified,
+        tag=tag,
+        link=link,
+    )
+
+
+def feed_poll(*, token: str, now: datetime) -> FeedPoll:
+    """Everything a poll of ``token`` needs: from the link's snapshot when it is
+    still valid (no query; see ``calendarsync.snapshot``), else from the database.
+    404 for every link that does not open a calendar."""
+    parts = tokens.split_token(token)
+    tag = None
+    if parts is not None:
+        public_id, secret = parts
+        snapshot, tag = snapshot_read(public_id, now=now)
+        if snapshot is not None and tokens.check_secret(
+            secret=secret,
+            user_id=snapshot.user_id,
+            scope=snapshot.scope,
+            clinician_id=snapshot.clinician_id,
+            public_id=snapshot.public_id,
+            salt=snapshot.salt,
+        ):
+            if settings.CALENDAR_FEED_SNAPSHOT_VERIFY:
+                _snapshot_verify(snapshot, token=token, now=now)
+            return FeedPoll(
+                link_id=snapshot.link_id,
+                key=snapshot.key,
+                served_key=snapshot.served_key,
+                served_etag=snapshot.served_etag,
+                served_last_modified=snapshot.served_last_modified,
+                tag=tag,
+            )
+    return feed_poll_from_database(token=token, now=now, tag=tag)
+
+
+def _snapshot_verify(snapshot: PollSnapshot, *, token: str, now: datetime) -> None:
+    """Fail loudly when the database disagrees with a snapshot about to be used:
+    some write did not end it."""
+    try:
+        link = feed_link_by_token(token=token, now=now)
+    except Http404:
+        raise AssertionError(
+            f"Stale feed snapshot: link {snapshot.public_id} is no longer "
+            "authorised, but its snapshot still opens it"
+        ) from None
+    if feed_key(link=link, now=now) != snapshot.key:
+        raise AssertionError(
+            f"Stale feed snapshot: the calendar of link {snapshot.public_id} "
+            "changed, but its snapshot still names the old bytes"
+        )
 
 
 def feed_key(*, link: FeedLink, now: datetime) -> str:

@@ -16,9 +16,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from calendarsync import tokens
-from calendarsync.cache import window_count
+from calendarsync.cache import tally, window_count
 from calendarsync.clients import client_family
 from calendarsync.models import FeedAccess, FeedFetch, FeedLink, FeedScope, new_salt
+from calendarsync.permissions import feed_link_queryset
 from calendarsync.selectors import SyncCalendar, feed_link_title, sync_calendar_list
 from practice.models import AuditEvent, Practice, User
 from practice.services import audit_record
@@ -300,23 +301,26 @@ def address_network(address: str | None) -> str | None:
 
 
 def feed_fetch_record(
-    *, link: FeedLink, user_agent: str, address: str | None, status: int
+    *,
+    link_id: int,
+    user_agent: str,
+    address: str | None,
+    status: int,
+    link: FeedLink | None = None,
 ) -> None:
     """Remember that a client read a link: at most one write per link and client
-    family a minute, with the polls in between counted."""
+    family a minute, with the polls in between counted (one cache round trip per
+    poll). ``link`` (with its access, practice, owner and clinician) is loaded
+    only when a write is due, unless the caller has it."""
     family = client_family(user_agent)
-    pending_key = f"calendarsync:fetches:{link.pk}:{family}"
-    # The once-a-minute marker first: on every other poll only the counter moves
-    # (each cache call is a round trip to Redis on every poll).
-    if not cache.add(f"{pending_key}:written", 1, timeout=FETCH_RECORD_SECONDS):
-        try:
-            cache.incr(pending_key)
-        except ValueError:
-            if not cache.add(pending_key, 1, timeout=3600):
-                cache.incr(pending_key)
+    pending_key = f"calendarsync:fetches:{link_id}:{family}"
+    count = tally(pending_key, seconds=FETCH_RECORD_SECONDS)
+    if count is None:
         return
-    count = 1 + (cache.get(pending_key) or 0)
-    cache.delete(pending_key)
+    if link is None:
+        link = feed_link_queryset().filter(pk=link_id).first()
+        if link is None:  # reset since
+            return
     now = timezone.now()
     network = address_network(address)
     new_network = False

@@ -1,5 +1,7 @@
+import gzip
 import logging
 import re
+from datetime import datetime
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -14,15 +16,16 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from calendarsync import services
-from calendarsync.cache import window_count
+from calendarsync.cache import feed_cache_get, window_count
 from calendarsync.forms import EmailLinkForm, MemberActionForm, PracticeSyncForm
 from calendarsync.permissions import access_own_feed_link
 from calendarsync.selectors import (
     feed_access_overview,
     feed_document,
-    feed_key,
-    feed_link_by_token,
+    feed_poll,
+    feed_poll_from_database,
 )
+from calendarsync.snapshot import snapshot_store
 from practice.models import Role
 from practice.net import client_ip
 from practice.permissions import (
@@ -231,9 +234,8 @@ def _gzip_etag(etag: str) -> str:
     return etag[:-1] + '-gzip"'
 
 
-def _not_modified(request, link) -> bool:
-    """Whether the client already holds the bytes last served on ``link``."""
-    etag = link.served_etag
+def _not_modified(request, etag: str, last_modified: datetime) -> bool:
+    """Whether the client already holds the bytes last served (``etag``)."""
     if_none_match = request.META.get("HTTP_IF_NONE_MATCH")
     if if_none_match is not None:
         candidates = {tag.strip() for tag in if_none_match.split(",")}
@@ -243,7 +245,6 @@ def _not_modified(request, link) -> bool:
     # sends it back). Any other date may come from a client's own, possibly fast,
     # clock: "later than our Last-Modified" would then earn a 304 for bytes it
     # never had and freeze its calendar, so such a request gets the full feed.
-    last_modified = link.served_last_modified
     return since is not None and int(last_modified.timestamp()) == since
 
 
@@ -251,36 +252,53 @@ def _not_modified(request, link) -> bool:
 def feed(request, token):
     """One subscribed calendar, read-only, for GET and HEAD only.
 
-    The link, its owner's authority and the version of its schedule come from one
-    query. While that version is the one last served on this link, a conditional
-    request is answered 304 at once; otherwise the bytes come from the cache, and
-    only a feed whose schedule changed is rendered again (one more query)."""
+    The link, its owner's authority and the version of its schedule come from the
+    link's snapshot in the cache or, when that is gone or ended, from one query.
+    While that version is the one last served on this link, a conditional request
+    is answered 304 at once and any other with the cached bytes; only a feed whose
+    schedule changed is rendered again (one more query)."""
     if request.method not in ("GET", "HEAD"):
         return _feed_headers(HttpResponseNotAllowed(["GET", "HEAD"]))
     now = timezone.now()
-    document = None
+    gzipped = None
     try:
         try:
-            link = feed_link_by_token(token=token, now=now)
+            poll = feed_poll(token=token, now=now)
         except Http404:
             return feed_refused(request)
-        key = feed_key(link=link, now=now)
-        served = key == link.served_key and link.served_last_modified is not None
-        if served and _not_modified(request, link):
+        etag, last_modified = poll.served_etag, poll.served_last_modified
+        if poll.served and _not_modified(request, etag, last_modified):
             status = 304
         else:
-            document = feed_document(link=link, now=now, key=key)
-            services.feed_link_mark_served(
-                link=link, etag=document.etag, changed_at=document.changed_at, key=key
-            )
-            status = 304 if _not_modified(request, link) else 200
+            entry = feed_cache_get(poll.key) if poll.served else None
+            if entry is not None:
+                gzipped, status = entry.gzipped, 200
+            else:
+                if poll.link is None:  # a snapshot, but the bytes are gone
+                    poll = feed_poll_from_database(token=token, now=now, tag=poll.tag)
+                link = poll.link
+                document = feed_document(link=link, now=now, key=poll.key)
+                services.feed_link_mark_served(
+                    link=link,
+                    etag=document.etag,
+                    changed_at=document.changed_at,
+                    key=poll.key,
+                )
+                gzipped = document.gzipped
+                etag, last_modified = link.served_etag, link.served_last_modified
+                status = 304 if _not_modified(request, etag, last_modified) else 200
+        if poll.link is not None:
+            snapshot_store(link=poll.link, key=poll.key, tag=poll.tag, now=now)
+    except Http404:  # refused by the database after all (reset meanwhile)
+        return feed_refused(request)
     except DatabaseError:
         logger.warning("Calendar feed unavailable: database error", exc_info=True)
         return feed_unavailable()
 
     try:
         services.feed_fetch_record(
-            link=link,
+            link_id=poll.link_id,
+            link=poll.link,
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
             address=client_ip(request),
             status=status,
@@ -294,14 +312,14 @@ def feed(request, token):
         response = HttpResponse(status=304)
         del response["Content-Type"]
     else:
-        body = document.gzipped if use_gzip else document.body
+        body = gzipped if use_gzip else gzip.decompress(gzipped)
         response = HttpResponse(
             b"" if request.method == "HEAD" else body, content_type=FEED_CONTENT_TYPE
         )
         if use_gzip:
             response["Content-Encoding"] = "gzip"
         response["Content-Length"] = str(len(body))
-    response["ETag"] = _gzip_etag(link.served_etag) if use_gzip else link.served_etag
-    response["Last-Modified"] = http_date(link.served_last_modified.timestamp())
+    response["ETag"] = _gzip_etag(etag) if use_gzip else etag
+    response["Last-Modified"] = http_date(last_modified.timestamp())
     patch_vary_headers(response, ["Accept-Encoding"])
     return _feed_headers(response)

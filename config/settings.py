@@ -224,6 +224,16 @@ SERIES_MAX_OCCURRENCES = env.int("SERIES_MAX_OCCURRENCES", default=104)
 # subscribed feeds above about 1 MB, so the farthest days are left out first.
 CALENDAR_FEED_MAX_BYTES = env.int("CALENDAR_FEED_MAX_BYTES", default=1_000_000)
 
+# Unchanged polls answered from a snapshot in the cache, without a query, for this
+# many seconds at most (calendarsync.snapshot). Only safe with a cache every
+# process shares, so off (0) unless the cache is Redis.
+CALENDAR_FEED_SNAPSHOT_SECONDS = env.int(
+    "CALENDAR_FEED_SNAPSHOT_SECONDS",
+    default=300 if CACHES["default"]["BACKEND"].endswith("RedisCache") else 0,
+)
+# Check every answer from a snapshot against the database (the test suite does).
+CALENDAR_FEED_SNAPSHOT_VERIFY = env.bool("CALENDAR_FEED_SNAPSHOT_VERIFY", default=False)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -9,6 +9,8 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from practice.changes import ChangeNotifyingManager, ChangeNotifyingQuerySet
+
 
 def validate_time_zone(value: str) -> None:
     """Accept only IANA zone names that this server's tz database knows."""
@@ -44,6 +46,8 @@ class Practice(models.Model):
     )
     clinicians_may_schedule_themselves = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = ChangeNotifyingManager()
 
     class Meta:
         ordering = ["name"]
@@ -94,7 +98,7 @@ ROLE_FIELDS = {
 }
 
 
-class UserManager(BaseUserManager):
+class UserManager(BaseUserManager.from_queryset(ChangeNotifyingQuerySet)):
     use_in_migrations = True
 
     def _create_user(self, email, password, **extra_fields):
@@ -141,6 +145,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     date_joined = models.DateTimeField(default=timezone.now)
 
     objects = UserManager()
+    # Signing in changes nothing anyone else reads.
+    quiet_fields = ("last_login",)
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"

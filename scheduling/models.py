@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from practice.changes import ChangeNotifyingManager
 from practice.models import Practice
 from scheduling.names import initials
 
@@ -19,6 +20,8 @@ class Service(models.Model):
     name = models.CharField(max_length=120)
     default_minutes = models.PositiveSmallIntegerField(default=53)
     is_active = models.BooleanField(default=True)
+
+    objects = ChangeNotifyingManager()
 
     class Meta:
         ordering = ["name"]
@@ -45,6 +48,8 @@ class Location(models.Model):
     name = models.CharField(max_length=120)
     is_telehealth = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)
+
+    objects = ChangeNotifyingManager()
 
     class Meta:
         ordering = ["is_telehealth", "name"]
@@ -82,6 +87,8 @@ class Patient(models.Model):
         max_length=310, blank=True, editable=False, db_index=True
     )
 
+    objects = ChangeNotifyingManager()
+
     class Meta:
         ordering = ["last_name", "first_name"]
         indexes = [models.Index(fields=["practice", "last_name", "first_name"])]
@@ -113,6 +120,8 @@ class Series(models.Model):
     count = models.PositiveSmallIntegerField(null=True, blank=True)
     until = models.DateField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = ChangeNotifyingManager()
 
     class Meta:
         verbose_name_plural = "series"
@@ -181,6 +190,8 @@ class Appointment(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
     deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ChangeNotifyingManager()
 
     class Meta:
         ordering = ["start", "id"]

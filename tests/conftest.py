@@ -5,6 +5,8 @@ import os
 import pytest
 from django.core.cache import caches
 
+from calendarsync import cache as feed_cache
+from calendarsync import snapshot
 from practice.models import Practice, Role, User
 from practice.services import user_create
 
@@ -26,11 +28,19 @@ CHROMIUM_ARGS = [
 ]
 
 
+def clear_caches() -> None:
+    """Empty every cache, and what this process keeps beside them (feed bytes and
+    which practice each link belongs to)."""
+    for cache in caches.all():
+        cache.clear()
+    feed_cache.local_clear()
+    snapshot.forget_all()
+
+
 @pytest.fixture(autouse=True)
 def _fast_and_clean(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    for cache in caches.all():
-        cache.clear()
+    clear_caches()
     yield
 
 

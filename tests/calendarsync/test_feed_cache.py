@@ -7,7 +7,6 @@ from datetime import datetime, time, timedelta
 
 import icalendar
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -30,6 +29,7 @@ from practice.services import user_update
 from scheduling.models import Appointment
 from scheduling.services import patient_update
 from tests.calendarsync.conftest import change, local
+from tests.conftest import clear_caches
 
 GOOGLE = {"User-Agent": "Google-Calendar-Importer"}
 
@@ -251,7 +251,7 @@ def test_a_cache_that_forgets_is_only_a_rebuild(
     session_for(clinician)
     path = personal_path(clinician)
     first = client.get(path)
-    cache.clear()
+    clear_caches()
     again = client.get(path)
     assert again.content == first.content
     assert again["ETag"] == first["ETag"]

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import icalendar
-from django.core.cache import caches
 from django.db import connection, transaction
 
 from calendarsync.models import FeedScope
 from calendarsync.services import feed_links_issue
+from tests.conftest import clear_caches
 
 # What a feed may contain, per component. Anything else is something nobody put there.
 ALLOWED_PROPERTIES = {
@@ -62,8 +62,7 @@ def rolled_back() -> Iterator[None]:
     """One Hypothesis example's rows, gone afterwards whether it passed or not. The
     caches are emptied first, as between tests: SQLite hands out a rolled-back
     example's ids again, and nothing may be remembered under them."""
-    for cache in caches.all():
-        cache.clear()
+    clear_caches()
     with transaction.atomic():
         yield
         transaction.set_rollback(True)

@@ -6,7 +6,6 @@ import gzip
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.core.cache import caches
 from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 
@@ -14,6 +13,7 @@ from calendarsync.models import FeedLink
 from calendarsync.views import MISSES_ALLOWED
 from scheduling.models import Appointment
 from tests.calendarsync.conftest import local
+from tests.conftest import clear_caches
 from tests.feedprops.conftest import feed_paths, rolled_back
 
 FIXED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -40,8 +40,7 @@ def week(practice, clinician):
 def prepare(client, path, state: str, week) -> None:
     """cold: nothing cached or served yet; warm: an unchanged poll; changed: the
     schedule moved since the last fetch (its old bytes still in the cache)."""
-    for cache in caches.all():
-        cache.clear()
+    clear_caches()
     FeedLink.objects.update(served_etag="", served_last_modified=None)
     if state == "cold":
         return
@@ -100,8 +99,7 @@ def test_gzip_bytes_are_the_same_on_every_fetch_and_rebuild(client, clinician, w
     accept = {"Accept-Encoding": "gzip"}
     first = client.get(path, headers=accept)
     second = client.get(path, headers=accept)
-    for cache in caches.all():
-        cache.clear()
+    clear_caches()
     rebuilt = client.get(path, headers=accept)
     assert first["Content-Encoding"] == "gzip"
     assert first.content == second.content == rebuilt.content
