@@ -10,6 +10,7 @@ os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789-0123456789
 os.environ.setdefault("CALENDAR_FEED_KEY", "bench-only-feed-key-0123456789-0123456789")
 os.environ.setdefault("STATIC_MANIFEST", "false")
 
+from config.cache import with_reused_clients  # noqa: E402
 from config.settings import *  # noqa: E402,F403
 
 _env = environ.Env()
@@ -17,7 +18,11 @@ DATABASES = {"default": _env.db_url("BENCH_DATABASE_URL")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"]["CONN_MAX_AGE"] = 600
-CACHES = {"default": _env.cache("BENCH_CACHE_URL", default="locmemcache://bench")}
+CACHES = {
+    "default": with_reused_clients(
+        _env.cache("BENCH_CACHE_URL", default="locmemcache://bench")
+    )
+}
 ROOT_URLCONF = "bench.urls"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -27,3 +32,13 @@ LOGGING = {
     "disable_existing_loggers": True,
     "root": {"handlers": [], "level": "CRITICAL"},
 }
+# Unchanged polls from snapshots, as in production with Redis. In-process runs
+# (S1–S4) are one process, whose local memory cache every reader and writer
+# shares, so they use them too; gunicorn workers only with Redis.
+CALENDAR_FEED_SNAPSHOT_SECONDS = (
+    300
+    if CACHES["default"]["BACKEND"].endswith("RedisCache")
+    or "BENCH_CACHE_URL" not in os.environ
+    else 0
+)
+CALENDAR_FEED_SNAPSHOT_VERIFY = False

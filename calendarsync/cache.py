@@ -167,26 +167,106 @@ def window_count(key: str, *, seconds: int) -> int:
 COUNTER_SECONDS = 3600
 
 
+@dataclass(frozen=True, slots=True)
+class Tallied:
+    """One event counted under ``key``; ``count`` is not None when it is this
+    event's turn to hand over the count (see ``tally``)."""
+
+    key: str
+    count: int | None
+
+
+def _redis() -> RedisCache | None:
+    backend = caches["default"]
+    return backend if isinstance(backend, RedisCache) else None
+
+
+def read_and_tally(
+    keys: list[str], tally_key: str | None, *, seconds: int
+) -> tuple[dict, Tallied | None]:
+    """``cache.get_many(keys)`` and, with ``tally_key``, ``tally(tally_key)``: in one
+    round trip on Redis."""
+    backend = _redis()
+    if backend is None or tally_key is None:
+        values = cache.get_many(keys)
+        if tally_key is None:
+            return values, None
+        return values, Tallied(tally_key, tally(tally_key, seconds=seconds))
+    made = [backend.make_and_validate_key(key) for key in keys]
+    client = backend._cache.get_client(None, write=True)
+    pipe = client.pipeline(transaction=False)
+    pipe.mget(made)
+    marker, counter = _tally_keys(backend, tally_key)
+    _tally_commands(pipe, marker, counter, seconds)
+    found, first, count, _ = pipe.execute()
+    loads = backend._cache._serializer.loads
+    values = {
+        key: loads(value)
+        for key, value in zip(keys, found, strict=True)
+        if value is not None
+    }
+    return values, Tallied(tally_key, _tally_taken(client, counter, first, count))
+
+
+def _tally_keys(backend: RedisCache, key: str) -> tuple[str, str]:
+    return (
+        backend.make_and_validate_key(f"{key}:written"),
+        backend.make_and_validate_key(key),
+    )
+
+
+def _tally_commands(pipe, marker: str, counter: str, seconds: int) -> None:
+    pipe.set(marker, 1, nx=True, ex=seconds)
+    pipe.incr(counter)
+    pipe.expire(counter, COUNTER_SECONDS)
+
+
+def _tally_taken(client, counter: str, first: bool, count: int) -> int | None:
+    if not first:
+        return None
+    # Take what was counted, keeping whatever other workers add meanwhile.
+    client.decrby(counter, count)
+    return count
+
+
+def tally_undo(tallied: Tallied) -> None:
+    """Take back an event counted by ``read_and_tally`` that did not happen after
+    all (a refused poll): uncount it, and give the turn back if it had it."""
+    backend = _redis()
+    marker, counter = f"{tallied.key}:written", tallied.key
+    if backend is not None:
+        marker, counter = _tally_keys(backend, tallied.key)
+        client = backend._cache.get_client(None, write=True)
+        if tallied.count is None:
+            client.decr(counter)
+        else:
+            client.incrby(counter, tallied.count - 1)
+            client.delete(marker)
+        return
+    if tallied.count is None:
+        try:
+            cache.decr(counter)
+        except ValueError:
+            pass
+    else:
+        cache.delete(marker)
+        if tallied.count > 1:
+            cache.set(counter, tallied.count - 1, timeout=COUNTER_SECONDS)
+
+
 def tally(key: str, *, seconds: int) -> int | None:
     """Count one event under ``key``. At most once every ``seconds``, return how
     many were counted since the last time (this one included) and start again;
     otherwise None. One round trip per event on Redis."""
     marker, counter = f"{key}:written", key
-    backend = caches["default"]
-    if isinstance(backend, RedisCache):
-        marker = backend.make_and_validate_key(marker)
-        counter = backend.make_and_validate_key(counter)
-        client = backend._cache.get_client(counter, write=True)
+    backend = _redis()
+    if backend is not None:
+        marker, counter = _tally_keys(backend, key)
+        client = backend._cache.get_client(None, write=True)
         pipe = client.pipeline(transaction=False)
-        pipe.set(marker, 1, nx=True, ex=seconds)
-        pipe.incr(counter)
-        pipe.expire(counter, COUNTER_SECONDS)
+        _tally_commands(pipe, marker, counter, seconds)
         first, count, _ = pipe.execute()
-        if not first:
-            return None
-        # Take what was counted, keeping whatever other workers add meanwhile.
-        client.decrby(counter, count)
-        return count
+        return _tally_taken(client, counter, first, count)
     if not cache.add(marker, 1, timeout=seconds):
         try:
             cache.incr(counter)

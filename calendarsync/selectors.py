@@ -18,9 +18,11 @@ from django.http import Http404
 from calendarsync import ical, tokens
 from calendarsync.cache import (
     CachedFeed,
+    Tallied,
     feed_cache_get,
     feed_cache_key,
     feed_cache_set,
+    tally_undo,
 )
 from calendarsync.models import FeedAccess, FeedLink, FeedScope
 from calendarsync.permissions import access_feed_link_by_token
@@ -521,6 +523,8 @@ class FeedPoll:
     served_last_modified: datetime | None
     tag: SnapshotTag | None
     link: FeedLink | None = None
+    # The fetch, already counted with the snapshot read (None: not yet).
+    tallied: Tallied | None = None
 
     @property
     def served(self) -> bool:
@@ -529,10 +533,20 @@ class FeedPoll:
 
 
 def feed_poll_from_database(
-    *, token: str, now: datetime, tag: SnapshotTag | None = None
+    *,
+    token: str,
+    now: datetime,
+    tag: SnapshotTag | None = None,
+    tallied: Tallied | None = None,
 ) -> FeedPoll:
-    """A poll answered by the link query (one query); 404 unless authorised."""
-    link = feed_link_by_token(token=token, now=now)
+    """A poll answered by the link query (one query); 404 unless authorised, and
+    then a fetch already counted (``tallied``) is uncounted."""
+    try:
+        link = feed_link_by_token(token=token, now=now)
+    except Http404:
+        if tallied is not None:
+            tally_undo(tallied)
+        raise
     return FeedPoll(
         link_id=link.pk,
         key=feed_key(link=link, now=now),
@@ -541,18 +555,28 @@ def feed_poll_from_database(
         served_last_modified=link.served_last_modified,
         tag=tag,
         link=link,
+        tallied=tallied,
     )
 
 
-def feed_poll(*, token: str, now: datetime) -> FeedPoll:
+def feed_poll(
+    *,
+    token: str,
+    now: datetime,
+    tally_key_for: Callable[[int], str] | None = None,
+) -> FeedPoll:
     """Everything a poll of ``token`` needs: from the link's snapshot when it is
     still valid (no query; see ``calendarsync.snapshot``), else from the database.
-    404 for every link that does not open a calendar."""
+    404 for every link that does not open a calendar. With ``tally_key_for`` (link
+    id -> key) the fetch is counted in the snapshot's cache round trip
+    (``FeedPoll.tallied``), and uncounted again if the link is refused."""
     parts = tokens.split_token(token)
-    tag = None
+    tag = tallied = None
     if parts is not None:
         public_id, secret = parts
-        snapshot, tag = snapshot_read(public_id, now=now)
+        snapshot, tag, tallied = snapshot_read(
+            public_id, now=now, tally_key_for=tally_key_for
+        )
         if snapshot is not None and tokens.check_secret(
             secret=secret,
             user_id=snapshot.user_id,
@@ -570,8 +594,9 @@ def feed_poll(*, token: str, now: datetime) -> FeedPoll:
                 served_etag=snapshot.served_etag,
                 served_last_modified=snapshot.served_last_modified,
                 tag=tag,
+                tallied=tallied,
             )
-    return feed_poll_from_database(token=token, now=now, tag=tag)
+    return feed_poll_from_database(token=token, now=now, tag=tag, tallied=tallied)
 
 
 def _snapshot_verify(snapshot: PollSnapshot, *, token: str, now: datetime) -> None:

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from calendarsync import tokens
-from calendarsync.cache import tally, window_count
+from calendarsync.cache import Tallied, tally, window_count
 from calendarsync.clients import client_family
 from calendarsync.models import FeedAccess, FeedFetch, FeedLink, FeedScope, new_salt
 from calendarsync.permissions import feed_link_queryset
@@ -300,6 +300,11 @@ def address_network(address: str | None) -> str | None:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
+def fetch_tally_key(link_id: int, user_agent: str) -> str:
+    """Where polls of a link by one client family are counted between writes."""
+    return f"calendarsync:fetches:{link_id}:{client_family(user_agent)}"
+
+
 def feed_fetch_record(
     *,
     link_id: int,
@@ -307,14 +312,19 @@ def feed_fetch_record(
     address: str | None,
     status: int,
     link: FeedLink | None = None,
+    tallied: Tallied | None = None,
 ) -> None:
     """Remember that a client read a link: at most one write per link and client
     family a minute, with the polls in between counted (one cache round trip per
-    poll). ``link`` (with its access, practice, owner and clinician) is loaded
-    only when a write is due, unless the caller has it."""
+    poll, or none when ``tallied`` says the poll was already counted). ``link``
+    (with its access, practice, owner and clinician) is loaded only when a write
+    is due, unless the caller has it."""
     family = client_family(user_agent)
-    pending_key = f"calendarsync:fetches:{link_id}:{family}"
-    count = tally(pending_key, seconds=FETCH_RECORD_SECONDS)
+    pending_key = fetch_tally_key(link_id, user_agent)
+    if tallied is not None:
+        count = tallied.count
+    else:
+        count = tally(pending_key, seconds=FETCH_RECORD_SECONDS)
     if count is None:
         return
     if link is None:

@@ -36,6 +36,7 @@ stale calendar.
 import logging
 import math
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
@@ -45,7 +46,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_init, post_save
 
-from calendarsync.cache import feed_cache_key
+from calendarsync.cache import Tallied, feed_cache_key, read_and_tally
 from practice.changes import quiet_fields, rows_changed
 
 logger = logging.getLogger("calendarsync.feed")
@@ -55,10 +56,11 @@ INSTALLATION_STAMP = STAMP_PREFIX + "all"
 # Longer than any snapshot lives; an expired stamp only costs a query.
 STAMP_SECONDS = 7 * 24 * 3600
 SNAPSHOT_PREFIX = "calendarsync:snapshot:"
-# Public id -> practice id, per process: a link never moves to another practice.
-# Lets the first cache read fetch the snapshot and both its stamps at once.
-_practice_of: dict[str, int] = {}
-PRACTICE_OF_MAX = 200_000
+# Public id -> (practice id, link id), per process: a link row never moves to
+# another practice. Lets one cache read fetch the snapshot, both its stamps and
+# count the fetch at once.
+_known: dict[str, tuple[int, int]] = {}
+KNOWN_MAX = 200_000
 
 # Rows no feed shows and no authority depends on: writing them ends no snapshot.
 UNWATCHED = {
@@ -131,51 +133,61 @@ def _stamps(values: dict, practice_id: int) -> tuple[str, str]:
 
 
 def snapshot_read(
-    public_id: str, *, now: datetime
-) -> tuple[PollSnapshot | None, SnapshotTag | None]:
-    """The valid snapshot of a link (or None), and the tag for a new one (None when
-    none can be left yet). One cache round trip once this process has seen the
-    link; a cache that fails means "no snapshot"."""
+    public_id: str,
+    *,
+    now: datetime,
+    tally_key_for: Callable[[int], str] | None = None,
+    tally_seconds: int = 60,
+) -> tuple[PollSnapshot | None, SnapshotTag | None, Tallied | None]:
+    """The valid snapshot of a link (or None), the tag for a new one (None when
+    none can be left yet), and, with ``tally_key_for`` (link id -> key), the poll
+    counted under that key in the same round trip (None when not counted). One
+    cache round trip once this process has seen the link; a cache that fails
+    means "no snapshot"."""
     if not snapshots_enabled():
-        return None, None
+        return None, None, None
     key = _snapshot_key(public_id)
+    tallied = None
     try:
-        practice_id = _practice_of.get(public_id)
-        if practice_id is None:
+        known = _known.get(public_id)
+        if known is None:
             snapshot = _loaded(cache.get(key))
             if snapshot is None:
-                return None, None
-            practice_id = snapshot.practice_id
-        values = cache.get_many(
-            [INSTALLATION_STAMP, practice_stamp_key(practice_id), key]
+                return None, None, None
+            known = (snapshot.practice_id, snapshot.link_id)
+        practice_id, link_id = known
+        values, tallied = read_and_tally(
+            [INSTALLATION_STAMP, practice_stamp_key(practice_id), key],
+            tally_key_for(link_id) if tally_key_for else None,
+            seconds=tally_seconds,
         )
         stamps = _stamps(values, practice_id)
     except Exception:  # noqa: BLE001 - any cache failure means "ask the database"
         logger.warning("Calendar feed cache unavailable", exc_info=True)
-        return None, None
-    _remember(public_id, practice_id)
+        return None, None, tallied
+    _remember(public_id, practice_id, link_id)
     tag = SnapshotTag(practice_id, stamps) if all(stamps) else None
     snapshot = _loaded(values.get(key))
     if (
         snapshot is None
         or tag is None
         or snapshot.stamps != stamps
-        or snapshot.practice_id != practice_id
+        or (snapshot.practice_id, snapshot.link_id) != known
         or snapshot.expires_at <= now.timestamp()
     ):
-        return None, tag
-    return snapshot, tag
+        return None, tag, tallied
+    return snapshot, tag, tallied
 
 
-def _remember(public_id: str, practice_id: int) -> None:
-    if len(_practice_of) >= PRACTICE_OF_MAX:
-        _practice_of.clear()
-    _practice_of[public_id] = practice_id
+def _remember(public_id: str, practice_id: int, link_id: int) -> None:
+    if len(_known) >= KNOWN_MAX:
+        _known.clear()
+    _known[public_id] = (practice_id, link_id)
 
 
 def forget_all() -> None:
     """Drop what this process remembers (tests start each from nothing)."""
-    _practice_of.clear()
+    _known.clear()
 
 
 def _expiry(*, now: datetime, zone) -> datetime:
@@ -195,7 +207,7 @@ def snapshot_store(*, link, key: str, tag: SnapshotTag | None, now: datetime) ->
     access = link.access
     if not snapshots_enabled():
         return
-    _remember(link.public_id, access.practice_id)
+    _remember(link.public_id, access.practice_id, link.pk)
     if tag is None or tag.practice_id != access.practice_id:
         return
     expires = _expiry(now=now, zone=access.practice.zone)

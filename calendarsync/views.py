@@ -260,10 +260,17 @@ def feed(request, token):
     if request.method not in ("GET", "HEAD"):
         return _feed_headers(HttpResponseNotAllowed(["GET", "HEAD"]))
     now = timezone.now()
+    user_agent = request.META.get("HTTP_USER_AGENT", "")
     gzipped = None
     try:
         try:
-            poll = feed_poll(token=token, now=now)
+            poll = feed_poll(
+                token=token,
+                now=now,
+                tally_key_for=lambda link_id: services.fetch_tally_key(
+                    link_id, user_agent
+                ),
+            )
         except Http404:
             return feed_refused(request)
         etag, last_modified = poll.served_etag, poll.served_last_modified
@@ -275,7 +282,9 @@ def feed(request, token):
                 gzipped, status = entry.gzipped, 200
             else:
                 if poll.link is None:  # a snapshot, but the bytes are gone
-                    poll = feed_poll_from_database(token=token, now=now, tag=poll.tag)
+                    poll = feed_poll_from_database(
+                        token=token, now=now, tag=poll.tag, tallied=poll.tallied
+                    )
                 link = poll.link
                 document = feed_document(link=link, now=now, key=poll.key)
                 services.feed_link_mark_served(
@@ -299,7 +308,8 @@ def feed(request, token):
         services.feed_fetch_record(
             link_id=poll.link_id,
             link=poll.link,
-            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            tallied=poll.tallied,
+            user_agent=user_agent,
             address=client_ip(request),
             status=status,
         )

@@ -11,6 +11,8 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from config.cache import with_reused_clients
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -103,7 +105,9 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
 
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://tend")}
+CACHES = {
+    "default": with_reused_clients(env.cache("CACHE_URL", default="locmemcache://tend"))
+}
 
 
 def _mailer_from_url(url: str) -> dict:

@@ -280,7 +280,7 @@ def test_a_snapshot_never_outlives_the_day(
     path = personal_path(clinician)
     warm(client, path)
     public_id = path.removeprefix("/calendar/")[:12]
-    found, _tag = snapshot.snapshot_read(public_id, now=timezone.now())
+    found, _tag, _tallied = snapshot.snapshot_read(public_id, now=timezone.now())
     local_now = timezone.now().astimezone(practice.zone)
     midnight = (local_now + timedelta(days=1)).replace(
         hour=0, minute=0, second=0, microsecond=0
@@ -309,4 +309,27 @@ def test_the_suite_wide_check_catches_a_write_that_ends_no_snapshot(
 def test_snapshots_are_off_with_a_per_process_cache(settings):
     settings.CALENDAR_FEED_SNAPSHOT_SECONDS = 0
     clear_caches()
-    assert snapshot.snapshot_read("abcdefghijkl", now=timezone.now()) == (None, None)
+    assert snapshot.snapshot_read("abcdefghijkl", now=timezone.now()) == (
+        None,
+        None,
+        None,
+    )
+
+
+def test_a_refused_poll_counted_with_the_snapshot_read_is_uncounted(
+    client, clinician, admin_user, booked, personal_path
+):
+    path = personal_path(clinician)
+    warm(client, path)  # three polls: the first written, two counted since
+    sync_services.practice_sync_set(
+        practice=clinician.practice, enabled=False, actor=admin_user, client_ip=None
+    )
+    assert poll(client, path)[0].status_code == 404
+    sync_services.practice_sync_set(
+        practice=clinician.practice, enabled=True, actor=admin_user, client_ip=None
+    )
+    cache.delete_many(
+        [f"calendarsync:fetches:{link}:google:written" for link in _link_ids(clinician)]
+    )
+    assert poll(client, path)[0].status_code == 200
+    assert FeedFetch.objects.get().fetch_count == 4
