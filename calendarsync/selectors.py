@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import Count, Max, Q, QuerySet
 from django.db.models.expressions import Col
 from django.http import Http404
@@ -182,14 +182,23 @@ def _min_event_bytes() -> int:
 
 
 def _rows(queryset: QuerySet, chunk_size: int = 500):
-    """The rows of a values_list query, converted, fetched a chunk at a time from
-    an ordinary cursor: unlike ``QuerySet.iterator()`` on PostgreSQL (a server-side
-    cursor, one round trip per chunk), and unlike iterating the queryset (every
-    row kept at once). Closing the generator early closes the cursor."""
+    """The rows of a values_list query, converted, from an ordinary cursor a chunk
+    at a time: unlike ``QuerySet.iterator()`` on PostgreSQL (a server-side cursor,
+    one round trip per chunk), and unlike iterating the queryset or Django's
+    non-chunked ``results_iter`` (every row turned into Python objects at once, the
+    largest part of a rebuild's memory). Closing the generator early closes the
+    cursor."""
     compiler = queryset.query.get_compiler(using=queryset.db)
-    return compiler.results_iter(
-        tuple_expected=True, chunked_fetch=False, chunk_size=chunk_size
+    sql, params = compiler.as_sql()
+    converters = compiler.get_converters(
+        [column for column, *_rest in compiler.select[: compiler.col_count]]
     )
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        while chunk := cursor.fetchmany(chunk_size):
+            if converters:
+                chunk = compiler.apply_converters(chunk, converters)
+            yield from map(tuple, chunk)
 
 
 def feed_event_list(
