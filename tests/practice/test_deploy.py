@@ -17,6 +17,8 @@ TEST_ONLY = (
     "DEMO_DATA_ALLOWED",
     "DJANGO_ALLOW_ASYNC_UNSAFE",
     "CACHE_URL",
+    "CALENDAR_FEED_SNAPSHOT_SECONDS",
+    "CALENDAR_FEED_SNAPSHOT_VERIFY",
 )
 
 
@@ -75,6 +77,8 @@ def test_check_deploy_passes_with_production_settings():
         ({"SITE_URL": "http://tend.example.com"}, "tend.W001"),
         ({"CALENDAR_FEED_KEY": "feed-key"}, "tend.W002"),
         ({"DEMO_DATA_ALLOWED": "true"}, "tend.W004"),
+        ({"CALENDAR_FEED_SNAPSHOT_SECONDS": "300"}, "tend.W005"),
+        ({"CALENDAR_FEED_SNAPSHOT_VERIFY": "true"}, "tend.W006"),
         ({"EMAIL_URL": "consolemail://"}, "mail.E001"),
     ],
 )
