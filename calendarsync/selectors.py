@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+import deflate
 from django.conf import settings
 from django.db import connection, connections
 from django.db.models import Count, Max, Q, QuerySet
@@ -40,8 +41,10 @@ WINDOWS = {
 }
 # Cancelled and deleted appointments stay this long (as cancelled), then drop out.
 CANCELLED_RETENTION = timedelta(days=30)
-# The most zlib can do: compressed once per version of a feed, then sent on every
-# poll, so a few milliseconds more per rebuild buy a smaller answer forever.
+# Compressed once per version of a feed, then sent on every poll. libdeflate
+# (the ``deflate`` package) writes standard gzip that every client reads; at level
+# 9 it is ~6% smaller than zlib's best and faster. Levels 10-12 gain 3% more for
+# five to fifteen times the time, which a rebuild on request cannot spend.
 GZIP_LEVEL = 9
 CANCELLED_STATUSES = [Appointment.Status.CANCELLED, Appointment.Status.LATE_CANCELLED]
 
@@ -685,7 +688,7 @@ def feed_render(*, link: FeedLink, now: datetime) -> CachedFeed:
     body = rendered.body
     return CachedFeed(
         etag=f'"{hashlib.sha256(body).hexdigest()}"',
-        gzipped=gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0),
+        gzipped=bytes(deflate.gzip_compress(body, GZIP_LEVEL)),
         latest_change=latest,
         raw_length=len(body),
         event_count=rendered.event_count,
