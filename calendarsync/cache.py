@@ -198,7 +198,7 @@ def read_and_tally(
     pipe.mget(made)
     marker, counter = _tally_keys(backend, tally_key)
     _tally_commands(pipe, marker, counter, seconds)
-    found, first, count, _ = pipe.execute()
+    found, first, count = pipe.execute()
     loads = backend._cache._serializer.loads
     values = {
         key: loads(value)
@@ -218,14 +218,19 @@ def _tally_keys(backend: RedisCache, key: str) -> tuple[str, str]:
 def _tally_commands(pipe, marker: str, counter: str, seconds: int) -> None:
     pipe.set(marker, 1, nx=True, ex=seconds)
     pipe.incr(counter)
-    pipe.expire(counter, COUNTER_SECONDS)
 
 
 def _tally_taken(client, counter: str, first: bool, count: int) -> int | None:
     if not first:
         return None
-    # Take what was counted, keeping whatever other workers add meanwhile.
-    client.decrby(counter, count)
+    # Take what was counted, keeping whatever other workers add meanwhile. The
+    # counter's expiry is renewed only here, once per turn: a counter is only ever
+    # incremented while the marker of a turn that renewed it still lives, so it
+    # outlasts its link's polling by at most COUNTER_SECONDS.
+    pipe = client.pipeline(transaction=False)
+    pipe.decrby(counter, count)
+    pipe.expire(counter, COUNTER_SECONDS)
+    pipe.execute()
     return count
 
 
@@ -265,7 +270,7 @@ def tally(key: str, *, seconds: int) -> int | None:
         client = backend._cache.get_client(None, write=True)
         pipe = client.pipeline(transaction=False)
         _tally_commands(pipe, marker, counter, seconds)
-        first, count, _ = pipe.execute()
+        first, count = pipe.execute()
         return _tally_taken(client, counter, first, count)
     if not cache.add(marker, 1, timeout=seconds):
         try:

@@ -2,6 +2,7 @@
 practice-wide switch, emailing a link, and remembering what was served to whom."""
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -16,11 +17,20 @@ from django.urls import reverse
 from django.utils import timezone
 
 from calendarsync import tokens
-from calendarsync.cache import Tallied, tally, window_count
+from calendarsync.cache import Tallied, feed_cache_get, tally, window_count
 from calendarsync.clients import client_family
 from calendarsync.models import FeedAccess, FeedFetch, FeedLink, FeedScope, new_salt
 from calendarsync.permissions import feed_link_queryset
-from calendarsync.selectors import SyncCalendar, feed_link_title, sync_calendar_list
+from calendarsync.selectors import (
+    FeedPoll,
+    SyncCalendar,
+    feed_document,
+    feed_link_title,
+    feed_poll,
+    feed_poll_from_database,
+    sync_calendar_list,
+)
+from calendarsync.snapshot import snapshot_store
 from practice.models import AuditEvent, Practice, User
 from practice.services import audit_record
 
@@ -285,6 +295,67 @@ def feed_link_mark_served(
     link.served_etag, link.served_last_modified = etag, last_modified
     link.served_key = key
     return last_modified
+
+
+@dataclass(frozen=True)
+class FeedAnswer:
+    """What to send for one poll: 304, or 200 with ``gzipped``."""
+
+    poll: FeedPoll
+    status: int
+    etag: str
+    last_modified: datetime
+    gzipped: bytes | None
+
+
+def feed_answer(
+    *,
+    token: str,
+    now: datetime,
+    user_agent: str,
+    client_holds: Callable[[str, datetime], bool],
+) -> FeedAnswer:
+    """Answer a poll of ``token``; ``client_holds(etag, last_modified)`` says
+    whether the client's conditional headers name those bytes. Raises Http404 for
+    every link that does not open a calendar and DatabaseError when the database
+    fails (never a partial calendar).
+
+    The link, its owner's authority and the version of its schedule come from the
+    link's snapshot or, when that is gone or ended, from one query (which leaves a
+    new snapshot). While that version is the one last served on this link, a
+    client holding it gets 304 and any other the cached bytes; only a feed whose
+    schedule changed is rendered again (one more query)."""
+    poll = feed_poll(
+        token=token,
+        now=now,
+        tally_key_for=lambda link_id: fetch_tally_key(link_id, user_agent),
+    )
+    etag, last_modified = poll.served_etag, poll.served_last_modified
+    if poll.served and client_holds(etag, last_modified):
+        answer = FeedAnswer(poll, 304, etag, last_modified, None)
+    else:
+        entry = feed_cache_get(poll.key) if poll.served else None
+        if entry is not None:
+            answer = FeedAnswer(poll, 200, etag, last_modified, entry.gzipped)
+        else:
+            if poll.link is None:  # a snapshot, but the bytes are gone
+                poll = feed_poll_from_database(
+                    token=token, now=now, tag=poll.tag, tallied=poll.tallied
+                )
+            link = poll.link
+            document = feed_document(link=link, now=now, key=poll.key)
+            feed_link_mark_served(
+                link=link,
+                etag=document.etag,
+                changed_at=document.changed_at,
+                key=poll.key,
+            )
+            etag, last_modified = link.served_etag, link.served_last_modified
+            status = 304 if client_holds(etag, last_modified) else 200
+            answer = FeedAnswer(poll, status, etag, last_modified, document.gzipped)
+    if poll.link is not None:
+        snapshot_store(link=poll.link, key=poll.key, tag=poll.tag, now=now)
+    return answer
 
 
 def address_network(address: str | None) -> str | None:

@@ -16,16 +16,12 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from calendarsync import services
-from calendarsync.cache import feed_cache_get, window_count
+from calendarsync.cache import window_count
 from calendarsync.forms import EmailLinkForm, MemberActionForm, PracticeSyncForm
 from calendarsync.permissions import access_own_feed_link
 from calendarsync.selectors import (
     feed_access_overview,
-    feed_document,
-    feed_poll,
-    feed_poll_from_database,
 )
-from calendarsync.snapshot import snapshot_store
 from practice.models import Role
 from practice.net import client_ip
 from practice.permissions import (
@@ -252,57 +248,28 @@ def _not_modified(request, etag: str, last_modified: datetime) -> bool:
 def feed(request, token):
     """One subscribed calendar, read-only, for GET and HEAD only.
 
-    The link, its owner's authority and the version of its schedule come from the
-    link's snapshot in the cache or, when that is gone or ended, from one query.
-    While that version is the one last served on this link, a conditional request
-    is answered 304 at once and any other with the cached bytes; only a feed whose
-    schedule changed is rendered again (one more query)."""
+    What to send is ``services.feed_answer``'s; this adds the HTTP: 404/429 for
+    refused links, 503 when the database fails, gzip when accepted, and the
+    conditional-request headers."""
     if request.method not in ("GET", "HEAD"):
         return _feed_headers(HttpResponseNotAllowed(["GET", "HEAD"]))
-    now = timezone.now()
     user_agent = request.META.get("HTTP_USER_AGENT", "")
-    gzipped = None
     try:
-        try:
-            poll = feed_poll(
-                token=token,
-                now=now,
-                tally_key_for=lambda link_id: services.fetch_tally_key(
-                    link_id, user_agent
-                ),
-            )
-        except Http404:
-            return feed_refused(request)
-        etag, last_modified = poll.served_etag, poll.served_last_modified
-        if poll.served and _not_modified(request, etag, last_modified):
-            status = 304
-        else:
-            entry = feed_cache_get(poll.key) if poll.served else None
-            if entry is not None:
-                gzipped, status = entry.gzipped, 200
-            else:
-                if poll.link is None:  # a snapshot, but the bytes are gone
-                    poll = feed_poll_from_database(
-                        token=token, now=now, tag=poll.tag, tallied=poll.tallied
-                    )
-                link = poll.link
-                document = feed_document(link=link, now=now, key=poll.key)
-                services.feed_link_mark_served(
-                    link=link,
-                    etag=document.etag,
-                    changed_at=document.changed_at,
-                    key=poll.key,
-                )
-                gzipped = document.gzipped
-                etag, last_modified = link.served_etag, link.served_last_modified
-                status = 304 if _not_modified(request, etag, last_modified) else 200
-        if poll.link is not None:
-            snapshot_store(link=poll.link, key=poll.key, tag=poll.tag, now=now)
-    except Http404:  # refused by the database after all (reset meanwhile)
+        answer = services.feed_answer(
+            token=token,
+            now=timezone.now(),
+            user_agent=user_agent,
+            client_holds=lambda etag, last_modified: _not_modified(
+                request, etag, last_modified
+            ),
+        )
+    except Http404:
         return feed_refused(request)
     except DatabaseError:
         logger.warning("Calendar feed unavailable: database error", exc_info=True)
         return feed_unavailable()
+    poll, status = answer.poll, answer.status
+    etag, last_modified = answer.etag, answer.last_modified
 
     try:
         services.feed_fetch_record(
@@ -322,6 +289,7 @@ def feed(request, token):
         response = HttpResponse(status=304)
         del response["Content-Type"]
     else:
+        gzipped = answer.gzipped
         body = gzipped if use_gzip else gzip.decompress(gzipped)
         response = HttpResponse(
             b"" if request.method == "HEAD" else body, content_type=FEED_CONTENT_TYPE
