@@ -97,8 +97,9 @@ TARGETS = [
     ),
     (
         "Peak memory of a rebuild ≤ 4× the feed's size (S1 and S2)",
-        lambda r: r["s1"]["rebuild_peak_ratio"] <= 4
-        and r["s2"]["rebuild_peak_ratio"] <= 4,
+        lambda r: (
+            r["s1"]["rebuild_peak_ratio"] <= 4 and r["s2"]["rebuild_peak_ratio"] <= 4
+        ),
     ),
     (
         "Week view queries constant in clinicians and appointments (S4)",

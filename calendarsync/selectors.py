@@ -576,18 +576,23 @@ def feed_poll(
     token: str,
     now: datetime,
     tally_key_for: Callable[[int], str] | None = None,
+    tally_seconds: int = 0,
 ) -> FeedPoll:
     """Everything a poll of ``token`` needs: from the link's snapshot when it is
     still valid (no query; see ``calendarsync.snapshot``), else from the database.
     404 for every link that does not open a calendar. With ``tally_key_for`` (link
-    id -> key) the fetch is counted in the snapshot's cache round trip
-    (``FeedPoll.tallied``), and uncounted again if the link is refused."""
+    id -> key) the fetch is counted in the snapshot's cache round trip, as
+    ``cache.tally`` with ``tally_seconds`` would (``FeedPoll.tallied``), and
+    uncounted again if the link is refused."""
     parts = tokens.split_token(token)
     tag = tallied = None
     if parts is not None:
         public_id, secret = parts
         snapshot, tag, tallied = snapshot_read(
-            public_id, now=now, tally_key_for=tally_key_for
+            public_id,
+            now=now,
+            tally_key_for=tally_key_for,
+            tally_seconds=tally_seconds,
         )
         if snapshot is not None and tokens.check_secret(
             secret=secret,

@@ -329,6 +329,7 @@ def feed_answer(
         token=token,
         now=now,
         tally_key_for=lambda link_id: fetch_tally_key(link_id, user_agent),
+        tally_seconds=FETCH_RECORD_SECONDS,
     )
     etag, last_modified = poll.served_etag, poll.served_last_modified
     if poll.served and client_holds(etag, last_modified):

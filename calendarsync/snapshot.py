@@ -137,7 +137,7 @@ def snapshot_read(
     *,
     now: datetime,
     tally_key_for: Callable[[int], str] | None = None,
-    tally_seconds: int = 60,
+    tally_seconds: int = 0,
 ) -> tuple[PollSnapshot | None, SnapshotTag | None, Tallied | None]:
     """The valid snapshot of a link (or None), the tag for a new one (None when
     none can be left yet), and, with ``tally_key_for`` (link id -> key), the poll
