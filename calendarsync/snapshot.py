@@ -12,7 +12,8 @@ valid:
   as they were read *before* that query, and they are still the same. Every write
   to a model that can change what a feed shows or who may read it replaces its
   practice's stamp (``ChangeNotifyingQuerySet`` and the model signals, below);
-  writes whose practice is unknown replace the installation's. The stamp is
+  writes whose practice is unknown, and every migration, replace the
+  installation's. The stamp is
   replaced at once and again when the transaction commits, so a poll that read the
   old rows while the write was uncommitted cannot leave a snapshot behind that
   outlives it. A stamp that is missing (evicted, expired, Redis restarted) makes
@@ -44,7 +45,13 @@ from django.apps import apps
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models.signals import m2m_changed, post_delete, post_init, post_save
+from django.db.models.signals import (
+    m2m_changed,
+    post_delete,
+    post_init,
+    post_migrate,
+    post_save,
+)
 
 from calendarsync.cache import Tallied, feed_cache_key, read_and_tally
 from practice.changes import quiet_fields, rows_changed
@@ -304,6 +311,12 @@ def _on_rows(sender, practice_ids, **kwargs):
         rows_written(practice_ids)
 
 
+def _on_migrate(sender, **kwargs):
+    # Data migrations write through historical models, which none of the
+    # receivers above hear: end every snapshot after any migration.
+    rows_written(None)
+
+
 def _on_user_init(sender, instance, **kwargs):
     instance._loaded_practice_id = instance.__dict__.get("practice_id")
 
@@ -321,3 +334,4 @@ def connect() -> None:
     m2m_changed.connect(_on_m2m, dispatch_uid="snapshot-m2m")
     rows_changed.connect(_on_rows, dispatch_uid="snapshot-rows")
     post_init.connect(_on_user_init, sender=user_model, dispatch_uid="snapshot-user")
+    post_migrate.connect(_on_migrate, dispatch_uid="snapshot-migrate")

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -333,3 +334,12 @@ def test_a_refused_poll_counted_with_the_snapshot_read_is_uncounted(
     )
     assert poll(client, path)[0].status_code == 200
     assert FeedFetch.objects.get().fetch_count == 4
+
+
+def test_a_migration_ends_every_snapshot(client, clinician, booked, personal_path):
+    """Data migrations write through historical models, which send no signal the
+    stamps hear."""
+    path = personal_path(clinician)
+    warm(client, path)
+    call_command("migrate", verbosity=0)
+    assert poll(client, path)[1] >= 1
