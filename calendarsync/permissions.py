@@ -8,6 +8,7 @@ from django.http import Http404
 
 from calendarsync import tokens
 from calendarsync.models import FeedLink, FeedScope
+from calendarsync.snapshot import PollSnapshot
 from practice.models import User
 
 
@@ -89,6 +90,21 @@ def access_feed_link_by_token(
     if not valid or not feed_link_authorised(link):
         raise Http404
     return link
+
+
+def access_feed_snapshot(secret: str, snapshot: PollSnapshot) -> bool:
+    """Whether a token's ``secret`` opens the link ``snapshot`` was taken of: the
+    HMAC check of ``access_feed_link_by_token``, against the salt the snapshot
+    kept. The rest of the link's authority was checked when the snapshot was
+    taken, and every change to it ends the snapshot (``calendarsync.snapshot``)."""
+    return tokens.check_secret(
+        secret=secret,
+        user_id=snapshot.user_id,
+        scope=snapshot.scope,
+        clinician_id=snapshot.clinician_id,
+        public_id=snapshot.public_id,
+        salt=snapshot.salt,
+    )
 
 
 def access_own_feed_link(user: User, public_id: str) -> FeedLink:

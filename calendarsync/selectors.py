@@ -26,7 +26,7 @@ from calendarsync.cache import (
     tally_undo,
 )
 from calendarsync.models import FeedAccess, FeedLink, FeedScope
-from calendarsync.permissions import access_feed_link_by_token
+from calendarsync.permissions import access_feed_link_by_token, access_feed_snapshot
 from calendarsync.snapshot import PollSnapshot, SnapshotTag, snapshot_read
 from practice.models import ROLE_FIELDS, Practice, User
 from practice.selectors import clinician_list, user_list
@@ -594,14 +594,7 @@ def feed_poll(
             tally_key_for=tally_key_for,
             tally_seconds=tally_seconds,
         )
-        if snapshot is not None and tokens.check_secret(
-            secret=secret,
-            user_id=snapshot.user_id,
-            scope=snapshot.scope,
-            clinician_id=snapshot.clinician_id,
-            public_id=snapshot.public_id,
-            salt=snapshot.salt,
-        ):
+        if snapshot is not None and access_feed_snapshot(secret, snapshot):
             if settings.CALENDAR_FEED_SNAPSHOT_VERIFY:
                 _snapshot_verify(snapshot, token=token, now=now)
             return FeedPoll(

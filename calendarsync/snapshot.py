@@ -15,9 +15,10 @@ valid:
   writes whose practice is unknown, and every migration, replace the
   installation's. The stamp is replaced at once and again when the transaction
   commits, so a poll that read the old rows while the write was uncommitted
-  cannot leave a snapshot behind that outlives it. A stamp that is missing (evicted, expired, Redis restarted) makes
-  every snapshot tagged with it invalid; stamps are random, never counters, so
-  one can never come back to an earlier value;
+  cannot leave a snapshot behind that outlives it. A stamp that is missing
+  (evicted, expired, Redis restarted) makes every snapshot tagged with it
+  invalid; stamps are random, never counters, so one can never come back to an
+  earlier value;
 - it is younger than ``CALENDAR_FEED_SNAPSHOT_SECONDS`` and from the same day (the
   feed's window moves at midnight, and cancelled appointments drop out 30 days
   after the change — at most that many seconds late).
