@@ -187,25 +187,49 @@ def read_and_tally(
     """``cache.get_many(keys)`` and, with ``tally_key``, ``tally(tally_key)``: in one
     round trip on Redis."""
     backend = _redis()
-    if backend is None or tally_key is None:
-        values = cache.get_many(keys)
+    if backend is None:
+        values = cache.get_many(keys) if keys else {}
         if tally_key is None:
             return values, None
-        return values, Tallied(tally_key, tally(tally_key, seconds=seconds))
-    made = [backend.make_and_validate_key(key) for key in keys]
+        return values, Tallied(tally_key, _tally_elsewhere(tally_key, seconds))
     client = backend._cache.get_client(None, write=True)
     pipe = client.pipeline(transaction=False)
-    pipe.mget(made)
-    marker, counter = _tally_keys(backend, tally_key)
-    _tally_commands(pipe, marker, counter, seconds)
-    found, first, count = pipe.execute()
-    loads = backend._cache._serializer.loads
-    values = {
-        key: loads(value)
-        for key, value in zip(keys, found, strict=True)
-        if value is not None
-    }
-    return values, Tallied(tally_key, _tally_taken(client, counter, first, count))
+    if keys:
+        pipe.mget([backend.make_and_validate_key(key) for key in keys])
+    if tally_key is not None:
+        marker, counter = _tally_keys(backend, tally_key)
+        pipe.set(marker, 1, nx=True, ex=seconds)
+        pipe.incr(counter)
+    results = pipe.execute()
+    values = {}
+    if keys:
+        loads = backend._cache._serializer.loads
+        found = results.pop(0)
+        values = {
+            key: loads(value)
+            for key, value in zip(keys, found, strict=True)
+            if value is not None
+        }
+    if tally_key is None:
+        return values, None
+    first, count = results
+    if first:
+        # Take what was counted, keeping whatever other workers add meanwhile.
+        # The counter's expiry is renewed only here, once per turn: a counter is
+        # only ever incremented while the marker of a turn that renewed it still
+        # lives, so it outlasts its link's polling by at most COUNTER_SECONDS.
+        pipe = client.pipeline(transaction=False)
+        pipe.decrby(counter, count)
+        pipe.expire(counter, COUNTER_SECONDS)
+        pipe.execute()
+    return values, Tallied(tally_key, count if first else None)
+
+
+def tally(key: str, *, seconds: int) -> int | None:
+    """Count one event under ``key``. At most once every ``seconds``, return how
+    many were counted since the last time (this one included) and start again;
+    otherwise None. One round trip per event on Redis."""
+    return read_and_tally([], key, seconds=seconds)[1].count
 
 
 def _tally_keys(backend: RedisCache, key: str) -> tuple[str, str]:
@@ -215,63 +239,9 @@ def _tally_keys(backend: RedisCache, key: str) -> tuple[str, str]:
     )
 
 
-def _tally_commands(pipe, marker: str, counter: str, seconds: int) -> None:
-    pipe.set(marker, 1, nx=True, ex=seconds)
-    pipe.incr(counter)
-
-
-def _tally_taken(client, counter: str, first: bool, count: int) -> int | None:
-    if not first:
-        return None
-    # Take what was counted, keeping whatever other workers add meanwhile. The
-    # counter's expiry is renewed only here, once per turn: a counter is only ever
-    # incremented while the marker of a turn that renewed it still lives, so it
-    # outlasts its link's polling by at most COUNTER_SECONDS.
-    pipe = client.pipeline(transaction=False)
-    pipe.decrby(counter, count)
-    pipe.expire(counter, COUNTER_SECONDS)
-    pipe.execute()
-    return count
-
-
-def tally_undo(tallied: Tallied) -> None:
-    """Take back an event counted by ``read_and_tally`` that did not happen after
-    all (a refused poll): uncount it, and give the turn back if it had it."""
-    backend = _redis()
-    marker, counter = f"{tallied.key}:written", tallied.key
-    if backend is not None:
-        marker, counter = _tally_keys(backend, tallied.key)
-        client = backend._cache.get_client(None, write=True)
-        if tallied.count is None:
-            client.decr(counter)
-        else:
-            client.incrby(counter, tallied.count - 1)
-            client.delete(marker)
-        return
-    if tallied.count is None:
-        try:
-            cache.decr(counter)
-        except ValueError:
-            pass
-    else:
-        cache.delete(marker)
-        if tallied.count > 1:
-            cache.set(counter, tallied.count - 1, timeout=COUNTER_SECONDS)
-
-
-def tally(key: str, *, seconds: int) -> int | None:
-    """Count one event under ``key``. At most once every ``seconds``, return how
-    many were counted since the last time (this one included) and start again;
-    otherwise None. One round trip per event on Redis."""
+def _tally_elsewhere(key: str, seconds: int) -> int | None:
+    """``tally`` on a cache other than Redis, with Django's cache API."""
     marker, counter = f"{key}:written", key
-    backend = _redis()
-    if backend is not None:
-        marker, counter = _tally_keys(backend, key)
-        client = backend._cache.get_client(None, write=True)
-        pipe = client.pipeline(transaction=False)
-        _tally_commands(pipe, marker, counter, seconds)
-        first, count = pipe.execute()
-        return _tally_taken(client, counter, first, count)
     if not cache.add(marker, 1, timeout=seconds):
         try:
             cache.incr(counter)
@@ -282,3 +252,28 @@ def tally(key: str, *, seconds: int) -> int | None:
     count = 1 + (cache.get(counter) or 0)
     cache.delete(counter)
     return count
+
+
+def tally_undo(tallied: Tallied) -> None:
+    """Take back an event counted by ``read_and_tally`` that did not happen after
+    all (a refused poll): uncount it, and give the turn back if it had it."""
+    backend = _redis()
+    if backend is not None:
+        marker, counter = _tally_keys(backend, tallied.key)
+        client = backend._cache.get_client(None, write=True)
+        if tallied.count is None:
+            client.decr(counter)
+        else:
+            client.incrby(counter, tallied.count - 1)
+            client.delete(marker)
+        return
+    marker, counter = f"{tallied.key}:written", tallied.key
+    if tallied.count is None:
+        try:
+            cache.decr(counter)
+        except ValueError:
+            pass
+    else:
+        cache.delete(marker)
+        if tallied.count > 1:
+            cache.set(counter, tallied.count - 1, timeout=COUNTER_SECONDS)
