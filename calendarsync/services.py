@@ -18,7 +18,6 @@ from django.utils import timezone
 
 from calendarsync import tokens
 from calendarsync.cache import Tallied, feed_cache_get, tally, window_count
-from calendarsync.clients import client_family
 from calendarsync.models import FeedAccess, FeedFetch, FeedLink, FeedScope, new_salt
 from calendarsync.permissions import feed_link_queryset
 from calendarsync.selectors import (
@@ -312,7 +311,7 @@ def feed_answer(
     *,
     token: str,
     now: datetime,
-    user_agent: str,
+    family: str,
     client_holds: Callable[[str, datetime], bool],
 ) -> FeedAnswer:
     """Answer a poll of ``token``; ``client_holds(etag, last_modified)`` says
@@ -328,7 +327,7 @@ def feed_answer(
     poll = feed_poll(
         token=token,
         now=now,
-        tally_key_for=lambda link_id: fetch_tally_key(link_id, user_agent),
+        tally_key_for=lambda link_id: fetch_tally_key(link_id, family),
         tally_seconds=FETCH_RECORD_SECONDS,
     )
     etag, last_modified = poll.served_etag, poll.served_last_modified
@@ -372,27 +371,26 @@ def address_network(address: str | None) -> str | None:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
-def fetch_tally_key(link_id: int, user_agent: str) -> str:
+def fetch_tally_key(link_id: int, family: str) -> str:
     """Where polls of a link by one client family are counted between writes."""
-    return f"calendarsync:fetches:{link_id}:{client_family(user_agent)}"
+    return f"calendarsync:fetches:{link_id}:{family}"
 
 
 def feed_fetch_record(
     *,
     link_id: int,
-    user_agent: str,
+    family: str,
     address: str | None,
     status: int,
     link: FeedLink | None = None,
     tallied: Tallied | None = None,
 ) -> None:
-    """Remember that a client read a link: at most one write per link and client
-    family a minute, with the polls in between counted (one cache round trip per
-    poll, or none when ``tallied`` says the poll was already counted). ``link``
-    (with its access, practice, owner and clinician) is loaded only when a write
-    is due, unless the caller has it."""
-    family = client_family(user_agent)
-    pending_key = fetch_tally_key(link_id, user_agent)
+    """Remember that a client (of ``family``, ``clients.client_family``) read a
+    link: at most one write per link and client family a minute, with the polls
+    in between counted (one cache round trip per poll, or none when ``tallied``
+    says the poll was already counted). ``link`` (with its access, practice, owner
+    and clinician) is loaded only when a write is due, unless the caller has it."""
+    pending_key = fetch_tally_key(link_id, family)
     if tallied is not None:
         count = tallied.count
     else:

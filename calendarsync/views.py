@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 
 from calendarsync import services
 from calendarsync.cache import window_count
+from calendarsync.clients import client_family
 from calendarsync.forms import EmailLinkForm, MemberActionForm, PracticeSyncForm
 from calendarsync.permissions import access_own_feed_link
 from calendarsync.selectors import (
@@ -253,12 +254,12 @@ def feed(request, token):
     conditional-request headers."""
     if request.method not in ("GET", "HEAD"):
         return _feed_headers(HttpResponseNotAllowed(["GET", "HEAD"]))
-    user_agent = request.META.get("HTTP_USER_AGENT", "")
+    family = client_family(request.META.get("HTTP_USER_AGENT", ""))
     try:
         answer = services.feed_answer(
             token=token,
             now=timezone.now(),
-            user_agent=user_agent,
+            family=family,
             client_holds=lambda etag, last_modified: _not_modified(
                 request, etag, last_modified
             ),
@@ -276,7 +277,7 @@ def feed(request, token):
             link_id=poll.link_id,
             link=poll.link,
             tallied=poll.tallied,
-            user_agent=user_agent,
+            family=family,
             address=client_ip(request),
             status=status,
         )
