@@ -10,7 +10,7 @@ os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789-0123456789
 os.environ.setdefault("CALENDAR_FEED_KEY", "bench-only-feed-key-0123456789-0123456789")
 os.environ.setdefault("STATIC_MANIFEST", "false")
 
-from config.cache import with_reused_clients  # noqa: E402
+from config.cache import is_shared, with_reused_clients  # noqa: E402
 from config.settings import *  # noqa: E402,F403
 
 _env = environ.Env()
@@ -36,9 +36,6 @@ LOGGING = {
 # (S1–S4) are one process, whose local memory cache every reader and writer
 # shares, so they use them too; gunicorn workers only with Redis.
 CALENDAR_FEED_SNAPSHOT_SECONDS = (
-    300
-    if CACHES["default"]["BACKEND"].endswith("RedisCache")
-    or "BENCH_CACHE_URL" not in os.environ
-    else 0
+    300 if is_shared(CACHES["default"]) or "BENCH_CACHE_URL" not in os.environ else 0
 )
 CALENDAR_FEED_SNAPSHOT_VERIFY = False

@@ -34,3 +34,9 @@ def with_reused_clients(config: dict) -> dict:
     if config["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
         return {**config, "BACKEND": "config.cache.RedisCache"}
     return config
+
+
+def is_shared(config: dict) -> bool:
+    """Whether every process using this cache setting sees the same entries
+    (Redis), rather than each its own (local memory, dummy)."""
+    return config["BACKEND"].endswith("RedisCache")

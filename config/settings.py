@@ -11,7 +11,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
-from config.cache import with_reused_clients
+from config.cache import is_shared, with_reused_clients
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -233,7 +233,7 @@ CALENDAR_FEED_MAX_BYTES = env.int("CALENDAR_FEED_MAX_BYTES", default=1_000_000)
 # process shares, so off (0) unless the cache is Redis.
 CALENDAR_FEED_SNAPSHOT_SECONDS = env.int(
     "CALENDAR_FEED_SNAPSHOT_SECONDS",
-    default=300 if CACHES["default"]["BACKEND"].endswith("RedisCache") else 0,
+    default=300 if is_shared(CACHES["default"]) else 0,
 )
 # Check every answer from a snapshot against the database (the test suite does).
 CALENDAR_FEED_SNAPSHOT_VERIFY = env.bool("CALENDAR_FEED_SNAPSHOT_VERIFY", default=False)

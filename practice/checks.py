@@ -4,6 +4,8 @@ from django.conf import settings
 from django.core.checks import Tags, register
 from django.core.checks import Warning as CheckWarning
 
+from config.cache import is_shared
+
 
 def _weak(secret: str) -> bool:
     return len(secret) < 50 or len(set(secret)) < 5
@@ -49,9 +51,9 @@ def tend_deploy_settings(app_configs, **kwargs):
                 id="tend.W004",
             )
         )
-    if settings.CALENDAR_FEED_SNAPSHOT_SECONDS > 0 and not settings.CACHES["default"][
-        "BACKEND"
-    ].endswith("RedisCache"):
+    if settings.CALENDAR_FEED_SNAPSHOT_SECONDS > 0 and not is_shared(
+        settings.CACHES["default"]
+    ):
         problems.append(
             CheckWarning(
                 "CALENDAR_FEED_SNAPSHOT_SECONDS is on with a per-process cache.",
