@@ -15,6 +15,7 @@ from django.utils import timezone
 from calendarsync import services as sync_services
 from calendarsync import snapshot
 from calendarsync.models import FeedFetch
+from practice.changes import ChangeNotifyingQuerySet
 from practice.models import Practice, Role
 from practice.services import user_set_active, user_update
 from scheduling.services import appointment_update, patient_update
@@ -343,3 +344,21 @@ def test_a_migration_ends_every_snapshot(client, clinician, booked, personal_pat
     warm(client, path)
     call_command("migrate", verbosity=0)
     assert poll(client, path)[1] >= 1
+
+
+def test_every_watched_model_reports_its_bulk_writes():
+    """A model added to practice, scheduling or calendarsync is watched unless
+    listed as bookkeeping; its bulk writes then reach the stamps only through
+    ChangeNotifyingQuerySet, which its manager must use."""
+    watched = snapshot.watched_models()
+    assert {model._meta.label for model in watched} >= {
+        "practice.Practice",
+        "practice.User",
+        "scheduling.Appointment",
+        "scheduling.Patient",
+        "calendarsync.FeedAccess",
+        "calendarsync.FeedLink",
+    }
+    for model in watched:
+        queryset = model._default_manager.get_queryset()
+        assert isinstance(queryset, ChangeNotifyingQuerySet), model._meta.label
