@@ -189,15 +189,12 @@ def _republish_future(appointments) -> int:
     show (ending no earlier than the longest feed window back, deleted ones included
     for their tombstones): something a calendar shows about them changed elsewhere
     (a patient's initials, a location's, service's or clinician's name)."""
-    touched = 0
     oldest_shown = timezone.now() - FEED_LOOKBACK
-    for appointment in appointments.select_for_update(of=("self",)).filter(
-        end__gte=oldest_shown
-    ):
-        appointment_touch(appointment, published=True)
-        appointment.save(update_fields=["sequence", "revision", "updated_at"])
-        touched += 1
-    return touched
+    targets = list(
+        appointments.select_for_update(of=("self",)).filter(end__gte=oldest_shown)
+    )
+    _publish(targets, fields=[])
+    return len(targets)
 
 
 @transaction.atomic
@@ -314,6 +311,18 @@ def appointment_touch(appointment: Appointment, *, published: bool) -> Appointme
         appointment.sequence += 1
         appointment.updated_at = _next_published_instant(appointment.updated_at)
     return appointment
+
+
+def _publish(targets: list[Appointment], *, fields: list[str]) -> None:
+    """Touch (published) every appointment of ``targets`` and write them, with the
+    ``fields`` the caller changed, in one bulk UPDATE: one statement and one
+    change notice however long the series."""
+    for target in targets:
+        appointment_touch(target, published=True)
+    if targets:
+        Appointment.objects.bulk_update(
+            targets, [*fields, "sequence", "revision", "updated_at"]
+        )
 
 
 def _next_published_instant(previous: datetime | None) -> datetime:
@@ -839,6 +848,7 @@ def appointment_set_status(
         else AppointmentChange.Action.STATUS
     )
     history = []
+    changed = []
     for target in _following(current, scope=scope):
         if status not in target.allowed_statuses():
             continue
@@ -851,10 +861,15 @@ def appointment_set_status(
         if target.pk != current.pk:
             record["scope"] = "this and following"
         target.status = status
-        appointment_touch(target, published=True)
-        target.save(update_fields=["status", "sequence", "revision", "updated_at"])
-        history.append(_record(target, actor=actor, action=action, changes=record))
-    AppointmentChange.objects.bulk_create(history)
+        changed.append(target)
+        history.append((target, record))
+    _publish(changed, fields=["status"])
+    AppointmentChange.objects.bulk_create(
+        [
+            _record(target, actor=actor, action=action, changes=record)
+            for target, record in history
+        ]
+    )
     return current
 
 
@@ -871,11 +886,12 @@ def appointment_delete(
     calendars learn it is gone. Returns what was deleted."""
     current = _lock(appointment, expected_revision)
     targets = _following(current, scope=scope)
+    now = timezone.now()
+    for target in targets:
+        target.deleted_at = now
+    _publish(targets, fields=["deleted_at"])
     history = []
     for target in targets:
-        target.deleted_at = timezone.now()
-        appointment_touch(target, published=True)
-        target.save(update_fields=["deleted_at", "sequence", "revision", "updated_at"])
         record = {"scope": "this and following"} if target.pk != current.pk else {}
         history.append(
             _record(
