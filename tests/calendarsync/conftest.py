@@ -10,6 +10,7 @@ from django.utils import timezone
 from calendarsync.models import FeedScope
 from calendarsync.services import feed_links_issue
 from scheduling.models import Appointment, Location, Patient
+from scheduling.services import appointment_touch
 
 
 @pytest.fixture
@@ -73,12 +74,11 @@ def local(practice, *, days=0, hour=9, minute=0) -> datetime:
 
 
 def change(appointment, **fields):
-    """What the SCHEDULING tab does on a visible change: new values, sequence + 1,
-    updated_at now."""
+    """What the SCHEDULING tab does on a visible change: new values, touched as a
+    published change (``scheduling.services.appointment_touch``), saved."""
     for name, value in fields.items():
         setattr(appointment, name, value)
-    appointment.sequence += 1
-    appointment.updated_at = timezone.now()
+    appointment_touch(appointment, published=True)
     appointment.save()
     return appointment
 

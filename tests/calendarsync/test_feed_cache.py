@@ -10,6 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django.utils.http import parse_http_date
 
 from calendarsync import cache as feed_cache
 from calendarsync import ical
@@ -242,7 +243,10 @@ def test_served_state_follows_the_cache_key(
     second = client.get(path)
     link.refresh_from_db()
     assert link.served_etag == second["ETag"] != first["ETag"]
-    assert second["Last-Modified"] >= first["Last-Modified"]
+    # A visible change gets a later whole second, so Last-Modified always grows.
+    assert parse_http_date(second["Last-Modified"]) > parse_http_date(
+        first["Last-Modified"]
+    )
 
 
 def test_a_cache_that_forgets_is_only_a_rebuild(
@@ -339,6 +343,12 @@ def test_reading_stops_at_the_size_limit_without_changing_a_byte(
     )
     assert gzip.decompress(cut.gzipped) == expected.body
     assert cut.truncated == (share < 1)
+    # Reading stopped one event past what fits, not at the end of the window.
+    read = feed_event_list_for(link, now, max_bytes=settings.CALENDAR_FEED_MAX_BYTES)
+    if share < 1:
+        assert cut.event_count < len(read) < 60
+    else:
+        assert len(read) == 60 == cut.event_count
 
 
 def feed_event_list_for(link, now, max_bytes):

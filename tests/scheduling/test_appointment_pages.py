@@ -3,13 +3,9 @@
 import pytest
 
 from scheduling.models import Appointment, AppointmentChange
+from tests.scheduling.helpers import main
 
 pytestmark = pytest.mark.django_db
-
-
-def main(response) -> bytes:
-    """The page body without per-request tokens (CSRF, nonce) in the header."""
-    return response.content.split(b'<main id="main"')[1]
 
 
 def booking(clinician, chosen, start="2026-12-01T09:00", end="", **extra):

@@ -160,9 +160,10 @@ def test_other_practice_clinician_filter_is_404(login, scheduler, outsider_admin
 def test_other_practice_appointments_never_show(
     login, scheduler, outsider_admin, outsider_patient, at, other_practice
 ):
+    from scheduling.permissions import visible_appointments, visible_patients
     from scheduling.services import appointment_create
 
-    appointment_create(
+    outside = appointment_create(
         practice=other_practice,
         actor=outsider_admin,
         clinician=outsider_admin,
@@ -172,6 +173,11 @@ def test_other_practice_appointments_never_show(
     )
     html = login(scheduler).get("/scheduling/?date=2026-12-01&clinician=all").content
     assert b"Outside" not in html
+    # The calendar lists only this practice's clinicians anyway; the scope that
+    # keeps the row out must hold on its own.
+    assert not visible_appointments(scheduler).filter(pk=outside.pk).exists()
+    assert not visible_patients(scheduler).filter(pk=outsider_patient.pk).exists()
+    assert visible_appointments(outsider_admin).filter(pk=outside.pk).exists()
 
 
 def test_multi_day_and_late_appointments_stretch_the_grid(
