@@ -13,7 +13,9 @@ def test_practice_page_shows_current_values(login, admin_user):
     form = response.context["form"]
     assert form.initial["name"] == "Riverside Counseling"
     assert form.initial["time_zone"] == "America/New_York"
+    assert form.initial["clinicians_may_schedule_themselves"] is True
     assert b'<option value="America/New_York" selected>' in response.content
+    assert form["clinicians_may_schedule_themselves"].value() is True
 
 
 def test_practice_change_is_saved_and_audited(login, admin_user, practice):
@@ -36,6 +38,26 @@ def test_practice_change_is_saved_and_audited(login, admin_user, practice):
         "America/New_York",
         "America/Chicago",
     ]
+
+
+@pytest.mark.parametrize("checked", [True, False])
+def test_the_self_scheduling_switch_is_saved_as_posted(
+    login, admin_user, practice, checked
+):
+    data = {"name": practice.name, "time_zone": practice.time_zone}
+    if checked:
+        data["clinicians_may_schedule_themselves"] = "on"
+    response = login(admin_user).post("/settings/practice/", data)
+    assert response.status_code == 302
+    practice.refresh_from_db()
+    assert practice.clinicians_may_schedule_themselves is checked
+    changes = AuditEvent.objects.filter(kind=AuditEvent.Kind.PRACTICE_CHANGED)
+    if checked:  # nothing changed, nothing to audit
+        assert not changes.exists()
+    else:
+        assert changes.get().details["changed"] == {
+            "clinicians_may_schedule_themselves": [True, False]
+        }
 
 
 def test_pages_show_times_in_the_practice_zone(login, admin_user, practice):
