@@ -11,8 +11,7 @@ from django.utils import timezone
 from calendarsync.models import FeedScope
 from calendarsync.selectors import feed_window
 from calendarsync.services import feed_links_issue
-from practice.demo import seed_practices
-from practice.management.commands.seed_demo import demo_hooks
+from practice.management.commands.seed_demo import seed_demo_data
 from practice.models import Role, User
 from practice.services import user_create
 from scheduling.models import Appointment, Patient
@@ -31,13 +30,6 @@ ACTIVE = [
     Appointment.Status.ATTENDED,
     Appointment.Status.NO_SHOW,
 ]
-
-
-def demo_practices():
-    riverside, harbor = seed_practices()
-    for hook in demo_hooks():
-        hook(riverside=riverside, harbor=harbor)
-    return riverside, harbor
 
 
 def feed_path(issued) -> str:
@@ -109,7 +101,7 @@ def check_against_database(reading: ParsedCalendar, appointments) -> list[str]:
 
 
 def test_every_demo_feed_reads_identically_in_every_real_parser(db, client):
-    riverside, harbor = demo_practices()
+    riverside, harbor = seed_demo_data()
     feeds = every_demo_feed(riverside, harbor)
     scopes = Counter(link.scope for _, link, _ in feeds)
     assert scopes[FeedScope.PRACTICE] == 2
@@ -145,7 +137,7 @@ def test_every_demo_feed_reads_identically_in_every_real_parser(db, client):
 
 
 def test_a_feed_cut_to_its_size_limit_still_reads_identically(db, client, settings):
-    riverside, harbor = demo_practices()
+    riverside, harbor = seed_demo_data()
     (path,) = [
         path
         for _, link, path in every_demo_feed(riverside, harbor)

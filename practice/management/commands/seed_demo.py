@@ -1,7 +1,18 @@
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
+from calendarsync.demo import seed_calendarsync
 from practice.demo import seed_practices
+from scheduling.demo import seed_scheduling
+
+
+def seed_demo_data():
+    """Create or refresh both demo practices and everything in them; returns them
+    (riverside, harbor). ImproperlyConfigured under production settings."""
+    riverside, harbor = seed_practices()
+    for seed in (seed_scheduling, seed_calendarsync):
+        seed(riverside=riverside, harbor=harbor)
+    return riverside, harbor
 
 
 class Command(BaseCommand):
@@ -12,30 +23,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            riverside, harbor = seed_practices()
+            riverside, harbor = seed_demo_data()
         except ImproperlyConfigured as error:
             raise CommandError(str(error)) from None
-        extra = demo_hooks()
-        for hook in extra:
-            hook(riverside=riverside, harbor=harbor)
         self.stdout.write(
             self.style.SUCCESS(f"Demo practices ready: {riverside}, {harbor}.")
         )
-
-
-def demo_hooks():
-    """Later apps add their demo data here (scheduling, calendar sync)."""
-    hooks = []
-    try:
-        from scheduling.demo import seed_scheduling
-    except ImportError:
-        pass
-    else:
-        hooks.append(seed_scheduling)
-    try:
-        from calendarsync.demo import seed_calendarsync
-    except ImportError:
-        pass
-    else:
-        hooks.append(seed_calendarsync)
-    return hooks
