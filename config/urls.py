@@ -40,6 +40,3 @@ urlpatterns = [
     path("", include("scheduling.urls")),
     path("operator/", admin.site.urls),
 ]
-
-handler403 = "practice.views_errors.permission_denied"
-handler404 = "practice.views_errors.not_found"
