@@ -87,10 +87,7 @@ def naive(request, token: str) -> HttpResponse:
     calendar.add("version", "2.0")
     calendar.add("x-wr-calname", feed_calendar_name(link=link))
     for appointment in appointments:
-        cancelled = appointment.deleted_at is not None or appointment.status in (
-            Appointment.Status.CANCELLED,
-            Appointment.Status.LATE_CANCELLED,
-        )
+        cancelled = appointment.deleted_at is not None or appointment.is_cancelled
         if appointment.kind == Appointment.Kind.EVENT:
             summary = appointment.title
         else:

@@ -46,7 +46,6 @@ CANCELLED_RETENTION = timedelta(days=30)
 # 9 it is ~6% smaller than zlib's best and faster. Levels 10-12 gain 3% more for
 # five to fifteen times the time, which a rebuild on request cannot spend.
 GZIP_LEVEL = 9
-CANCELLED_STATUSES = [Appointment.Status.CANCELLED, Appointment.Status.LATE_CANCELLED]
 
 
 # Initials are derived in one place (scheduling.names); remembered here because a
@@ -132,10 +131,10 @@ def _visible(now: datetime) -> Q:
     ``CANCELLED_RETENTION`` after the change."""
     cutoff = now - CANCELLED_RETENTION
     return (
-        Q(deleted_at__isnull=True) & ~Q(status__in=CANCELLED_STATUSES)
+        Q(deleted_at__isnull=True) & ~Q(status__in=Appointment.CANCELLED_STATUSES)
         | Q(
             deleted_at__isnull=True,
-            status__in=CANCELLED_STATUSES,
+            status__in=Appointment.CANCELLED_STATUSES,
             updated_at__gte=cutoff,
         )
         | Q(deleted_at__gte=cutoff)
@@ -281,7 +280,7 @@ def feed_event_list(
                 updated_at=changed,
                 start=start,
                 end=end,
-                cancelled=bool(deleted_at) or status in CANCELLED_STATUSES,
+                cancelled=bool(deleted_at) or status in Appointment.CANCELLED_STATUSES,
                 summary=_summary(
                     kind == Appointment.Kind.EVENT,
                     title,
@@ -387,7 +386,7 @@ def _version_sql(vendor: str) -> str:
 def _version_params(now: datetime) -> list:
     adapt = connection.ops.adapt_datetimefield_value
     cutoff = adapt(now - CANCELLED_RETENTION)
-    statuses = [str(status) for status in CANCELLED_STATUSES]
+    statuses = [str(status) for status in Appointment.CANCELLED_STATUSES]
 
     def schedule(scope: str) -> list:
         start, end = _version_window(scope, now)

@@ -227,6 +227,8 @@ class Appointment(models.Model):
         Status.LATE_CANCELLED: {Status.SCHEDULED, Status.CANCELLED},
     }
     EVENT_STATUSES = {Status.SCHEDULED, Status.CANCELLED}
+    # The statuses that mean the appointment is not happening.
+    CANCELLED_STATUSES = (Status.CANCELLED, Status.LATE_CANCELLED)
 
     def __str__(self):
         return f"{self.summary_text} {self.start:%Y-%m-%d %H:%M}"
@@ -270,7 +272,7 @@ class Appointment(models.Model):
 
     @property
     def is_cancelled(self) -> bool:
-        return self.status in (self.Status.CANCELLED, self.Status.LATE_CANCELLED)
+        return self.status in self.CANCELLED_STATUSES
 
     @property
     def summary_text(self) -> str:

@@ -293,9 +293,7 @@ def calendar_page(
         .order_by("start", "id")
     )
     if not show_cancelled:
-        appointments = appointments.exclude(
-            status__in=[Appointment.Status.CANCELLED, Appointment.Status.LATE_CANCELLED]
-        )
+        appointments = appointments.exclude(status__in=Appointment.CANCELLED_STATUSES)
     appointments = list(appointments) if shown else []
 
     page = CalendarPage(

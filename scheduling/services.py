@@ -452,9 +452,7 @@ def _conflicts(
             end__gt=window_start,
         )
         .filter(Q(clinician_id__in=clinician_ids) | Q(patients__in=patient_ids))
-        .exclude(
-            status__in=[Appointment.Status.CANCELLED, Appointment.Status.LATE_CANCELLED]
-        )
+        .exclude(status__in=Appointment.CANCELLED_STATUSES)
         .exclude(pk__in=list(exclude_ids))
         .select_related("clinician")
         .prefetch_related("patients")
@@ -766,10 +764,7 @@ def appointment_update(
     if not allow_conflicts and {"start", "end", "clinician", "patients"} & set(changed):
         proposals = []
         for target, values in plans:
-            if target.status in (
-                Appointment.Status.CANCELLED,
-                Appointment.Status.LATE_CANCELLED,
-            ):
+            if target.is_cancelled:
                 continue
             proposals.append(
                 (
@@ -825,9 +820,6 @@ def appointment_update(
     return current
 
 
-CANCELLED_STATUSES = (Appointment.Status.CANCELLED, Appointment.Status.LATE_CANCELLED)
-
-
 @transaction.atomic
 def appointment_set_status(
     *,
@@ -844,7 +836,7 @@ def appointment_set_status(
     current.check_transition(status)
     action = (
         AppointmentChange.Action.CANCELLED
-        if status in CANCELLED_STATUSES
+        if status in Appointment.CANCELLED_STATUSES
         else AppointmentChange.Action.STATUS
     )
     history = []
