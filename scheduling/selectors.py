@@ -253,23 +253,25 @@ def calendar_page(
     anchor = anchor or today
     first, last, previous, following = _range(view, anchor)
 
-    clinicians = list(
-        clinician_list(practice=practice).only(
-            "id", "display_name", "credentials", "email", "practice_id", "is_active"
-        )
-    )
-    selected = None
     if not user.can_manage_all_schedules:
         if clinician_id not in (None, user.pk):
             raise Http404
         selected = user
         clinicians = [user] if user.is_clinician else []
-    elif clinician_id is not None:
-        selected = next((c for c in clinicians if c.pk == clinician_id), None)
-        if selected is None:
-            raise Http404
-    elif not all_clinicians and user.is_clinician and user.is_active:
-        selected = user
+    else:
+        # Only those who may see every schedule need the list of clinicians.
+        clinicians = list(
+            clinician_list(practice=practice).only(
+                "id", "display_name", "credentials", "email", "practice_id", "is_active"
+            )
+        )
+        selected = None
+        if clinician_id is not None:
+            selected = next((c for c in clinicians if c.pk == clinician_id), None)
+            if selected is None:
+                raise Http404
+        elif not all_clinicians and user.is_clinician and user.is_active:
+            selected = user
     shown = [selected] if selected is not None else clinicians
 
     range_start = datetime.combine(first, time.min, tzinfo=zone)

@@ -256,3 +256,17 @@ def test_week_view_query_count_pinned(
     # patients; the session's save (savepoint, update, release).
     with django_assert_num_queries(10):
         client.get(f"/scheduling/?date=2026-12-01&clinician={clinician.pk}")
+
+
+def test_a_clinicians_own_calendar_does_not_load_the_clinician_list(
+    login, clinician, patient, book, at, django_assert_num_queries
+):
+    booked = book(clinician=clinician, patients=[patient], start=at(2026, 12, 1, 10, 0))
+    client = login(clinician)
+    client.get("/scheduling/")  # warm the session
+    # As a scheduler's page less the clinicians: session, user, practice, allowed
+    # networks; appointments, their patients; the session's save.
+    with django_assert_num_queries(9):
+        response = client.get("/scheduling/?date=2026-12-01")
+    assert response.status_code == 200
+    assert f"/scheduling/appointments/{booked.pk}/".encode() in response.content
