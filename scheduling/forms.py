@@ -159,7 +159,6 @@ class AppointmentForm(forms.Form):
     )
     book_anyway = forms.BooleanField(required=False)
     revision = forms.IntegerField(widget=forms.HiddenInput, required=False)
-    sequence = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args, user: User, appointment: Appointment | None = None, **kw):
         super().__init__(*args, **kw)
@@ -291,7 +290,6 @@ def appointment_initial(appointment: Appointment) -> dict:
         "end": appointment.end.astimezone(zone).replace(tzinfo=None),
         "notes": appointment.notes,
         "revision": appointment.revision,
-        "sequence": appointment.sequence,
         "scope": SCOPE_THIS,
     }
 

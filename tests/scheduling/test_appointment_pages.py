@@ -210,7 +210,6 @@ def test_edit_moves_and_records_history(login, scheduler, clinician, patient, bo
     )
     client = login(scheduler)
     form = client.get(f"/scheduling/appointments/{appointment.pk}/edit/")
-    assert b'name="sequence" value="0"' in form.content
     assert b'name="revision" value="0"' in form.content
     response = client.post(
         f"/scheduling/appointments/{appointment.pk}/edit/",
@@ -222,7 +221,6 @@ def test_edit_moves_and_records_history(login, scheduler, clinician, patient, bo
             service=appointment.service_id,
             location=appointment.location_id,
             revision="0",
-            sequence="0",
         ),
     )
     assert response.status_code == 302
@@ -248,7 +246,6 @@ def test_stale_form_says_reload_and_saves_nothing(
         service=appointment.service_id,
         location=appointment.location_id,
         revision="0",
-        sequence="0",
     )
     first = login(admin_user).post(
         f"/scheduling/appointments/{appointment.pk}/edit/",
