@@ -1,9 +1,7 @@
-import zoneinfo
-
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
-from practice.models import Practice, Role, User, validate_cidr
+from practice.models import Practice, Role, User, known_time_zones, validate_cidr
 
 
 class LoginForm(AuthenticationForm):
@@ -20,7 +18,7 @@ class LoginForm(AuthenticationForm):
 
 
 def time_zone_choices():
-    return [(name, name) for name in sorted(zoneinfo.available_timezones())]
+    return [(name, name) for name in known_time_zones()]
 
 
 class PracticeForm(forms.Form):

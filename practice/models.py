@@ -1,3 +1,4 @@
+import functools
 import ipaddress
 import zoneinfo
 
@@ -12,9 +13,16 @@ from django.utils import timezone
 from practice.changes import ChangeNotifyingManager, ChangeNotifyingQuerySet
 
 
+@functools.cache
+def known_time_zones() -> tuple[str, ...]:
+    """The IANA zone names this server's tz database knows, sorted. Read once per
+    process: listing them reads the tz data files (~8 ms)."""
+    return tuple(sorted(zoneinfo.available_timezones()))
+
+
 def validate_time_zone(value: str) -> None:
     """Accept only IANA zone names that this server's tz database knows."""
-    if value not in zoneinfo.available_timezones():
+    if value not in known_time_zones():
         raise ValidationError(
             "%(value)s is not a known time zone. Use an IANA name such as "
             "America/New_York.",
