@@ -22,6 +22,7 @@ from practice.models import (
     User,
 )
 from practice.net import address_allowed
+from practice.selectors import practice_allowed_cidrs
 
 logger = logging.getLogger(__name__)
 
@@ -173,9 +174,9 @@ def practice_update(
 @transaction.atomic
 def networks_set(
     *, practice: Practice, cidrs: Iterable[str], actor: User, client_ip: str | None
-) -> list[AllowedNetwork]:
+) -> list[str]:
     """Replace the practice's allowed networks, refusing a list that would lock out
-    the administrator making the change."""
+    the administrator making the change; returns them, normalised."""
     wanted = []
     for cidr in cidrs:
         network = AllowedNetwork(practice=practice, cidr=cidr.strip())
@@ -190,13 +191,11 @@ def networks_set(
             "own network first.",
             code="would_lock_out",
         )
-    before = list(
-        AllowedNetwork.objects.filter(practice=practice).values_list("cidr", flat=True)
-    )
+    before = practice_allowed_cidrs(practice_id=practice.pk)
     if before == wanted:
-        return list(AllowedNetwork.objects.filter(practice=practice))
+        return wanted
     AllowedNetwork.objects.filter(practice=practice).delete()
-    created = AllowedNetwork.objects.bulk_create(
+    AllowedNetwork.objects.bulk_create(
         [AllowedNetwork(practice=practice, cidr=cidr) for cidr in wanted]
     )
     audit_record(
@@ -206,7 +205,7 @@ def networks_set(
         client_ip=client_ip,
         details={"before": before, "after": wanted},
     )
-    return created
+    return wanted
 
 
 def _check_roles(roles: Iterable[Role]) -> list[Role]:
