@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
-from practice.models import Practice, Role, User, known_time_zones, validate_cidr
+from practice.models import Practice, Role, known_time_zones, validate_cidr
 
 
 class LoginForm(AuthenticationForm):
@@ -64,15 +64,8 @@ class UserActiveForm(forms.Form):
 
 class UserCreateForm(UserForm):
     email = forms.EmailField()
+    # A taken address is refused by user_create, on this field.
     field_order = ["email", "display_name", "credentials", "roles"]
-
-    def clean_email(self):
-        email = self.cleaned_data["email"].strip().lower()
-        if User.objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError(
-                "A user with this email address already exists."
-            )
-        return email
 
 
 class NetworksForm(forms.Form):
