@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, prefetch_related_objects
 from django.utils import timezone
 
 from practice.models import Practice, User
@@ -325,6 +325,22 @@ def _publish(targets: list[Appointment], *, fields: list[str]) -> None:
         )
 
 
+def _link_patients(appointments: list[Appointment], patients: list) -> None:
+    """Make ``patients`` the patients of every appointment of ``appointments`` (whose
+    other links go), in two statements however many there are."""
+    through = Appointment.patients.through
+    through.objects.filter(
+        appointment_id__in=[appointment.pk for appointment in appointments]
+    ).delete()
+    through.objects.bulk_create(
+        [
+            through(appointment_id=appointment.pk, patient_id=patient.pk)
+            for appointment in appointments
+            for patient in patients
+        ]
+    )
+
+
 def _next_published_instant(previous: datetime | None) -> datetime:
     now = timezone.now()
     if previous is None:
@@ -507,6 +523,10 @@ def _lock(appointment: Appointment, expected_revision: int | None) -> Appointmen
     return current
 
 
+# Editable fields that are other rows.
+RELATED_FIELDS = ("clinician", "patients", "service", "location")
+
+
 def _following(appointment: Appointment, *, scope: str) -> list[Appointment]:
     """The appointments a change applies to: this one, plus (scope "following")
     every later live occurrence of its series, locked, in order."""
@@ -606,15 +626,7 @@ def appointment_create(
     ]
     appointments[0].full_clean(exclude=["patients"], validate_unique=False)
     appointments = Appointment.objects.bulk_create(appointments)
-    if patients:
-        through = Appointment.patients.through
-        through.objects.bulk_create(
-            [
-                through(appointment_id=appointment.pk, patient_id=patient.pk)
-                for appointment in appointments
-                for patient in patients
-            ]
-        )
+    _link_patients(appointments, patients)
     summary = {
         name: _describe(practice, name, value)
         for name, value in (
@@ -781,13 +793,22 @@ def appointment_update(
         )
         if conflicts:
             raise SchedulingConflict(conflicts)
+    # What the history needs of each later occurrence's old values, in one query
+    # per relation rather than one per occurrence.
+    relations = [name for name in changed if name in RELATED_FIELDS]
+    if relations:
+        prefetch_related_objects(
+            [target for target, _values in plans if target.pk != current.pk],
+            *relations,
+        )
     history = []
+    written = []
     for target, values in plans:
-        before_patients = old_patients if target.pk == current.pk else None
-        if "patients" in values:
-            if before_patients is None:
-                before_patients = list(target.patients.all())
-            target.patients.set(values["patients"])
+        before_patients = (
+            (old_patients if target.pk == current.pk else list(target.patients.all()))
+            if "patients" in values
+            else None
+        )
         record = {}
         for name, value in values.items():
             if name == "patients":
@@ -804,8 +825,7 @@ def appointment_update(
         if not record:
             continue
         appointment_touch(target, published=bool(set(record) & set(PUBLISHED_FIELDS)))
-        target.full_clean(exclude=["patients"], validate_unique=False)
-        target.save()
+        written.append(target)
         if target.pk != current.pk:
             record["scope"] = "this and following"
         history.append(
@@ -816,6 +836,22 @@ def appointment_update(
                 changes=record,
             )
         )
+    if written:
+        # _check_appointment has checked the new values; occurrences differ from
+        # the first only by the day, so one full_clean covers them all (and the
+        # database's constraints still guard every row).
+        written[0].full_clean(exclude=["patients"], validate_unique=False)
+        Appointment.objects.bulk_update(
+            written,
+            [
+                *(name for name in changed if name != "patients"),
+                "sequence",
+                "revision",
+                "updated_at",
+            ],
+        )
+        if "patients" in changed:
+            _link_patients(written, new["patients"])
     AppointmentChange.objects.bulk_create(history)
     return current
 

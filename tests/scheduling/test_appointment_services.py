@@ -777,3 +777,71 @@ def test_renaming_a_service_republishes_future_appointments(
     service_update(service=service, name="Therapy", default_minutes=50, is_active=True)
     future.refresh_from_db()
     assert future.sequence == 1
+
+
+@pytest.mark.parametrize("change", ["patients", "location", "cancel", "delete"])
+def test_series_changes_cost_the_same_queries_for_5_or_40_occurrences(
+    book, clinician, patient, second_patient, telehealth, at, scheduler, change
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def run(count, year):
+        first = book(
+            clinician=clinician,
+            patients=[patient],
+            start=at(year, 1, 5, 9),
+            recurrence=Recurrence(frequency=WEEKLY, count=count),
+        )
+        with CaptureQueriesContext(connection) as captured:
+            if change == "patients":
+                appointment_update(
+                    appointment=first,
+                    actor=scheduler,
+                    expected_revision=first.revision,
+                    scope=SCOPE_FOLLOWING,
+                    patients=[patient, second_patient],
+                )
+            elif change == "location":
+                appointment_update(
+                    appointment=first,
+                    actor=scheduler,
+                    expected_revision=first.revision,
+                    scope=SCOPE_FOLLOWING,
+                    location=telehealth,
+                )
+            elif change == "cancel":
+                appointment_set_status(
+                    appointment=first,
+                    actor=scheduler,
+                    status=Appointment.Status.CANCELLED,
+                    expected_revision=first.revision,
+                    scope=SCOPE_FOLLOWING,
+                )
+            else:
+                appointment_delete(
+                    appointment=first,
+                    actor=scheduler,
+                    expected_revision=first.revision,
+                    scope=SCOPE_FOLLOWING,
+                )
+        series = Appointment.objects.filter(series=first.series)
+        if change == "patients":
+            assert all(
+                {p.pk for p in a.patients.all()} == {patient.pk, second_patient.pk}
+                for a in series
+            )
+        elif change == "location":
+            assert set(series.values_list("location", flat=True)) == {telehealth.pk}
+        elif change == "cancel":
+            assert set(series.values_list("status", flat=True)) == {"cancelled"}
+        else:
+            assert not series.filter(deleted_at__isnull=True).exists()
+        assert set(series.values_list("sequence", flat=True)) == {1}
+        assert (
+            AppointmentChange.objects.filter(appointment__series=first.series).count()
+            == 2 * count
+        )  # created, then changed
+        return len(captured.captured_queries)
+
+    assert run(5, 2098) == run(40, 2099)
