@@ -39,6 +39,16 @@ def local_to_utc(naive: datetime, zone: zoneinfo.ZoneInfo) -> datetime:
     return instant
 
 
+def local_to_utc_or_later(naive: datetime, zone: zoneinfo.ZoneInfo) -> datetime:
+    """``local_to_utc``, except that a time the clocks skip that day moves forward
+    by the length of the gap (a weekly 2:30 lands at 3:30 on the spring-forward
+    day), as recurring occurrences do."""
+    try:
+        return local_to_utc(naive, zone)
+    except NonexistentLocalTime:
+        return naive.replace(tzinfo=zone, fold=0).astimezone(UTC)
+
+
 def _weekday_position(day: date) -> int:
     """1 for the first such weekday of the month ... 4; -1 for a fifth (the last)."""
     position = (day.day - 1) // 7 + 1
@@ -96,9 +106,7 @@ def occurrence_starts(
     spring forward over it) moves forward by the length of the gap."""
     starts = []
     for day in occurrence_dates(first_local.date(), recurrence, limit=limit):
-        naive = datetime.combine(day, first_local.time())
-        try:
-            starts.append(local_to_utc(naive, zone))
-        except NonexistentLocalTime:
-            starts.append(naive.replace(tzinfo=zone, fold=0).astimezone(UTC))
+        starts.append(
+            local_to_utc_or_later(datetime.combine(day, first_local.time()), zone)
+        )
     return starts

@@ -8,7 +8,7 @@ Calendar feeds publish appointments, so each change a calendar would show goes t
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -26,7 +26,11 @@ from scheduling.models import (
     Service,
 )
 from scheduling.names import search_fold
-from scheduling.recurrence import Recurrence, local_to_utc, occurrence_starts
+from scheduling.recurrence import (
+    Recurrence,
+    local_to_utc_or_later,
+    occurrence_starts,
+)
 
 MAX_DURATION = timedelta(hours=24)
 # The longest a calendar feed looks back (personal and clinician calendars: 60 days).
@@ -765,12 +769,9 @@ def appointment_update(
         values = {name: new[name] for name in changed}
         if target.pk != current.pk and moves:
             target_day = _local(practice, target.start).date() + day_shift
-            naive = datetime.combine(target_day, new_local.time())
-            try:
-                begin = local_to_utc(naive, zone)
-            except ValueError:
-                # Skipped by the clocks that day: move forward by the gap.
-                begin = naive.replace(tzinfo=zone).astimezone(UTC)
+            begin = local_to_utc_or_later(
+                datetime.combine(target_day, new_local.time()), zone
+            )
             values["start"], values["end"] = begin, begin + duration
         plans.append((target, values))
     if not allow_conflicts and {"start", "end", "clinician", "patients"} & set(changed):
