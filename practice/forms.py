@@ -55,7 +55,9 @@ class UserForm(forms.Form):
         return [Role(value) for value in self.cleaned_data["roles"]]
 
 
-class UserActiveForm(forms.Form):
+class ActiveForm(forms.Form):
+    """Deactivate or reactivate a user or a patient; anything else is refused."""
+
     active = forms.TypedChoiceField(
         choices=[("1", "Reactivate"), ("0", "Deactivate")],
         coerce=lambda value: value == "1",

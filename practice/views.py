@@ -11,10 +11,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from practice.forms import (
+    ActiveForm,
     LoginForm,
     NetworksForm,
     PracticeForm,
-    UserActiveForm,
     UserCreateForm,
     UserForm,
     practice_form_initial,
@@ -230,7 +230,7 @@ def user_edit(request, user_id: int):
 @role_required(Role.ADMINISTRATOR)
 def user_active(request, user_id: int):
     member = access_user_by_id(request.user, user_id)
-    form = UserActiveForm(request.POST)
+    form = ActiveForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose Deactivate or Reactivate.")
         return redirect("practice:users")

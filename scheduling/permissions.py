@@ -4,9 +4,10 @@ Administrators and schedulers see and manage everything in their practice. A cli
 sees their own appointments and the patients who are theirs (primary clinician, or
 booked with them), and manages their own appointments only while the practice lets
 clinicians schedule themselves. Every ``access_*`` function answers the same 404 for
-"missing" and "not yours".
+"missing" and "not yours" (and 403 where the user's role lacks the right at all).
 """
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
@@ -86,6 +87,14 @@ def access_patient(user: User, patient_id: int, *, for_change: bool = False) -> 
         )
     except Patient.DoesNotExist:
         raise Http404 from None
+
+
+def access_patient_for_deactivation(user: User, patient_id: int) -> Patient:
+    """A patient ``user`` may deactivate or reactivate: 403 for a user whose role
+    does not allow it, 404 for a patient they cannot see."""
+    if not can_deactivate_patients(user):
+        raise PermissionDenied
+    return access_patient(user, patient_id)
 
 
 def access_appointment(

@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from practice.forms import ActiveForm
 from practice.models import Role
 from practice.permissions import practice_user_required, role_required
 from scheduling.forms import (
@@ -29,6 +30,7 @@ from scheduling.permissions import (
     access_appointment,
     access_location,
     access_patient,
+    access_patient_for_deactivation,
     access_service,
     can_deactivate_patients,
     can_manage_patients,
@@ -399,10 +401,12 @@ def patient_edit(request, patient_id: int):
 @require_POST
 @practice_user_required
 def patient_active(request, patient_id: int):
-    if not can_deactivate_patients(request.user):
-        raise PermissionDenied
-    patient = access_patient(request.user, patient_id)
-    active = request.POST.get("active") == "1"
+    patient = access_patient_for_deactivation(request.user, patient_id)
+    form = ActiveForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose Deactivate or Reactivate.")
+        return redirect("scheduling:patient", patient_id=patient.pk)
+    active = form.cleaned_data["active"]
     patient_set_active(patient=patient, actor=request.user, active=active)
     verb = "reactivated" if active else "deactivated"
     messages.success(request, f"{patient.full_name} was {verb}.")

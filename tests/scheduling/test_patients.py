@@ -122,6 +122,14 @@ def test_add_edit_and_deactivate(login, scheduler, clinician):
         None,
         "siobhan byrne",
     )
+    # Anything but an explicit choice is refused, changing nothing.
+    refused = client.post(f"/patients/{patient.pk}/active/", {"active": "yes"})
+    assert refused.status_code == 302
+    patient.refresh_from_db()
+    assert patient.is_active
+    assert (
+        "Choose Deactivate or Reactivate." in client.get(refused.url).content.decode()
+    )
     client.post(f"/patients/{patient.pk}/active/", {"active": "0"})
     patient.refresh_from_db()
     assert not patient.is_active
