@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
-from practice.models import ROLE_FIELDS, Practice, Role, User
+from practice.models import Practice, Role, User
 
 DEMO_PASSWORD = "tend-demo"
 
@@ -43,8 +43,7 @@ def _ensure_practice(name: str, time_zone: str, users) -> Practice:
         user.display_name = display_name
         user.credentials = credentials
         user.is_active = True
-        for role, field in ROLE_FIELDS.items():
-            setattr(user, field, role in roles)
+        user.set_roles(roles)
         user.save()
     return practice
 

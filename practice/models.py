@@ -204,6 +204,11 @@ class User(AbstractBaseUser, PermissionsMixin):
     def roles(self) -> list[Role]:
         return [role for role, field in ROLE_FIELDS.items() if getattr(self, field)]
 
+    def set_roles(self, roles) -> None:
+        """Hold exactly ``roles`` (the caller saves)."""
+        for role, field in ROLE_FIELDS.items():
+            setattr(self, field, role in roles)
+
     def has_role(self, *roles: Role) -> bool:
         return any(getattr(self, ROLE_FIELDS[role]) for role in roles)
 

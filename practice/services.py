@@ -14,7 +14,6 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from practice.models import (
-    ROLE_FIELDS,
     AllowedNetwork,
     AuditEvent,
     Practice,
@@ -242,8 +241,8 @@ def user_create(
         email=email,
         display_name=display_name.strip(),
         credentials=credentials.strip(),
-        **{field: role in roles for role, field in ROLE_FIELDS.items()},
     )
+    user.set_roles(roles)
     if password:
         user.set_password(password)
     else:
@@ -298,8 +297,7 @@ def user_update(
     label_before = user.label
     user.display_name = display_name.strip()
     user.credentials = credentials.strip()
-    for role, field in ROLE_FIELDS.items():
-        setattr(user, field, role in roles)
+    user.set_roles(roles)
     user.full_clean(exclude=["password"])
     user.save()
     if user.label != label_before:
