@@ -5,13 +5,13 @@ import contextlib
 import re
 import unicodedata
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import icalendar
 from django.db import connection, transaction
 
 from calendarsync.models import FeedScope
 from calendarsync.services import feed_links_issue
+from tests.calendarsync.conftest import feed_path
 from tests.conftest import clear_caches
 
 # What a feed may contain, per component. Anything else is something nobody put there.
@@ -83,7 +83,7 @@ def feed_paths(user) -> dict[str, str]:
         key = item.link.scope
         if key == FeedScope.CLINICIAN:
             key = f"clinician:{item.link.clinician_id}"
-        paths[key] = urlsplit(item.https_url).path
+        paths[key] = feed_path(item.https_url)
     return paths
 
 
