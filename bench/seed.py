@@ -107,6 +107,7 @@ def _fill(practice, clinician, *, back, ahead, per_day, stride, patients, rng, n
             )
             edited = rng.random() < EDITED_SHARE
             changed = booked + (now - booked) * rng.random() if edited else booked
+            cancelled = number % 37 == 5
             appointment = Appointment(
                 practice=practice,
                 clinician=clinician,
@@ -116,8 +117,9 @@ def _fill(practice, clinician, *, back, ahead, per_day, stride, patients, rng, n
                 start=start,
                 end=start + timedelta(minutes=50),
                 status=Appointment.Status.CANCELLED
-                if number % 37 == 5
+                if cancelled
                 else Appointment.Status.SCHEDULED,
+                cancelled_at=changed if cancelled else None,
                 uid=uuid.UUID(int=rng.getrandbits(128), version=4),
                 sequence=rng.randint(1, 3) if edited else 0,
                 created_at=booked,

@@ -10,7 +10,6 @@ os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789-0123456789
 os.environ.setdefault("CALENDAR_FEED_KEY", "bench-only-feed-key-0123456789-0123456789")
 os.environ.setdefault("STATIC_MANIFEST", "false")
 
-from config.cache import is_shared, with_reused_clients  # noqa: E402
 from config.settings import *  # noqa: E402,F403
 
 _env = environ.Env()
@@ -18,11 +17,8 @@ DATABASES = {"default": _env.db_url("BENCH_DATABASE_URL")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"]["CONN_MAX_AGE"] = 600
-CACHES = {
-    "default": with_reused_clients(
-        _env.cache("BENCH_CACHE_URL", default="locmemcache://bench")
-    )
-}
+CACHES = {"default": _env.cache("BENCH_CACHE_URL", default="locmemcache://bench")}
+CACHE_SHARED = CACHES["default"]["BACKEND"].endswith("RedisCache")
 ROOT_URLCONF = "bench.urls"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -36,6 +32,6 @@ LOGGING = {
 # (S1–S4) are one process, whose local memory cache every reader and writer
 # shares, so they use them too; gunicorn workers only with Redis.
 CALENDAR_FEED_SNAPSHOT_SECONDS = (
-    300 if is_shared(CACHES["default"]) or "BENCH_CACHE_URL" not in os.environ else 0
+    300 if CACHE_SHARED or "BENCH_CACHE_URL" not in os.environ else 0
 )
 CALENDAR_FEED_SNAPSHOT_VERIFY = False

@@ -13,12 +13,14 @@ from pathlib import Path
 import icalendar
 from django.http import Http404, HttpResponse
 
+from calendarsync import tokens
 from calendarsync.models import FeedScope
-from calendarsync.permissions import access_feed_link_by_token
-from calendarsync.selectors import _visible, feed_calendar_name, feed_window
+from calendarsync.permissions import access_feed_link
+from calendarsync.selectors import feed_calendar_name, feed_link_for_poll
 from calendarsync.views import _gzip_accepted
 from scheduling.models import Appointment
 from scheduling.names import initials
+from scheduling.publication import calendar_days, shown
 
 PRERENDERED: dict[str, tuple[bytes, bytes, str]] = {}
 
@@ -60,18 +62,23 @@ def prerendered(request, name: str) -> HttpResponse:
 
 def naive(request, token: str) -> HttpResponse:
     """N: the same events, loaded as objects and rendered with icalendar."""
-    link = access_feed_link_by_token(token)
-    practice = link.access.practice
+    parts = tokens.split_token(token)
+    if parts is None:
+        raise Http404
     now = datetime.now().astimezone()
-    first_day, after_last_day = feed_window(
-        scope=link.scope, practice=practice, now=now
+    link = access_feed_link(feed_link_for_poll(public_id=parts[0], now=now), parts[1])
+    practice = link.access.practice
+    first_day, after_last_day = calendar_days(
+        scope=link.scope, zone=practice.zone, now=now
     )
+    if request.GET.get("from"):
+        first_day = date.fromisoformat(request.GET["from"])
     if request.GET.get("until"):
         after_last_day = date.fromisoformat(request.GET["until"]) + timedelta(days=1)
     zone = practice.zone
     appointments = (
         Appointment.objects.filter(
-            _visible(now),
+            shown(now),
             practice=practice,
             start__lt=datetime.combine(after_last_day, time(0), tzinfo=zone),
             end__gt=datetime.combine(first_day, time(0), tzinfo=zone),

@@ -6,6 +6,6 @@ class CalendarsyncConfig(AppConfig):
     verbose_name = "Calendar sync"
 
     def ready(self):
-        from calendarsync import snapshot
+        from calendarsync import checks, freshness  # noqa: F401
 
-        snapshot.connect()
+        freshness.connect()

@@ -11,21 +11,17 @@ character; TEXT values are stripped of control characters and escaped.
 """
 
 import functools
-import re
 import unicodedata
 import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from scheduling.publication import PublishedAppointment
+
 CRLF = b"\r\n"
 MAX_LINE_OCTETS = 75
 PRODID = "-//Tend//Calendar sync 1.0//EN"
 REFRESH = "PT1H"
-CANCELLED_PREFIX = "Cancelled: "
-TELEHEALTH = "Telehealth"
-# A location name is published as is, except anything that looks like an address
-# a meeting could be joined at.
-URL_PATTERN = re.compile(r"\S*(?:://|www\.)\S*", re.IGNORECASE)
 
 
 def clean_text(value: str) -> str:
@@ -91,63 +87,22 @@ def zoned_property(name: str, moment: datetime, zone: zoneinfo.ZoneInfo) -> str:
     return f"{name};TZID={zone.key}:{local.strftime('%Y%m%dT%H%M%S')}"
 
 
-@dataclass(frozen=True, slots=True)
-class FeedEvent:
-    """Everything a feed may say about one appointment, and nothing more."""
-
-    uid: str
-    sequence: int
-    created_at: datetime
-    updated_at: datetime
-    start: datetime
-    end: datetime
-    cancelled: bool
-    summary: str
-    location: str
-
-
-def event_summary(
-    *, is_event: bool, title: str, initials: list[str], clinician_label: str | None
-) -> str:
-    """Initials of every patient (or an event's title), after the clinician's name
-    in the practice-wide calendar."""
-    if is_event:
-        text = clean_text(title).strip() or "Event"
-    else:
-        text = " & ".join(initials) if initials else "Appointment"
-    if clinician_label:
-        text = f"{clinician_label}: {text}"
-    # Trimmed as a whole: some parsers (libical) trim a value, others keep it.
-    return clean_text(text).strip()
-
-
-def event_location(*, name: str | None, is_telehealth: bool) -> str:
-    if not name and not is_telehealth:
-        return ""
-    if is_telehealth:
-        return TELEHEALTH
-    return " ".join(URL_PATTERN.sub("", clean_text(name)).split())
-
-
 @functools.lru_cache(maxsize=200_000)
-def render_event(event: FeedEvent, zone_key: str) -> bytes:
+def render_event(event: PublishedAppointment, zone_key: str) -> bytes:
     """The VEVENT of one appointment. Memoised on the whole event, so a change to
     any published field renders afresh and an unchanged one is never re-rendered."""
     zone = zoneinfo.ZoneInfo(zone_key)
-    summary = event.summary
-    if event.cancelled:
-        summary = CANCELLED_PREFIX + summary
     lines = [
         "BEGIN:VEVENT",
         f"UID:{event.uid}@tend",
-        f"DTSTAMP:{utc_stamp(event.updated_at)}",
+        f"DTSTAMP:{utc_stamp(event.changed_at)}",
         zoned_property("DTSTART", event.start, zone),
         zoned_property("DTEND", event.end, zone),
         f"SEQUENCE:{event.sequence}",
         f"CREATED:{utc_stamp(event.created_at)}",
-        f"LAST-MODIFIED:{utc_stamp(event.updated_at)}",
+        f"LAST-MODIFIED:{utc_stamp(event.changed_at)}",
         f"STATUS:{'CANCELLED' if event.cancelled else 'CONFIRMED'}",
-        f"SUMMARY:{escape_text(summary)}",
+        f"SUMMARY:{escape_text(event.summary)}",
     ]
     if event.location:
         lines.append(f"LOCATION:{escape_text(event.location)}")
@@ -259,75 +214,39 @@ def render_header(header: CalendarHeader) -> bytes:
 FOOTER = fold("END:VCALENDAR")
 
 
-@dataclass(frozen=True, slots=True)
-class RenderedCalendar:
-    body: bytes
-    event_count: int
-    complete_until: date  # last local date for which the feed lists everything
-    truncated: bool
-
-
 def render_calendar(
     *,
     name: str,
     zone_key: str,
-    events: list[FeedEvent],
-    window_start: date,
-    window_end: date,
-    max_bytes: int,
-) -> RenderedCalendar:
-    """The whole feed. ``events`` must be ordered by start. When the feed would
-    exceed ``max_bytes`` the farthest-future days are left out first, whole days at
-    a time, and the description says up to which date the calendar is complete."""
-    zone = zoneinfo.ZoneInfo(zone_key)
-    last_day = window_end - timedelta(days=1)
-    first_year = min(
-        [window_start.year] + [e.start.astimezone(zone).year for e in events[:1]]
+    fragments: list[bytes],
+    years: tuple[int, int],
+    complete: tuple[date, date],
+    truncated: bool,
+) -> bytes:
+    """The whole feed: its header, the zone for ``years``, the rendered events and
+    the footer. The description says between which dates it lists everything."""
+    return b"".join(
+        [
+            calendar_header(name, zone_key, complete, truncated),
+            render_timezone(zone_key, *years),
+            *fragments,
+            FOOTER,
+        ]
     )
-    last_year = max(
-        [last_day.year] + [e.end.astimezone(zone).year for e in events[-1:]]
-    )
-    timezone_bytes = render_timezone(zone_key, first_year, last_year)
-    fragments = [render_event(event, zone_key) for event in events]
 
-    def header_for(until: date, truncated: bool) -> bytes:
-        description = (
-            "Read-only copy of a Tend schedule; patient initials only. "
-            f"Complete from {window_start.isoformat()} to {until.isoformat()}."
+
+def calendar_header(
+    name: str, zone_key: str, complete: tuple[date, date], truncated: bool
+) -> bytes:
+    """The calendar's header (its length does not depend on the dates)."""
+    first, last = complete
+    description = (
+        "Read-only copy of a Tend schedule; patient initials only. "
+        f"Complete from {first.isoformat()} to {last.isoformat()}."
+    )
+    if truncated:
+        description += (
+            " Appointments further from today are left out to keep this calendar"
+            " small enough for every calendar application; see Tend for them."
         )
-        if truncated:
-            description += (
-                " Later appointments are left out to keep this calendar small enough"
-                " for every calendar application; see Tend for them."
-            )
-        return render_header(CalendarHeader(name, zone_key, description))
-
-    header = header_for(last_day, False)
-    total = len(header) + len(timezone_bytes) + sum(map(len, fragments)) + len(FOOTER)
-    if total <= max_bytes:
-        body = b"".join([header, timezone_bytes, *fragments, FOOTER])
-        return RenderedCalendar(body, len(fragments), last_day, False)
-
-    # Too large: keep whole days from the start of the window while they fit.
-    header = header_for(last_day, True)  # same length as any truncated header
-    budget = max_bytes - len(header) - len(timezone_bytes) - len(FOOTER)
-    kept = 0
-    used = 0
-    for index, fragment in enumerate(fragments):
-        if used + len(fragment) > budget:
-            break
-        used += len(fragment)
-        kept = index + 1
-    # Drop the partly kept day, so every listed day is complete.
-    if kept < len(events):
-        first_dropped_day = events[kept].start.astimezone(zone).date()
-        while (
-            kept and events[kept - 1].start.astimezone(zone).date() >= first_dropped_day
-        ):
-            kept -= 1
-        until = first_dropped_day - timedelta(days=1)
-    else:
-        until = last_day
-    header = header_for(until, True)
-    body = b"".join([header, timezone_bytes, *fragments[:kept], FOOTER])
-    return RenderedCalendar(body, kept, until, True)
+    return render_header(CalendarHeader(name, zone_key, description))

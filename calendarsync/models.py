@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from practice.changes import ChangeNotifyingManager
 from practice.models import Practice
+from scheduling.publication import Scope
 
 SALT_BYTES = 32
 NEW_CLIENT_PERIOD = timedelta(days=7)
@@ -58,10 +59,8 @@ class FeedAccess(models.Model):
         return f"Calendar sync for user {self.user_id} ({state})"
 
 
-class FeedScope(models.TextChoices):
-    PERSONAL = "personal", "Personal calendar"
-    CLINICIAN = "clinician", "One clinician's calendar"
-    PRACTICE = "practice", "Practice-wide calendar"
+# Whose appointments a link's calendar shows: the publication contract's scopes.
+FeedScope = Scope
 
 
 class FeedLink(models.Model):

@@ -1,14 +1,12 @@
 """Who may read which calendar. Checked when a link is shown and again on every
 fetch, so a link dies the moment its owner loses the right to it."""
 
-from collections.abc import Callable
+from dataclasses import dataclass
 
-from django.db.models import QuerySet
 from django.http import Http404
 
 from calendarsync import tokens
 from calendarsync.models import FeedLink, FeedScope
-from calendarsync.snapshot import PollSnapshot
 from practice.models import User
 
 
@@ -31,11 +29,13 @@ def may_sync_calendar(*, user: User, scope: str, clinician: User | None) -> bool
     return False
 
 
-def feed_link_authorised(link: FeedLink) -> bool:
+def feed_link_authorised(link: FeedLink | None) -> bool:
     """Every rule a fetch must pass besides the secret itself: the owner's access is
     on, the owner still belongs to the practice it was issued in and still holds
     the role, the clinician is still an active clinician there, and the practice
     has not switched sync off."""
+    if link is None:
+        return False
     access = link.access
     user = access.user
     practice = access.practice
@@ -47,69 +47,78 @@ def feed_link_authorised(link: FeedLink) -> bool:
     )
 
 
-def feed_link_queryset() -> QuerySet[FeedLink]:
-    return FeedLink.objects.select_related(
-        "access__user", "access__practice", "clinician"
-    )
+@dataclass(frozen=True, slots=True)
+class FeedGrant:
+    """What a token's secret is checked against: the link's identity and its
+    owner's salt. Kept in a snapshot so an unchanged poll is checked without a
+    query (``calendarsync.freshness``)."""
 
+    user_id: int
+    scope: str
+    clinician_id: int | None
+    public_id: str
+    salt: bytes
 
-def access_feed_link_by_token(
-    token: str, *, lookup: Callable[[str], FeedLink | None] | None = None
-) -> FeedLink:
-    """The link a token opens, with its owner, practice and clinician loaded; 404
-    for a malformed, unknown, reset, disabled or no longer authorised token.
-    ``lookup`` (public id -> link or None, loading what ``feed_link_queryset``
-    loads) lets the feed read more in the same query."""
-    parts = tokens.split_token(token)
-    if parts is None:
-        raise Http404
-    public_id, secret = parts
-    if lookup is None:
-        link = feed_link_queryset().filter(public_id=public_id).first()
-    else:
-        link = lookup(public_id)
-    if link is None:
-        # Spend the same work as a real check, so timing says nothing about ids.
-        tokens.check_secret(
-            secret=secret,
-            user_id=0,
-            scope="",
-            clinician_id=None,
-            public_id="",
-            salt=b"",
+    @classmethod
+    def of(cls, link: FeedLink) -> "FeedGrant":
+        return cls(
+            user_id=link.access.user_id,
+            scope=link.scope,
+            clinician_id=link.clinician_id,
+            public_id=link.public_id,
+            salt=bytes(link.access.secret_salt),
         )
-        raise Http404
+
+    def dumps(self) -> list:
+        return [
+            self.user_id,
+            self.scope,
+            self.clinician_id,
+            self.public_id,
+            self.salt.hex(),
+        ]
+
+    @classmethod
+    def loads(cls, value: list) -> "FeedGrant":
+        user_id, scope, clinician_id, public_id, salt = value
+        return cls(user_id, scope, clinician_id, public_id, bytes.fromhex(salt))
+
+
+# Spent on a link that does not exist, so timing says nothing about ids.
+_NO_GRANT = FeedGrant(user_id=0, scope="", clinician_id=None, public_id="", salt=b"")
+
+
+def access_feed_grant(grant: FeedGrant | None, secret: str) -> bool:
+    """Whether ``secret`` (the private part of a token) opens ``grant``'s link,
+    compared in constant time under every current feed key."""
     valid = tokens.check_secret(
         secret=secret,
-        user_id=link.access.user_id,
-        scope=link.scope,
-        clinician_id=link.clinician_id,
-        public_id=link.public_id,
-        salt=link.access.secret_salt,
+        user_id=(grant or _NO_GRANT).user_id,
+        scope=(grant or _NO_GRANT).scope,
+        clinician_id=(grant or _NO_GRANT).clinician_id,
+        public_id=(grant or _NO_GRANT).public_id,
+        salt=(grant or _NO_GRANT).salt,
     )
-    if not valid or not feed_link_authorised(link):
+    return valid and grant is not None
+
+
+def access_feed_link(link: FeedLink | None, secret: str) -> FeedLink:
+    """``link`` (loaded with its access, owner, practice and clinician) when
+    ``secret`` opens it and its owner may read it now; 404 for a missing, reset,
+    disabled or no longer authorised link, all alike."""
+    grant = None if link is None else FeedGrant.of(link)
+    if not access_feed_grant(grant, secret) or not feed_link_authorised(link):
         raise Http404
     return link
 
 
-def access_feed_snapshot(secret: str, snapshot: PollSnapshot) -> bool:
-    """Whether a token's ``secret`` opens the link ``snapshot`` was taken of: the
-    HMAC check of ``access_feed_link_by_token``, against the salt the snapshot
-    kept. The rest of the link's authority was checked when the snapshot was
-    taken, and every change to it ends the snapshot (``calendarsync.snapshot``)."""
-    return tokens.check_secret(
-        secret=secret,
-        user_id=snapshot.user_id,
-        scope=snapshot.scope,
-        clinician_id=snapshot.clinician_id,
-        public_id=snapshot.public_id,
-        salt=snapshot.salt,
-    )
-
-
 def access_own_feed_link(user: User, public_id: str) -> FeedLink:
     """One of the user's own current, authorised links, or 404."""
-    link = feed_link_queryset().filter(public_id=public_id, access__user=user).first()
+    link = (
+        FeedLink.objects.select_related("access__user", "access__practice", "clinician")
+        .filter(public_id=public_id, access__user=user)
+        .first()
+    )
     if link is None or not feed_link_authorised(link):
         raise Http404
     return link

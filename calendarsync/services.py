@@ -2,12 +2,10 @@
 practice-wide switch, emailing a link, and remembering what was served to whom."""
 
 import ipaddress
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.db import transaction
@@ -17,19 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from calendarsync import tokens
-from calendarsync.cache import Tallied, feed_cache_get, tally, window_count
+from calendarsync.freshness import Tallied, first_in, tally, window_count
 from calendarsync.models import FeedAccess, FeedFetch, FeedLink, FeedScope, new_salt
-from calendarsync.permissions import feed_link_queryset
-from calendarsync.selectors import (
-    FeedPoll,
-    SyncCalendar,
-    feed_document,
-    feed_link_title,
-    feed_poll,
-    feed_poll_from_database,
-    sync_calendar_list,
-)
-from calendarsync.snapshot import snapshot_store
+from calendarsync.selectors import SyncCalendar, feed_link_title, sync_calendar_list
 from practice.models import AuditEvent, Practice, User
 from practice.services import audit_record
 
@@ -296,68 +284,6 @@ def feed_link_mark_served(
     return last_modified
 
 
-@dataclass(frozen=True)
-class FeedAnswer:
-    """What to send for one poll: 304, or 200 with ``gzipped``."""
-
-    poll: FeedPoll
-    status: int
-    etag: str
-    last_modified: datetime
-    gzipped: bytes | None
-
-
-def feed_answer(
-    *,
-    token: str,
-    now: datetime,
-    family: str,
-    client_holds: Callable[[str, datetime], bool],
-) -> FeedAnswer:
-    """Answer a poll of ``token``; ``client_holds(etag, last_modified)`` says
-    whether the client's conditional headers name those bytes. Raises Http404 for
-    every link that does not open a calendar and DatabaseError when the database
-    fails (never a partial calendar).
-
-    The link, its owner's authority and the version of its schedule come from the
-    link's snapshot or, when that is gone or ended, from one query (which leaves a
-    new snapshot). While that version is the one last served on this link, a
-    client holding it gets 304 and any other the cached bytes; only a feed whose
-    schedule changed is rendered again (one more query)."""
-    poll = feed_poll(
-        token=token,
-        now=now,
-        tally_key_for=lambda link_id: fetch_tally_key(link_id, family),
-        tally_seconds=FETCH_RECORD_SECONDS,
-    )
-    etag, last_modified = poll.served_etag, poll.served_last_modified
-    if poll.served and client_holds(etag, last_modified):
-        answer = FeedAnswer(poll, 304, etag, last_modified, None)
-    else:
-        entry = feed_cache_get(poll.key) if poll.served else None
-        if entry is not None:
-            answer = FeedAnswer(poll, 200, etag, last_modified, entry.gzipped)
-        else:
-            if poll.link is None:  # a snapshot, but the bytes are gone
-                poll = feed_poll_from_database(
-                    token=token, now=now, tag=poll.tag, tallied=poll.tallied
-                )
-            link = poll.link
-            document = feed_document(link=link, now=now, key=poll.key)
-            feed_link_mark_served(
-                link=link,
-                etag=document.etag,
-                changed_at=document.changed_at,
-                key=poll.key,
-            )
-            etag, last_modified = link.served_etag, link.served_last_modified
-            status = 304 if client_holds(etag, last_modified) else 200
-            answer = FeedAnswer(poll, status, etag, last_modified, document.gzipped)
-    if poll.link is not None:
-        snapshot_store(link=poll.link, key=poll.key, tag=poll.tag, now=now)
-    return answer
-
-
 def address_network(address: str | None) -> str | None:
     """The network an address belongs to, as wide as one provider's customers
     usually are: IPv4 /16, IPv6 /32."""
@@ -371,14 +297,15 @@ def address_network(address: str | None) -> str | None:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
-def fetch_tally_key(link_id: int, family: str) -> str:
+def fetch_tally_key(public_id: str, family: str) -> str:
     """Where polls of a link by one client family are counted between writes."""
-    return f"calendarsync:fetches:{link_id}:{family}"
+    return f"fetches:{public_id}:{family}"
 
 
 def feed_fetch_record(
     *,
     link_id: int,
+    public_id: str,
     family: str,
     address: str | None,
     status: int,
@@ -390,15 +317,20 @@ def feed_fetch_record(
     in between counted (one cache round trip per poll, or none when ``tallied``
     says the poll was already counted). ``link`` (with its access, practice, owner
     and clinician) is loaded only when a write is due, unless the caller has it."""
-    pending_key = fetch_tally_key(link_id, family)
-    if tallied is not None:
-        count = tallied.count
-    else:
-        count = tally(pending_key, seconds=FETCH_RECORD_SECONDS)
+    pending_key = fetch_tally_key(public_id, family)
+    if tallied is None:
+        tallied = tally(pending_key, seconds=FETCH_RECORD_SECONDS)
+    count = None if tallied is None else tallied.count
     if count is None:
         return
     if link is None:
-        link = feed_link_queryset().filter(pk=link_id).first()
+        link = (
+            FeedLink.objects.select_related(
+                "access__user", "access__practice", "clinician"
+            )
+            .filter(pk=link_id)
+            .first()
+        )
         if link is None:  # reset since
             return
     now = timezone.now()
@@ -436,7 +368,7 @@ def feed_fetch_record(
         if (
             new_client
             or new_network
-            or cache.add(f"{pending_key}:audited", 1, timeout=FETCH_AUDIT_SECONDS)
+            or first_in(f"{pending_key}:audited", seconds=FETCH_AUDIT_SECONDS)
         ):
             audit_record(
                 kind=AuditEvent.Kind.FEED_FETCHED,

@@ -15,14 +15,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from calendarsync import feed as feeds
 from calendarsync import services
-from calendarsync.cache import window_count
 from calendarsync.clients import client_family
 from calendarsync.forms import EmailLinkForm, MemberActionForm, PracticeSyncForm
+from calendarsync.freshness import window_count
 from calendarsync.permissions import access_own_feed_link
-from calendarsync.selectors import (
-    feed_access_overview,
-)
+from calendarsync.selectors import feed_access_overview
 from practice.models import Role
 from practice.net import client_ip
 from practice.permissions import (
@@ -208,12 +207,8 @@ def feed_refused(request) -> HttpResponse:
     """404 for a link that opens nothing; once one address has sent too many of
     those in a short time, 429 instead. Only failures count, so valid links polled
     from one shared address (Google fetches many feeds from a few) never slow down."""
-    key = f"calendarsync:misses:{client_ip(request) or 'unknown'}"
-    try:
-        misses = window_count(key, seconds=MISS_WINDOW_SECONDS)
-    except Exception:  # noqa: BLE001 - without a cache, count nothing
-        logger.warning("Calendar feed cache unavailable", exc_info=True)
-        misses = 0
+    key = f"misses:{client_ip(request) or 'unknown'}"
+    misses = window_count(key, seconds=MISS_WINDOW_SECONDS)
     if misses <= MISSES_ALLOWED:
         return feed_not_found()
     response = HttpResponse(
@@ -231,11 +226,18 @@ def _gzip_etag(etag: str) -> str:
     return etag[:-1] + '-gzip"'
 
 
+def _opaque(tag: str) -> str:
+    """An entity tag without its weakness mark: If-None-Match compares weakly
+    (RFC 9110, 13.1.2), so W/"x" matches "x"."""
+    tag = tag.strip()
+    return tag[2:] if tag[:2] in ("W/", "w/") else tag
+
+
 def _not_modified(request, etag: str, last_modified: datetime) -> bool:
     """Whether the client already holds the bytes last served (``etag``)."""
     if_none_match = request.META.get("HTTP_IF_NONE_MATCH")
     if if_none_match is not None:
-        candidates = {tag.strip() for tag in if_none_match.split(",")}
+        candidates = {_opaque(tag) for tag in if_none_match.split(",")}
         return "*" in candidates or bool(candidates & {etag, _gzip_etag(etag)})
     since = parse_http_date_safe(request.META.get("HTTP_IF_MODIFIED_SINCE", ""))
     # Only the very date we last served proves the client holds these bytes (iOS
@@ -249,14 +251,14 @@ def _not_modified(request, etag: str, last_modified: datetime) -> bool:
 def feed(request, token):
     """One subscribed calendar, read-only, for GET and HEAD only.
 
-    What to send is ``services.feed_answer``'s; this adds the HTTP: 404/429 for
+    What to send is ``feed.feed_answer``'s; this adds the HTTP: 404/429 for
     refused links, 503 when the database fails, gzip when accepted, and the
     conditional-request headers."""
     if request.method not in ("GET", "HEAD"):
         return _feed_headers(HttpResponseNotAllowed(["GET", "HEAD"]))
     family = client_family(request.META.get("HTTP_USER_AGENT", ""))
     try:
-        answer = services.feed_answer(
+        answer = feeds.feed_answer(
             token=token,
             now=timezone.now(),
             family=family,
@@ -267,26 +269,27 @@ def feed(request, token):
     except Http404:
         return feed_refused(request)
     except DatabaseError:
-        logger.warning("Calendar feed unavailable: database error", exc_info=True)
+        logger.warning("Calendar feed unavailable: database error")
         return feed_unavailable()
-    poll, status = answer.poll, answer.status
-    etag, last_modified = answer.etag, answer.last_modified
+    status, etag = answer.status, answer.etag
 
     try:
         services.feed_fetch_record(
-            link_id=poll.link_id,
-            link=poll.link,
-            tallied=poll.tallied,
+            link_id=answer.link_id,
+            public_id=answer.public_id,
+            link=answer.link,
+            tallied=answer.tallied,
             family=family,
             address=client_ip(request),
             status=status,
         )
-    except Exception:  # noqa: BLE001 - database or cache down
+    except DatabaseError:
         # Knowing who polled is a nicety; the calendar is already built.
-        logger.warning("Could not record a calendar fetch", exc_info=True)
+        logger.warning("Could not record a calendar fetch: database error")
 
     use_gzip = _gzip_accepted(request)
     if status == 304:
+        # No body and no Content-Length: a 304 describes the stored response.
         response = HttpResponse(status=304)
         del response["Content-Type"]
     else:
@@ -299,6 +302,6 @@ def feed(request, token):
             response["Content-Encoding"] = "gzip"
         response["Content-Length"] = str(len(body))
     response["ETag"] = _gzip_etag(etag) if use_gzip else etag
-    response["Last-Modified"] = http_date(last_modified.timestamp())
+    response["Last-Modified"] = http_date(answer.last_modified.timestamp())
     patch_vary_headers(response, ["Accept-Encoding"])
     return _feed_headers(response)

@@ -11,8 +11,6 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
-from config.cache import is_shared, with_reused_clients
-
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -105,9 +103,17 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
 
-CACHES = {
-    "default": with_reused_clients(env.cache("CACHE_URL", default="locmemcache://tend"))
-}
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://tend")}
+# Every process sees the same entries (Redis), rather than each its own.
+CACHE_SHARED = CACHES["default"]["BACKEND"].endswith("RedisCache")
+# The longest a Redis call may take (connecting or answering) before Tend goes on
+# without it: a Redis that hangs must not stall pages or calendar polls.
+CACHE_TIMEOUT_MS = env.int("CACHE_TIMEOUT_MS", default=50)
+if CACHE_SHARED:
+    CACHES["default"].setdefault("OPTIONS", {}).update(
+        socket_timeout=CACHE_TIMEOUT_MS / 1000,
+        socket_connect_timeout=CACHE_TIMEOUT_MS / 1000,
+    )
 
 
 def _mailer_from_url(url: str) -> dict:
@@ -233,7 +239,7 @@ CALENDAR_FEED_MAX_BYTES = env.int("CALENDAR_FEED_MAX_BYTES", default=1_000_000)
 # process shares, so off (0) unless the cache is Redis.
 CALENDAR_FEED_SNAPSHOT_SECONDS = env.int(
     "CALENDAR_FEED_SNAPSHOT_SECONDS",
-    default=300 if is_shared(CACHES["default"]) else 0,
+    default=300 if CACHE_SHARED else 0,
 )
 # Check every answer from a snapshot against the database (the test suite does).
 CALENDAR_FEED_SNAPSHOT_VERIFY = env.bool("CALENDAR_FEED_SNAPSHOT_VERIFY", default=False)

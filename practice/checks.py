@@ -4,8 +4,6 @@ from django.conf import settings
 from django.core.checks import Tags, register
 from django.core.checks import Warning as CheckWarning
 
-from config.cache import is_shared
-
 
 def _weak(secret: str) -> bool:
     return len(secret) < 50 or len(set(secret)) < 5
@@ -49,28 +47,6 @@ def tend_deploy_settings(app_configs, **kwargs):
                 hint="Demo accounts share a published password; set "
                 "DEMO_DATA_ALLOWED=false in production.",
                 id="tend.W004",
-            )
-        )
-    if settings.CALENDAR_FEED_SNAPSHOT_SECONDS > 0 and not is_shared(
-        settings.CACHES["default"]
-    ):
-        problems.append(
-            CheckWarning(
-                "CALENDAR_FEED_SNAPSHOT_SECONDS is on with a per-process cache.",
-                hint="With several processes, one could answer calendar polls from a "
-                "snapshot another has ended (a reset link would keep working). Set "
-                "CACHE_URL to Redis, or CALENDAR_FEED_SNAPSHOT_SECONDS=0.",
-                id="tend.W005",
-            )
-        )
-    if settings.CALENDAR_FEED_SNAPSHOT_VERIFY:
-        problems.append(
-            CheckWarning(
-                "CALENDAR_FEED_SNAPSHOT_VERIFY is on.",
-                hint="It checks every calendar poll against the database, for "
-                "tests; it doubles the work of each poll and fails it loudly on a "
-                "difference. Set CALENDAR_FEED_SNAPSHOT_VERIFY=false.",
-                id="tend.W006",
             )
         )
     return problems

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
+from practice.hooks import demo_practices_seeded
 from practice.models import Practice, Role, User
 
 DEMO_PASSWORD = "tend-demo"
@@ -62,4 +63,14 @@ def seed_practices() -> tuple[Practice, Practice]:
     harbor = _ensure_practice(
         "Harbor Family Therapy", "America/Los_Angeles", HARBOR_USERS
     )
+    return riverside, harbor
+
+
+@transaction.atomic
+def seed_demo_data() -> tuple[Practice, Practice]:
+    """Create or refresh both demo practices and everything in them, each app adding
+    its part through ``demo_practices_seeded``; returns (riverside, harbor).
+    ImproperlyConfigured under production settings."""
+    riverside, harbor = seed_practices()
+    demo_practices_seeded.send(sender=None, riverside=riverside, harbor=harbor)
     return riverside, harbor

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from practice.hooks import user_label_changed
 from practice.models import (
     AllowedNetwork,
     AuditEvent,
@@ -22,6 +23,7 @@ from practice.models import (
 )
 from practice.net import address_allowed
 from practice.selectors import practice_allowed_cidrs
+from practice.text import single_line
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +143,7 @@ def set_password_email_send(
 @transaction.atomic
 def practice_create(*, name: str, time_zone: str) -> Practice:
     """Create a practice after validating its name and zone."""
-    practice = Practice(name=name, time_zone=time_zone)
+    practice = Practice(name=single_line(name), time_zone=time_zone)
     practice.full_clean()
     practice.save()
     return practice
@@ -153,6 +155,8 @@ def practice_update(
 ) -> Practice:
     """Change practice settings and record what changed."""
     changed = {}
+    if "name" in fields:
+        fields["name"] = single_line(fields["name"])
     for name, value in fields.items():
         if getattr(practice, name) != value:
             changed[name] = [getattr(practice, name), value]
@@ -239,8 +243,8 @@ def user_create(
     user = User(
         practice=practice,
         email=email,
-        display_name=display_name.strip(),
-        credentials=credentials.strip(),
+        display_name=single_line(display_name),
+        credentials=single_line(credentials),
     )
     user.set_roles(roles)
     if password:
@@ -295,17 +299,14 @@ def user_update(
         )
     before = [str(role) for role in user.roles]
     label_before = user.label
-    user.display_name = display_name.strip()
-    user.credentials = credentials.strip()
+    user.display_name = single_line(display_name)
+    user.credentials = single_line(credentials)
     user.set_roles(roles)
     user.full_clean(exclude=["password"])
     user.save()
     if user.label != label_before:
-        # The practice-wide calendar names the clinician on every event: publish a
-        # new version of each one a feed still shows.
-        from scheduling.services import appointments_republish_for_clinician
-
-        appointments_republish_for_clinician(clinician=user)
+        # Calendars name the clinician: the apps that publish them republish.
+        user_label_changed.send(sender=User, user=user)
     after = [str(role) for role in user.roles]
     if before != after:
         audit_record(

@@ -1,4 +1,5 @@
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -189,6 +190,9 @@ class Appointment(models.Model):
     revision = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
+    # When the appointment became cancelled (cleared when it is scheduled again):
+    # calendars keep showing it, as cancelled, for a while counted from here.
+    cancelled_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
 
     objects = ChangeNotifyingManager()
@@ -198,6 +202,17 @@ class Appointment(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(end__gt=F("start")), name="appointment_end_after_start"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=["cancelled", "late_cancelled"],
+                    cancelled_at__isnull=False,
+                )
+                | (
+                    ~Q(status__in=["cancelled", "late_cancelled"])
+                    & Q(cancelled_at__isnull=True)
+                ),
+                name="appointment_cancelled_at_with_status",
             ),
         ]
         indexes = [
@@ -240,6 +255,16 @@ class Appointment(models.Model):
             allowed = allowed & self.EVENT_STATUSES
         return [status for status in self.Status if status in allowed]
 
+    def set_status(self, status: str, *, now: datetime) -> None:
+        """Move to ``status`` (the caller checks the transition and saves), noting
+        when the appointment became cancelled: calendars keep a cancellation for a
+        while counted from then. A late cancellation made plain keeps its moment."""
+        if status not in self.CANCELLED_STATUSES:
+            self.cancelled_at = None
+        elif self.cancelled_at is None or self.status not in self.CANCELLED_STATUSES:
+            self.cancelled_at = now
+        self.status = status
+
     def check_transition(self, status: str) -> None:
         """Raise StatusTransitionError unless the table allows moving to ``status``."""
         if status not in self.allowed_statuses():
@@ -276,7 +301,8 @@ class Appointment(models.Model):
 
     @property
     def summary_text(self) -> str:
-        """What a synced calendar may show: initials, or an event's title."""
+        """Initials, or an event's title: how Tend's own messages name an appointment
+        without full names. Calendars are written by ``scheduling.publication``."""
         if self.kind == self.Kind.EVENT:
             return self.title
         return " & ".join(patient.initials for patient in self.patients.all())

@@ -17,6 +17,7 @@ from django.db.models import Q, prefetch_related_objects
 from django.utils import timezone
 
 from practice.models import Practice, User
+from practice.text import single_line
 from scheduling.models import (
     Appointment,
     AppointmentChange,
@@ -26,6 +27,7 @@ from scheduling.models import (
     Service,
 )
 from scheduling.names import search_fold
+from scheduling.publication import LONGEST_LOOKBACK, PUBLISHED_FIELDS
 from scheduling.recurrence import (
     Recurrence,
     local_to_utc_or_later,
@@ -33,21 +35,6 @@ from scheduling.recurrence import (
 )
 
 MAX_DURATION = timedelta(hours=24)
-# The longest a calendar feed looks back (personal and clinician calendars: 60 days).
-# A rename republishes every appointment a feed may still show.
-FEED_LOOKBACK = timedelta(days=60)
-
-# Fields whose change a subscribed calendar would show.
-PUBLISHED_FIELDS = (
-    "start",
-    "end",
-    "clinician",
-    "patients",
-    "location",
-    "service",
-    "status",
-    "title",
-)
 EDITABLE_FIELDS = (
     "start",
     "end",
@@ -122,7 +109,7 @@ PATIENT_FIELDS = (
 
 
 def _clean_patient_value(name: str, value):
-    return " ".join(value.split()) if isinstance(value, str) else value
+    return single_line(value) if isinstance(value, str) else value
 
 
 @transaction.atomic
@@ -193,7 +180,7 @@ def _republish_future(appointments) -> int:
     show (ending no earlier than the longest feed window back, deleted ones included
     for their tombstones): something a calendar shows about them changed elsewhere
     (a patient's initials, a location's, service's or clinician's name)."""
-    oldest_shown = timezone.now() - FEED_LOOKBACK
+    oldest_shown = timezone.now() - LONGEST_LOOKBACK
     targets = list(
         appointments.select_for_update(of=("self",)).filter(end__gte=oldest_shown)
     )
@@ -272,7 +259,7 @@ def location_update(
 def _named_item_create(model, *, practice: Practice, name: str, **fields):
     # Names are compared collapsed and case-blind, so "Office  A" clashes with
     # "office a".
-    name = " ".join(name.split())
+    name = single_line(name)
     _check_unique_name(model, practice, name)
     item = model(practice=practice, name=name, **fields)
     item.full_clean(validate_constraints=False)
@@ -281,20 +268,19 @@ def _named_item_create(model, *, practice: Practice, name: str, **fields):
 
 
 def _named_item_update(item: Service | Location, *, name: str, **fields):
-    # A service's or location's name is what synced calendars show: a rename
-    # republishes the appointments that use it.
-    name = " ".join(name.split())
+    # A location is published (its name, or "Telehealth"): a change to either
+    # republishes the appointments there. No calendar shows a service.
+    name = single_line(name)
     model = type(item)
     _check_unique_name(model, item.practice, name, exclude_pk=item.pk)
-    renamed = name != item.name
+    before = (item.name, getattr(item, "is_telehealth", None))
     item.name = name
     for field, value in fields.items():
         setattr(item, field, value)
     item.full_clean(validate_constraints=False)
     item.save()
-    if renamed:
-        link = "service" if model is Service else "location"
-        _republish_future(Appointment.objects.filter(**{link: item}))
+    if model is Location and before != (item.name, item.is_telehealth):
+        _republish_future(Appointment.objects.filter(location=item))
     return item
 
 
@@ -575,7 +561,7 @@ def appointment_create(
     occurrence), and record it in the history. Overlaps raise SchedulingConflict
     unless ``allow_conflicts``. Returns the first appointment."""
     patients = list(patients)
-    title = " ".join(title.split())
+    title = single_line(title)
     _check_appointment(
         practice=practice,
         clinician=clinician,
@@ -727,7 +713,7 @@ def appointment_update(
     new = {**old, **fields}
     new["patients"] = list(new["patients"])
     if "title" in fields:
-        new["title"] = " ".join(new["title"].split())
+        new["title"] = single_line(new["title"])
     if current.kind == Appointment.Kind.SESSION:
         new["title"] = ""
     old_patient_ids = {patient.pk for patient in old_patients}
@@ -878,6 +864,7 @@ def appointment_set_status(
     )
     history = []
     changed = []
+    now = timezone.now()
     for target in _following(current, scope=scope):
         if status not in target.allowed_statuses():
             continue
@@ -889,10 +876,10 @@ def appointment_set_status(
         }
         if target.pk != current.pk:
             record["scope"] = "this and following"
-        target.status = status
+        target.set_status(status, now=now)
         changed.append(target)
         history.append((target, record))
-    _publish(changed, fields=["status"])
+    _publish(changed, fields=["status", "cancelled_at"])
     AppointmentChange.objects.bulk_create(
         [
             _record(target, actor=actor, action=action, changes=record)

@@ -5,10 +5,10 @@ import os
 import pytest
 from django.core.cache import caches
 
-from calendarsync import cache as feed_cache
-from calendarsync import snapshot
+from calendarsync import freshness
 from practice.models import Practice, Role, User
 from practice.services import user_create
+from tests.servers import RedisServer, SilentServer
 
 # Playwright's sync API keeps an event loop on the main thread; Django's ORM refuses to
 # run beside one unless told it is safe (it is: the loop only drives the browser).
@@ -33,8 +33,7 @@ def clear_caches() -> None:
     which practice each link belongs to)."""
     for cache in caches.all():
         cache.clear()
-    feed_cache.local_clear()
-    snapshot.forget_all()
+    freshness.forget_all()
 
 
 @pytest.fixture(autouse=True)
@@ -187,3 +186,28 @@ def browser_login(page, email, password=PASSWORD):
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A Redis server of the test run's own (never the machine's shared one)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_redis(redis_server):
+    """``redis_server``, running and empty."""
+    if redis_server.process is None:
+        redis_server.start()
+    redis_server.client().flushall()
+    return redis_server
+
+
+@pytest.fixture
+def silent_server():
+    server = SilentServer()
+    yield server
+    server.close()

@@ -77,7 +77,10 @@ def change(appointment, **fields):
     """What the SCHEDULING tab does on a visible change: new values, touched as a
     published change (``scheduling.services.appointment_touch``), saved."""
     for name, value in fields.items():
-        setattr(appointment, name, value)
+        if name == "status":
+            appointment.set_status(value, now=timezone.now())
+        else:
+            setattr(appointment, name, value)
     appointment_touch(appointment, published=True)
     appointment.save()
     return appointment

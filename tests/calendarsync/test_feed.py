@@ -1,5 +1,6 @@
 import gzip
 import re
+import time
 from datetime import timedelta
 
 import icalendar
@@ -9,9 +10,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.http import http_date, parse_http_date
 
-from calendarsync.ical import FeedEvent, fold, render_event
+from calendarsync import feed as feeds
+from calendarsync.ical import fold, render_event
 from practice.models import AllowedNetwork
 from scheduling.models import Appointment, Service
+from scheduling.publication import PublishedAppointment
 from tests.calendarsync.conftest import change, local
 
 
@@ -220,7 +223,8 @@ def test_control_characters_are_stripped_and_text_escaped(
     body = client.get(personal_path(clinician)).content
     assert_wire_format(body)
     (event,) = parse(body).walk("VEVENT")
-    assert str(event["SUMMARY"]) == "Supervision\nline two; a,b \\ end" + "é" * 60
+    # Published text is one line: a line break in a title becomes a space.
+    assert str(event["SUMMARY"]) == "Supervision line two; a,b \\ end" + "é" * 60
 
 
 @pytest.mark.parametrize(
@@ -278,9 +282,12 @@ def test_cancelled_and_deleted_stay_30_days_as_cancelled(
     assert event["SEQUENCE"] == expected_sequence
     assert str(event["UID"]) == f"{session.uid}@tend"
 
+    # Retention counts from the cancellation or deletion, not from later changes.
     long_ago = timezone.now() - timedelta(days=31)
     Appointment.objects.filter(pk=session.pk).update(
-        updated_at=long_ago, deleted_at=long_ago if how == "deleted" else None
+        updated_at=timezone.now(),
+        deleted_at=long_ago if how == "deleted" else None,
+        cancelled_at=None if how == "deleted" else long_ago,
     )
     assert parse(client.get(path).content).walk("VEVENT") == []
 
@@ -300,11 +307,16 @@ def test_unchanged_feed_is_byte_identical_and_a_change_bumps_it(
         start=session.start + timedelta(hours=1),
         end=session.end + timedelta(hours=1),
     )
+    before = timezone.now().replace(microsecond=0)
     third = client.get(path)
+    after = timezone.now()
     assert third.content != first.content
     (event,) = parse(third.content).walk("VEVENT")
     assert event["SEQUENCE"] == 1
-    assert event.decoded("LAST-MODIFIED") == session.updated_at.replace(microsecond=0)
+    # The change is stamped a second after the creation (a later second for every
+    # visible change), but never later than the moment it is published.
+    stamp = event.decoded("LAST-MODIFIED")
+    assert before <= stamp <= min(session.updated_at, after)
     assert event.decoded("DTSTART") == session.start
 
 
@@ -341,17 +353,32 @@ def test_a_change_in_the_same_second_is_never_answered_304(
     again = client.get(path, headers={"If-Modified-Since": first["Last-Modified"]})
     assert again.status_code == 200
     assert again.content != first.content
-    assert again["Last-Modified"] != first["Last-Modified"]
     (event,) = parse(again.content).walk("VEVENT")
     assert event["SEQUENCE"] == 1
-    # And the new date now validates the new bytes.
-    assert (
-        client.get(
-            path, headers={"If-Modified-Since": again["Last-Modified"]}
-        ).status_code
-        == 304
-    )
+    # The new bytes are dated a second later, which the clock may not have reached
+    # yet: no date is ever sent ahead of the clock, and until then only the ETag
+    # validates them, never the old date.
+    assert parse_http_date(again["Last-Modified"]) <= time.time()
+    ims = client.get(path, headers={"If-Modified-Since": again["Last-Modified"]})
+    moved = again["Last-Modified"] != first["Last-Modified"]
+    assert ims.status_code == (304 if moved else 200)
+    assert client.get(path, headers={"If-None-Match": again["ETag"]}).status_code == 304
     assert client.get(path, headers={"If-None-Match": first["ETag"]}).status_code == 200
+
+    # Once the clock has passed it, the new date is sent and validates the bytes.
+    token = path.rsplit("/", 1)[1].removesuffix(".ics")
+    later = timezone.now() + timedelta(seconds=2)
+    seen = []
+
+    def holds(etag, last_modified):
+        seen.append(last_modified)
+        return last_modified == second + timedelta(seconds=1)
+
+    answer = feeds.feed_answer(
+        token=token, now=later, family="other", client_holds=holds
+    )
+    assert answer.last_modified == second + timedelta(seconds=1)
+    assert answer.status == 304
 
 
 def test_a_date_from_a_fast_client_clock_is_never_answered_304(
@@ -360,12 +387,14 @@ def test_a_date_from_a_fast_client_clock_is_never_answered_304(
     """A client that sends its own clock instead of our Last-Modified may be ahead
     of a change it never saw: only our exact date earns a 304."""
     path = personal_path(clinician)
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    Appointment.objects.filter(pk=session.pk).update(updated_at=an_hour_ago)
     first = client.get(path)
     served = parse_http_date(first["Last-Modified"])
     # The client's clock runs ten minutes fast; then the appointment moves.
     client_clock = http_date(served + 600)
     Appointment.objects.filter(pk=session.pk).update(
-        updated_at=timezone.now() + timedelta(seconds=2),
+        updated_at=timezone.now() - timedelta(seconds=5),
         sequence=1,
         start=session.start + timedelta(hours=1),
         end=session.end + timedelta(hours=1),
@@ -377,12 +406,24 @@ def test_a_date_from_a_fast_client_clock_is_never_answered_304(
     assert (
         client.get(path, headers={"If-Modified-Since": client_clock}).status_code == 200
     )
-    assert (
-        client.get(
-            path, headers={"If-Modified-Since": again["Last-Modified"]}
-        ).status_code
-        == 304
+    # Our own date validates the bytes once the clock has reached it.
+    token = path.rsplit("/", 1)[1].removesuffix(".ics")
+    answer_date = [None]
+    answer = feeds.feed_answer(
+        token=token,
+        now=timezone.now() + timedelta(seconds=2),
+        family="other",
+        client_holds=lambda etag, date: date == answer_date[0],
     )
+    assert answer.status == 200  # the first call learns the date
+    answer_date[0] = answer.last_modified
+    again = feeds.feed_answer(
+        token=token,
+        now=timezone.now() + timedelta(seconds=2),
+        family="other",
+        client_holds=lambda etag, date: date == answer_date[0],
+    )
+    assert again.status == 304
 
 
 def test_gzip_when_accepted(client, clinician, session, personal_path):
@@ -534,11 +575,11 @@ def test_feed_query_count_does_not_grow_with_events(
 
 def test_render_event_strips_every_control_character():
     start = timezone.now().replace(microsecond=0)
-    event = FeedEvent(
+    event = PublishedAppointment(
         uid="9f1c0d3e-0000-4000-8000-000000000001",
         sequence=2,
         created_at=start,
-        updated_at=start,
+        changed_at=start,
         start=start,
         end=start + timedelta(hours=1),
         cancelled=False,

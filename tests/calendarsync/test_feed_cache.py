@@ -3,7 +3,7 @@ rebuild, whatever the feed's size; and no reset, role change, rename or
 appointment change is ever answered from an out-of-date cache entry."""
 
 import gzip
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 
 import icalendar
 import pytest
@@ -12,18 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.http import parse_http_date
 
-from calendarsync import cache as feed_cache
-from calendarsync import ical
+from calendarsync import freshness as feed_cache
 from calendarsync.models import FeedLink, FeedScope
-from calendarsync.permissions import feed_link_queryset
-from calendarsync.selectors import (
-    POLL_COLUMNS,
-    _poll_lookup,
-    feed_calendar_name,
-    feed_event_list,
-    feed_render,
-    feed_window,
-)
 from calendarsync.services import feed_access_disable, feed_access_reset
 from practice.models import Role
 from practice.services import user_update
@@ -243,8 +233,9 @@ def test_served_state_follows_the_cache_key(
     second = client.get(path)
     link.refresh_from_db()
     assert link.served_etag == second["ETag"] != first["ETag"]
-    # A visible change gets a later whole second, so Last-Modified always grows.
-    assert parse_http_date(second["Last-Modified"]) > parse_http_date(
+    # A visible change gets a later whole second, so the remembered date always
+    # grows (it is sent once the clock has reached it).
+    assert link.served_last_modified.timestamp() > parse_http_date(
         first["Last-Modified"]
     )
 
@@ -282,87 +273,46 @@ def test_other_practices_feed_stays_its_own(
     assert summaries(theirs) == ["Harbor block"]
 
 
-def test_the_poll_query_loads_what_the_orm_would(
-    practice, clinician, scheduler, links_of
-):
-    paths = [*links_of(clinician).values(), *links_of(scheduler).values()]
-    for path in paths:
-        public_id = path.removeprefix("/calendar/")[:12]
-        polled = _poll_lookup(timezone.now())(public_id)
-        loaded = feed_link_queryset().get(public_id=public_id)
-        pairs = [
-            (polled, loaded),
-            (polled.access, loaded.access),
-            (polled.access.user, loaded.access.user),
-            (polled.access.practice, loaded.access.practice),
-            (polled.clinician, loaded.clinician),
-        ]
-        for (model, _alias, names), (mine, theirs) in zip(
-            POLL_COLUMNS, pairs, strict=True
-        ):
-            if theirs is None:
-                assert mine is None
-                continue
-            assert type(mine) is model
-            for name in names:
-                assert getattr(mine, name) == getattr(theirs, name), (model, name)
-    assert _poll_lookup(timezone.now())("A" * 12) is None
+def _days(body: bytes, zone) -> list:
+    calendar = icalendar.Calendar.from_ical(body)
+    starts = {event.decoded("DTSTART") for event in calendar.walk("VEVENT")}
+    return sorted({start.astimezone(zone).date() for start in starts})
 
 
-@pytest.mark.parametrize("share", [0.2, 0.5, 0.9, 2])
-def test_reading_stops_at_the_size_limit_without_changing_a_byte(
-    settings, practice, clinician, make_appointment, make_patient, links_of, share
+@pytest.mark.parametrize("share", [0.3, 0.6, 0.8])
+def test_a_cut_feed_keeps_today_and_the_coming_days_first(
+    client, settings, practice, clinician, make_appointment, personal_path, share
 ):
-    for day in range(60):
-        make_appointment(
-            clinician,
-            kind=Appointment.Kind.EVENT,
-            title=f"Block {day:02d} " + "x" * (day % 7) * 9,
-            start=local(practice, days=1 + day // 2, hour=9 + day % 2),
-        )
-    now = timezone.now()
-    public_id = links_of(clinician)[(FeedScope.PERSONAL, clinician.pk)][10:22]
-    link = _poll_lookup(now)(public_id)
-    whole = ical.render_calendar(
-        name=feed_calendar_name(link=link),
-        zone_key=practice.time_zone,
-        events=feed_event_list_for(link, now, max_bytes=None),
-        window_start=feed_window(scope=link.scope, practice=practice, now=now)[0],
-        window_end=feed_window(scope=link.scope, practice=practice, now=now)[1],
-        max_bytes=10**9,
-    )
-    settings.CALENDAR_FEED_MAX_BYTES = int(len(whole.body) * share)
-    cut = feed_render(link=link, now=now)
-    expected = ical.render_calendar(
-        name=feed_calendar_name(link=link),
-        zone_key=practice.time_zone,
-        events=feed_event_list_for(link, now, max_bytes=None),
-        window_start=feed_window(scope=link.scope, practice=practice, now=now)[0],
-        window_end=feed_window(scope=link.scope, practice=practice, now=now)[1],
-        max_bytes=settings.CALENDAR_FEED_MAX_BYTES,
-    )
-    assert gzip.decompress(cut.gzipped) == expected.body
-    assert cut.truncated == (share < 1)
-    # Reading stopped one event past what fits, not at the end of the window.
-    read = feed_event_list_for(link, now, max_bytes=settings.CALENDAR_FEED_MAX_BYTES)
-    if share < 1:
-        assert cut.event_count < len(read) < 60
+    # Twenty days back and twenty ahead, two blocks a day.
+    for day in range(-20, 20):
+        for hour in (9, 14):
+            make_appointment(
+                clinician,
+                kind=Appointment.Kind.EVENT,
+                title=f"Block {day} {hour}",
+                start=local(practice, days=day, hour=hour),
+            )
+    path = personal_path(clinician)
+    whole = client.get(path).content
+    today = timezone.localdate(timezone.now(), practice.zone)
+    assert len(_days(whole, practice.zone)) == 40
+
+    settings.CALENDAR_FEED_MAX_BYTES = int(len(whole) * share)
+    clear_caches()
+    cut = client.get(path).content
+    assert len(cut) <= settings.CALENDAR_FEED_MAX_BYTES
+    days = _days(cut, practice.zone)
+    # Whole days, one unbroken stretch that starts with today when the future does
+    # not all fit, and otherwise holds all of it and the most recent past.
+    assert days == [days[0] + timedelta(days=n) for n in range(len(days))]
+    if days[-1] < today + timedelta(days=19):
+        assert days[0] == today
     else:
-        assert len(read) == 60 == cut.event_count
-
-
-def feed_event_list_for(link, now, max_bytes):
-    practice = link.access.practice
-    first_day, after = feed_window(scope=link.scope, practice=practice, now=now)
-    events, _latest = feed_event_list(
-        link=link,
-        window_start=datetime.combine(first_day, time(0), tzinfo=practice.zone),
-        window_end=datetime.combine(after, time(0), tzinfo=practice.zone),
-        now=now,
-        max_bytes=max_bytes,
-        zone_key=practice.time_zone,
-    )
-    return events
+        assert days[0] < today
+    description = str(icalendar.Calendar.from_ical(cut)["X-WR-CALDESC"])
+    assert f"Complete from {days[0].isoformat()}" in description or days[0] == today
+    assert "further from today are left out" in description
+    assert len(days) < 40
 
 
 def test_a_cache_that_is_down_still_serves_every_feed(

@@ -12,8 +12,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from calendarsync import freshness as snapshot
 from calendarsync import services as sync_services
-from calendarsync import snapshot
 from calendarsync.models import FeedFetch
 from practice.changes import ChangeNotifyingQuerySet
 from practice.models import Practice, Role
@@ -98,14 +98,17 @@ def test_polls_answered_from_snapshots_are_still_counted(
     for _ in range(4):
         poll(client, path)
     cache.delete_many(
-        [f"calendarsync:fetches:{link}:google:written" for link in _link_ids(clinician)]
+        [
+            f"calendarsync:fetches:{link}:google:written"
+            for link in _public_ids(clinician)
+        ]
     )
     poll(client, path)
     assert FeedFetch.objects.get().fetch_count == 8
 
 
-def _link_ids(user):
-    return list(user.feed_access.links.values_list("pk", flat=True))
+def _public_ids(user):
+    return list(user.feed_access.links.values_list("public_id", flat=True))
 
 
 # Every way a calendar or its authority can change, each ending the snapshot.
@@ -271,9 +274,9 @@ def test_a_lost_stamp_or_an_old_snapshot_means_asking_the_database(
 
     public_id = path.removeprefix("/calendar/")[:12]
     now = timezone.now()
-    assert snapshot.snapshot_read(public_id, now=now)[0] is not None
+    assert snapshot.snapshot_read(public_id, now=now).snapshot is not None
     later = now + timedelta(seconds=301)
-    assert snapshot.snapshot_read(public_id, now=later)[0] is None
+    assert snapshot.snapshot_read(public_id, now=later).snapshot is None
 
 
 def test_a_snapshot_never_outlives_the_day(
@@ -282,7 +285,7 @@ def test_a_snapshot_never_outlives_the_day(
     path = personal_path(clinician)
     warm(client, path)
     public_id = path.removeprefix("/calendar/")[:12]
-    found, _tag, _tallied = snapshot.snapshot_read(public_id, now=timezone.now())
+    found = snapshot.snapshot_read(public_id, now=timezone.now()).snapshot
     local_now = timezone.now().astimezone(practice.zone)
     midnight = (local_now + timedelta(days=1)).replace(
         hour=0, minute=0, second=0, microsecond=0
@@ -311,11 +314,9 @@ def test_the_suite_wide_check_catches_a_write_that_ends_no_snapshot(
 def test_snapshots_are_off_with_a_per_process_cache(settings):
     settings.CALENDAR_FEED_SNAPSHOT_SECONDS = 0
     clear_caches()
-    assert snapshot.snapshot_read("abcdefghijkl", now=timezone.now()) == (
-        None,
-        None,
-        None,
-    )
+    assert snapshot.snapshot_read(
+        "abcdefghijkl", now=timezone.now()
+    ) == snapshot.SnapshotRead(None, None, None)
 
 
 def test_a_refused_poll_counted_with_the_snapshot_read_is_uncounted(
@@ -331,7 +332,10 @@ def test_a_refused_poll_counted_with_the_snapshot_read_is_uncounted(
         practice=clinician.practice, enabled=True, actor=admin_user, client_ip=None
     )
     cache.delete_many(
-        [f"calendarsync:fetches:{link}:google:written" for link in _link_ids(clinician)]
+        [
+            f"calendarsync:fetches:{link}:google:written"
+            for link in _public_ids(clinician)
+        ]
     )
     assert poll(client, path)[0].status_code == 200
     assert FeedFetch.objects.get().fetch_count == 4

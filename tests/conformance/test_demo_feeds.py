@@ -9,12 +9,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from calendarsync.models import FeedScope
-from calendarsync.selectors import feed_window
 from calendarsync.services import feed_links_issue
-from practice.management.commands.seed_demo import seed_demo_data
+from practice.demo import seed_demo_data
 from practice.models import Role, User
 from practice.services import user_create
 from scheduling.models import Appointment, Patient
+from scheduling.publication import calendar_days
 from tests.conformance.harness import (
     ParsedCalendar,
     assert_all_parsers_agree,
@@ -66,8 +66,8 @@ def every_demo_feed(riverside, harbor):
 def published_appointments(link, now):
     """What the database says a feed must show as booked, in the feed's window."""
     practice = link.access.practice
-    first_day, after_last_day = feed_window(
-        scope=link.scope, practice=practice, now=now
+    first_day, after_last_day = calendar_days(
+        scope=link.scope, zone=practice.zone, now=now
     )
     appointments = Appointment.objects.filter(
         practice=practice,

@@ -87,22 +87,26 @@ def feed_paths(user) -> dict[str, str]:
     return paths
 
 
+# Removed wherever they appear: bidirectional controls can disguise text.
+BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def visible_text(value: str) -> str:
-    """What a person typed, as a calendar should show it: line breaks kept (as LF),
-    tabs and Unicode line/paragraph separators as spaces, every other control
-    character (C0, DEL, C1), BOM and the non-characters U+FFFE/U+FFFF dropped."""
-    value = value.replace("\r\n", "\n").replace("\r", "\n")
+    """What a person typed, as a calendar should show it: on one line (line
+    breaks, tabs and other white space as single spaces, none at either end),
+    every other control character (C0, DEL, C1), bidirectional control, BOM and
+    the non-characters U+FFFE/U+FFFF dropped."""
     kept = []
     for char in value:
-        if char == "\n":
-            kept.append(char)
-        elif char == "\t" or char in "\u2028\u2029":
+        if char in BIDI or char in "\ufeff\ufffe\uffff":
+            continue
+        if char.isspace():
             kept.append(" ")
-        elif unicodedata.category(char) == "Cc" or char in "\ufeff\ufffe\uffff":
+        elif unicodedata.category(char) in ("Cc", "Cs"):
             continue
         else:
             kept.append(char)
-    return "".join(kept)
+    return " ".join("".join(kept).split())
 
 
 def structure(body: bytes) -> list[tuple[str, list[str]]]:

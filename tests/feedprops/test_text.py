@@ -15,11 +15,11 @@ from django.utils import timezone
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from calendarsync.ical import URL_PATTERN
 from practice.models import Practice, Role
 from practice.services import user_create
 from scheduling.models import Appointment, Location, Patient
 from scheduling.names import initials
+from scheduling.publication import URL_PATTERN
 from tests.conformance.harness import assert_byte_level_ok
 from tests.feedprops.conftest import (
     assert_only_expected_properties,
@@ -139,6 +139,7 @@ def book(typed: Typed):
         kind=Appointment.Kind.EVENT,
         title=storable(typed.title),
         status=Appointment.Status.CANCELLED,
+        cancelled_at=timezone.now(),
         start=start + timedelta(days=1),
         end=start + timedelta(days=1, hours=1),
     )

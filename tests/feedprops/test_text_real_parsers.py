@@ -9,7 +9,13 @@ from datetime import UTC, date, datetime, timedelta
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from calendarsync.ical import FeedEvent, event_location, event_summary, render_calendar
+from calendarsync.ical import render_calendar, render_event
+from scheduling.publication import (
+    PublishedAppointment,
+    calendar_name,
+    event_location,
+    event_summary,
+)
 from tests.conformance.harness import (
     assert_all_parsers_agree,
     assert_byte_level_ok,
@@ -73,13 +79,13 @@ def test_thousands_of_characters_fold_and_read_back_everywhere(summary, location
     title = summary
     start = datetime(2026, 3, 8, 6, 30, tzinfo=UTC)  # the morning clocks go forward
     summary = event_summary(
-        is_event=True, title=summary, initials=[], clinician_label=None
+        is_event=True, title=summary, initials=(), clinician_label=None, cancelled=False
     )
-    event = FeedEvent(
+    event = PublishedAppointment(
         uid=str(uuid.uuid4()),
         sequence=3,
         created_at=start - timedelta(days=3),
-        updated_at=start - timedelta(days=1),
+        changed_at=start - timedelta(days=1),
         start=start,
         end=start + timedelta(hours=1),
         cancelled=False,
@@ -87,17 +93,19 @@ def test_thousands_of_characters_fold_and_read_back_everywhere(summary, location
         location=event_location(name=location, is_telehealth=False),
     )
     body = render_calendar(
-        name=summary[:500],
+        name=calendar_name(
+            scope="clinician", practice_name="", clinician=summary[:500]
+        ),
         zone_key="America/New_York",
-        events=[event],
-        window_start=date(2026, 1, 1),
-        window_end=date(2026, 12, 31),
-        max_bytes=1_000_000,
-    ).body
+        fragments=[render_event(event, "America/New_York")],
+        years=(2026, 2026),
+        complete=(date(2026, 1, 1), date(2026, 12, 30)),
+        truncated=False,
+    )
     assert_byte_level_ok(body)
     assert_only_expected_properties(body, events=1)
     assert_feed_structure_ok(body)
-    shown = visible_text(title).strip() or "Event"
+    shown = visible_text(title) or "Event"
     assert_all_parsers_agree(
         body,
         [

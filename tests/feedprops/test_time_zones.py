@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from calendarsync.models import FeedScope
-from calendarsync.selectors import feed_window
 from practice.models import Practice, Role
 from practice.services import user_create
 from scheduling.models import Appointment
+from scheduling.publication import calendar_days
 from tests.conformance.harness import (
     assert_all_parsers_agree,
     assert_byte_level_ok,
@@ -92,8 +92,8 @@ def book(practice: Practice):
     )
     zone = practice.zone
     now = timezone.now()
-    first_day, after_last_day = feed_window(
-        scope=FeedScope.PERSONAL, practice=practice, now=now
+    first_day, after_last_day = calendar_days(
+        scope=FeedScope.PERSONAL, zone=practice.zone, now=now
     )
     window_start = datetime.combine(first_day + timedelta(days=1), time(0), zone)
     window_end = datetime.combine(after_last_day - timedelta(days=1), time(0), zone)
@@ -194,8 +194,8 @@ def test_any_instant_in_any_zone_reads_back_as_stored(db, client, zone_key, slot
             roles=[Role.CLINICIAN],
             password="a-long-enough-password-1",
         )
-        first_day, after_last_day = feed_window(
-            scope=FeedScope.PERSONAL, practice=practice, now=timezone.now()
+        first_day, after_last_day = calendar_days(
+            scope=FeedScope.PERSONAL, zone=practice.zone, now=timezone.now()
         )
         origin = datetime.combine(first_day, time(0), practice.zone).astimezone(UTC)
         last = datetime.combine(after_last_day, time(0), practice.zone)

@@ -763,18 +763,32 @@ def test_patient_initials_change_republishes_future_appointments(
     assert future.summary_text == "É.B."
 
 
-def test_renaming_a_service_republishes_future_appointments(
-    book, clinician, patient, service, at
-):
+def test_renaming_a_service_republishes_nothing(book, clinician, patient, service, at):
+    """No calendar shows a service: renaming one must not make every subscriber
+    download every appointment again."""
     from scheduling.services import service_update
 
     future = book(clinician=clinician, patients=[patient], start=at(2099, 1, 6, 9, 0))
-    service_update(
-        service=service, name="Psychotherapy", default_minutes=50, is_active=True
-    )
-    future.refresh_from_db()
-    assert future.sequence == 0
     service_update(service=service, name="Therapy", default_minutes=50, is_active=True)
+    future.refresh_from_db()
+    assert (future.sequence, future.updated_at) == (0, future.created_at)
+
+
+def test_a_location_turned_telehealth_republishes_its_appointments(
+    book, clinician, patient, at
+):
+    """Calendars show a telehealth location only as "Telehealth"."""
+    from scheduling.models import Location
+    from scheduling.services import location_update
+
+    office = Location.objects.create(practice=clinician.practice, name="Room 2")
+    future = book(
+        clinician=clinician,
+        patients=[patient],
+        start=at(2099, 1, 6, 9, 0),
+        location=office,
+    )
+    location_update(location=office, name="Room 2", is_telehealth=True, is_active=True)
     future.refresh_from_db()
     assert future.sequence == 1
 

@@ -1,18 +1,7 @@
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from calendarsync.demo import seed_calendarsync
-from practice.demo import seed_practices
-from scheduling.demo import seed_scheduling
-
-
-def seed_demo_data():
-    """Create or refresh both demo practices and everything in them; returns them
-    (riverside, harbor). ImproperlyConfigured under production settings."""
-    riverside, harbor = seed_practices()
-    for seed in (seed_scheduling, seed_calendarsync):
-        seed(riverside=riverside, harbor=harbor)
-    return riverside, harbor
+from practice.demo import seed_demo_data
 
 
 class Command(BaseCommand):

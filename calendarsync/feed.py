@@ -1,0 +1,417 @@
+"""Answering one poll of a calendar feed, top to bottom.
+
+``feed_answer`` is the whole path after the view has the token:
+
+1. ``tokens.split_token``: the public id and the secret, or 404.
+2. ``freshness.snapshot_read``: the link's snapshot, if still valid (no query).
+   Its grant is checked with ``permissions.access_feed_grant``.
+3. Otherwise ``selectors.feed_link_for_poll`` (one query: the link, its owner's
+   authority and its calendar's version) and ``permissions.access_feed_link``.
+4. ``feed_key`` names the bytes the calendar has now. The bytes last served on
+   the link are still these: 304 if the client holds them, else the stored bytes
+   (``freshness.feed_bytes_get``). Otherwise ``feed_render`` builds them (one
+   query) and ``services.feed_link_mark_served`` remembers them on the link.
+5. ``freshness.snapshot_store`` leaves the verdict for the next poll.
+
+What a calendar shows is ``scheduling.publication``'s; this module only picks
+which of its days fit and writes them with ``calendarsync.ical``.
+"""
+
+import functools
+import gzip
+import hashlib
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+import deflate
+from django.conf import settings
+from django.db.models import Case, F, Q, Value, When
+from django.http import Http404
+
+from calendarsync import freshness, ical, selectors, services, tokens
+from calendarsync.models import FeedLink, FeedScope
+from calendarsync.permissions import access_feed_grant, access_feed_link
+from scheduling import publication
+from scheduling.publication import PublishedAppointment
+
+# Compressed once per version of a feed, then sent on every poll. libdeflate
+# (the ``deflate`` package) writes standard gzip that every client reads; at level
+# 9 it is ~6% smaller than zlib's best and faster.
+GZIP_LEVEL = 9
+
+
+@dataclass(frozen=True)
+class FeedAnswer:
+    """What to send for one poll: 304, or 200 with ``gzipped``."""
+
+    status: int
+    etag: str
+    last_modified: datetime
+    gzipped: bytes | None
+    link_id: int
+    public_id: str
+    # The link, loaded, when the poll went to the database (else None).
+    link: FeedLink | None
+    # The fetch, already counted with the snapshot read (None: not yet).
+    tallied: freshness.Tallied | None
+
+
+def feed_answer(
+    *,
+    token: str,
+    now: datetime,
+    family: str,
+    client_holds: Callable[[str, datetime], bool],
+) -> FeedAnswer:
+    """Answer a poll of ``token`` by a client of ``family`` (whose fetch is counted
+    in the snapshot's round trip). ``client_holds(etag, last_modified)`` says
+    whether the client's conditional headers name those bytes. Raises Http404 for
+    every link that does not open a calendar and DatabaseError when the database
+    fails (never a partial calendar)."""
+    parts = tokens.split_token(token)
+    if parts is None:
+        raise Http404
+    public_id, secret = parts
+
+    known = freshness.snapshot_read(
+        public_id,
+        now=now,
+        tally_key=services.fetch_tally_key(public_id, family),
+        seconds=services.FETCH_RECORD_SECONDS,
+    )
+    snapshot = known.snapshot
+    if snapshot is not None and access_feed_grant(snapshot.grant, secret):
+        if settings.CALENDAR_FEED_SNAPSHOT_VERIFY:
+            _verify(snapshot, public_id=public_id, secret=secret, now=now)
+        served = snapshot.key == snapshot.served_key
+        if served and snapshot.served_last_modified is not None:
+            answer = _served(
+                etag=snapshot.served_etag,
+                stored_last_modified=snapshot.served_last_modified,
+                key=snapshot.key,
+                now=now,
+                client_holds=client_holds,
+                link_id=snapshot.link_id,
+                public_id=public_id,
+                tallied=known.tallied,
+            )
+            if answer is not None:
+                return answer
+
+    try:
+        link = access_feed_link(
+            selectors.feed_link_for_poll(public_id=public_id, now=now), secret
+        )
+    except Http404:
+        if known.tallied is not None:
+            freshness.tally_undo(known.tallied)
+        raise
+    key = feed_key(link=link, now=now)
+    answer = None
+    if key == link.served_key and link.served_last_modified is not None:
+        answer = _served(
+            etag=link.served_etag,
+            stored_last_modified=link.served_last_modified,
+            key=key,
+            now=now,
+            client_holds=client_holds,
+            link_id=link.pk,
+            public_id=public_id,
+            tallied=known.tallied,
+            link=link,
+        )
+    if answer is None:
+        rendered = feed_document(link=link, key=key, now=now)
+        stored = services.feed_link_mark_served(
+            link=link,
+            etag=rendered.etag,
+            changed_at=rendered.changed_at,
+            # Bytes with a stamp held back to "now" are served once, never named
+            # as current: the next poll builds them again.
+            key="" if rendered.provisional else key,
+        )
+        last_modified = last_modified_header(stored, now=now)
+        status = 304 if _holds(client_holds, rendered.etag, stored, now=now) else 200
+        answer = FeedAnswer(
+            status,
+            rendered.etag,
+            last_modified,
+            rendered.gzipped,
+            link.pk,
+            public_id,
+            link,
+            known.tallied,
+        )
+    freshness.snapshot_store(link=link, key=key, tag=known.tag, now=now)
+    return answer
+
+
+def last_modified_header(stored: datetime, *, now: datetime) -> datetime:
+    """The Last-Modified to send for bytes whose remembered date is ``stored``:
+    never later than now. (``stored`` may be ahead of the clock, when several
+    changes came within a second; it only ever moves forward.)"""
+    return min(stored, now.replace(microsecond=0))
+
+
+def _holds(
+    client_holds: Callable[[str, datetime], bool],
+    etag: str,
+    stored: datetime,
+    *,
+    now: datetime,
+) -> bool:
+    # A date that has not been sent yet cannot be echoed back: only an ETag then.
+    sent = last_modified_header(stored, now=now)
+    if sent != stored:
+        return client_holds(etag, datetime.max.replace(tzinfo=UTC))
+    return client_holds(etag, stored)
+
+
+def _served(
+    *,
+    etag: str,
+    stored_last_modified: datetime,
+    key: str,
+    now: datetime,
+    client_holds,
+    link_id: int,
+    public_id: str,
+    tallied,
+    link: FeedLink | None = None,
+) -> FeedAnswer | None:
+    """The answer from the bytes last served, or None when they are gone."""
+    last_modified = last_modified_header(stored_last_modified, now=now)
+    if _holds(client_holds, etag, stored_last_modified, now=now):
+        return FeedAnswer(
+            304, etag, last_modified, None, link_id, public_id, link, tallied
+        )
+    entry = freshness.feed_bytes_get(key)
+    if entry is None:
+        return None
+    return FeedAnswer(
+        200, etag, last_modified, entry.gzipped, link_id, public_id, link, tallied
+    )
+
+
+def _verify(snapshot, *, public_id: str, secret: str, now: datetime) -> None:
+    """Fail loudly when the database disagrees with a snapshot about to be used:
+    some write did not end it."""
+    try:
+        link = access_feed_link(
+            selectors.feed_link_for_poll(public_id=public_id, now=now), secret
+        )
+    except Http404:
+        raise AssertionError(
+            f"Stale feed snapshot: link {public_id} is no longer authorised, but "
+            "its snapshot still opens it"
+        ) from None
+    if feed_key(link=link, now=now) != snapshot.key:
+        raise AssertionError(
+            f"Stale feed snapshot: the calendar of link {public_id} changed, but "
+            "its snapshot still names the old bytes"
+        )
+
+
+# -- the bytes -----------------------------------------------------------------------
+
+
+def feed_key(*, link: FeedLink, now: datetime) -> str:
+    """The key of the bytes ``link`` (from ``selectors.feed_link_for_poll``) would
+    be served now: a hash of everything they depend on."""
+    practice = link.access.practice
+    first_day, _after = publication.calendar_days(
+        scope=link.scope, zone=practice.zone, now=now
+    )
+    return freshness.feed_cache_key(
+        practice.pk,
+        link.scope,
+        link.clinician_id,
+        selectors.feed_calendar_name(link=link),
+        practice.time_zone,
+        first_day.isoformat(),
+        settings.CALENDAR_FEED_MAX_BYTES,
+        link.schedule_version,
+    )
+
+
+@dataclass(frozen=True)
+class FeedDocument:
+    """A rendered feed and what conditional requests need to know about it."""
+
+    gzipped: bytes
+    etag: str  # quoted, strong, of the raw bytes
+    changed_at: datetime  # latest change the feed reflects, for this link
+    raw_length: int
+    event_count: int
+    truncated: bool
+    key: str
+    provisional: bool  # a stamp was held back to the present: not to be kept
+
+    @property
+    def body(self) -> bytes:
+        """The feed as served to a client that does not accept gzip."""
+        return gzip.decompress(self.gzipped)
+
+
+def feed_document(*, link: FeedLink, now: datetime, key: str | None = None):
+    """The feed of ``link``: stored under its key, else rendered (one query) and
+    stored. ``link`` comes from ``selectors.feed_link_for_poll``."""
+    key = key or feed_key(link=link, now=now)
+    entry = freshness.feed_bytes_get(key)
+    provisional = False
+    if entry is None:
+        entry, provisional = feed_render(link=link, now=now)
+        if not provisional:
+            freshness.feed_bytes_set(key, entry)
+    changed = [link.access.changed_at, link.created_at]
+    if entry.latest_change is not None:
+        changed.append(entry.latest_change)
+    return FeedDocument(
+        gzipped=entry.gzipped,
+        etag=entry.etag,
+        changed_at=max(changed),
+        raw_length=entry.raw_length,
+        event_count=entry.event_count,
+        truncated=entry.truncated,
+        key=key,
+        provisional=provisional,
+    )
+
+
+@functools.cache
+def _min_event_bytes() -> int:
+    """Fewer bytes than any event of a feed can take: the shortest one the writer
+    can produce, less a margin for the shorter UTC form of DTSTART and DTEND."""
+    moment = datetime(2000, 1, 1, tzinfo=UTC)
+    shortest = PublishedAppointment(
+        uid=str(uuid.UUID(int=0)),
+        sequence=0,
+        created_at=moment,
+        changed_at=moment,
+        start=moment,
+        end=moment,
+        cancelled=False,
+        summary="",
+        location="",
+    )
+    return len(ical.render_event(shortest, "UTC")) - 32
+
+
+def _by_priority(
+    link: FeedLink, *, start: datetime, end: datetime, today: datetime, now: datetime
+) -> Iterator[PublishedAppointment]:
+    """The calendar's appointments from today on, by start, then the earlier ones
+    from the latest back: the order in which they are kept when the feed must be
+    cut to size. At most as many as could fit."""
+    appointments = publication.calendar_appointments(
+        scope=link.scope,
+        practice_id=link.access.practice_id,
+        clinician_id=link.clinician_id,
+        start=start,
+        end=end,
+        now=now,
+    )
+    upcoming = Q(end__gt=today)
+    order = (
+        Case(When(upcoming, then=Value(0)), default=Value(1)).asc(),
+        Case(When(upcoming, then=F("start"))).asc(nulls_last=True),
+        F("start").desc(),
+        F("id").asc(),
+    )
+    most = settings.CALENDAR_FEED_MAX_BYTES // _min_event_bytes() + 1
+    first = appointments.model.objects.filter(
+        pk__in=appointments.order_by(*order).values("pk")[:most]
+    )
+    return publication.published_appointments(
+        first,
+        order_by=order,
+        with_clinician=link.scope == FeedScope.PRACTICE,
+        now=now,
+    )
+
+
+def _day(event: PublishedAppointment, zone, today: datetime) -> date:
+    # An appointment still going on at the start of today counts as today's.
+    day = event.start.astimezone(zone).date()
+    return max(day, today.date()) if event.end > today else day
+
+
+def feed_render(*, link: FeedLink, now: datetime) -> tuple[freshness.CachedFeed, bool]:
+    """Build the feed of ``link`` in memory, completely, or raise (one query); and
+    whether a stamp in it was held back to the present. When it would exceed the
+    size limit, whole days are left out, the farthest from today first: today and
+    the coming days are kept before the past."""
+    practice = link.access.practice
+    zone = practice.zone
+    zone_key = practice.time_zone
+    first_day, after_last_day = publication.calendar_days(
+        scope=link.scope, zone=zone, now=now
+    )
+    last_day = after_last_day - timedelta(days=1)
+    today = now.astimezone(zone).date()
+    today_start = datetime.combine(today, time(0), tzinfo=zone)
+    name = selectors.feed_calendar_name(link=link)
+    years = ((first_day - timedelta(days=1)).year, after_last_day.year)
+    overhead = (
+        len(ical.calendar_header(name, zone_key, (first_day, last_day), True))
+        + len(ical.render_timezone(zone_key, *years))
+        + len(ical.FOOTER)
+    )
+    budget = settings.CALENDAR_FEED_MAX_BYTES - overhead
+    events = _by_priority(
+        link,
+        start=datetime.combine(first_day, time(0), tzinfo=zone),
+        end=datetime.combine(after_last_day, time(0), tzinfo=zone),
+        today=today_start,
+        now=now,
+    )
+    kept: list[tuple[PublishedAppointment, bytes]] = []
+    day_events: list[tuple[PublishedAppointment, bytes]] = []
+    current_day = None
+    used = day_used = 0
+    dropped_day = None  # the first day left out, in priority order
+    for event in events:
+        day = _day(event, zone, today_start)
+        if day != current_day:
+            kept.extend(day_events)
+            used += day_used
+            day_events, day_used, current_day = [], 0, day
+        fragment = ical.render_event(event, zone_key)
+        if used + day_used + len(fragment) > budget:
+            dropped_day = day
+            break
+        day_events.append((event, fragment))
+        day_used += len(fragment)
+    else:
+        kept.extend(day_events)
+    events.close()
+
+    complete = (first_day, last_day)
+    if dropped_day is not None:
+        if dropped_day >= today:
+            complete = (today, dropped_day - timedelta(days=1))
+        else:
+            complete = (dropped_day + timedelta(days=1), last_day)
+    kept.sort(key=lambda pair: (pair[0].start, pair[0].uid))
+    body = ical.render_calendar(
+        name=name,
+        zone_key=zone_key,
+        fragments=[fragment for _event, fragment in kept],
+        years=years,
+        complete=complete,
+        truncated=dropped_day is not None,
+    )
+    latest = max((event.changed_at for event, _ in kept), default=None)
+    # ``publication`` holds a change stamped after ``now`` back to ``now``.
+    provisional = any(event.changed_at == now for event, _ in kept)
+    entry = freshness.CachedFeed(
+        etag=f'"{hashlib.sha256(body).hexdigest()}"',
+        gzipped=bytes(deflate.gzip_compress(body, GZIP_LEVEL)),
+        latest_change=latest,
+        raw_length=len(body),
+        event_count=len(kept),
+        truncated=dropped_day is not None,
+    )
+    return entry, provisional

@@ -1,0 +1,346 @@
+"""The publication contract: what a calendar outside Tend may show of the schedule.
+
+This module is the only place that says
+
+- which appointments a calendar shows, by scope (``Scope``: one clinician's own,
+  one clinician's seen by a scheduler, the whole practice's) and over which days
+  (``WINDOWS``);
+- how long a cancelled or deleted appointment stays, counted from the moment it
+  was cancelled or deleted (``CANCELLED_RETENTION``; ``shown``);
+- what each published field looks like (``PublishedAppointment``: initials, the
+  summary, the cleaned location, and the characters removed or replaced in any
+  published text, ``published_text``);
+- which changes of an appointment must reach subscribers (``PUBLISHED_FIELDS``).
+
+Calendar feeds, the version a poll compares, republishing after a rename and
+pushing to calendar accounts all read it; nothing else restates any of it.
+"""
+
+import functools
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django.db import models
+from django.db.models import Count, Max, Q, QuerySet
+
+from practice.models import User
+from practice.text import single_line
+from scheduling.models import Appointment
+from scheduling.names import initials
+
+
+class Scope(models.TextChoices):
+    """Whose appointments a calendar shows."""
+
+    PERSONAL = "personal", "Personal calendar"
+    CLINICIAN = "clinician", "One clinician's calendar"
+    PRACTICE = "practice", "Practice-wide calendar"
+
+
+@dataclass(frozen=True)
+class Window:
+    """Whole days shown before today and after today, in the practice's zone."""
+
+    back_days: int
+    ahead_days: int
+
+
+WINDOWS = {
+    Scope.PERSONAL: Window(back_days=60, ahead_days=365),
+    Scope.CLINICIAN: Window(back_days=60, ahead_days=365),
+    Scope.PRACTICE: Window(back_days=14, ahead_days=90),
+}
+# The farthest back any calendar shows: a rename republishes from here on.
+LONGEST_LOOKBACK = timedelta(days=max(w.back_days for w in WINDOWS.values()))
+# Cancelled and deleted appointments are shown, as cancelled, for this long after
+# they were cancelled or deleted, so a phone that skipped polls still learns of it.
+CANCELLED_RETENTION = timedelta(days=30)
+
+# Appointment fields whose change a calendar shows: changing one of them raises
+# SEQUENCE and LAST-MODIFIED (``scheduling.services.appointment_touch``). Notes and
+# the service are never published, so changing them republishes nothing.
+PUBLISHED_FIELDS = (
+    "start",
+    "end",
+    "clinician",
+    "patients",
+    "location",
+    "status",
+    "title",
+)
+# What else a published appointment is made of: renaming one of these republishes
+# every appointment a calendar may still show (``scheduling.services``).
+PUBLISHED_NAMES = ("patient initials", "location name", "clinician label")
+
+CANCELLED_PREFIX = "Cancelled: "
+TELEHEALTH = "Telehealth"
+UNTITLED_EVENT = "Event"
+UNNAMED_APPOINTMENT = "Appointment"
+# A location is published as named, except anything that looks like an address a
+# meeting could be joined at.
+URL_PATTERN = re.compile(r"\S*(?:://|www\.)\S*", re.IGNORECASE)
+# Characters that are not errors but that calendar parsers read differently, and
+# what is published instead (``str.translate`` table).
+REPLACED: dict[int, str] = {}
+
+
+# -- which appointments ------------------------------------------------------------
+
+
+def calendar_days(*, scope: str, zone: ZoneInfo, now: datetime) -> tuple[date, date]:
+    """The first day a calendar shows and the day after its last, in ``zone``."""
+    window = WINDOWS[Scope(scope)]
+    today = now.astimezone(zone).date()
+    return (
+        today - timedelta(days=window.back_days),
+        today + timedelta(days=window.ahead_days + 1),
+    )
+
+
+def calendar_bounds(
+    *, scope: str, zone: ZoneInfo, now: datetime
+) -> tuple[datetime, datetime]:
+    """The instants a calendar's days begin and end."""
+    first_day, after_last_day = calendar_days(scope=scope, zone=zone, now=now)
+    return (
+        datetime.combine(first_day, time(0), tzinfo=zone),
+        datetime.combine(after_last_day, time(0), tzinfo=zone),
+    )
+
+
+def version_bounds(*, scope: str, now: datetime) -> tuple[datetime, datetime]:
+    """``calendar_bounds`` widened to whole UTC days, two more each side than any
+    zone's, so it needs no practice zone. Wider only costs a needless rebuild."""
+    window = WINDOWS[Scope(scope)]
+    today = now.astimezone(UTC).date()
+    return (
+        datetime.combine(today - timedelta(days=window.back_days + 2), time(0), UTC),
+        datetime.combine(today + timedelta(days=window.ahead_days + 3), time(0), UTC),
+    )
+
+
+def shown(now: datetime) -> Q:
+    """Appointments a calendar shows at ``now``: every current one, and a cancelled
+    or deleted one for ``CANCELLED_RETENTION`` after it was cancelled or deleted
+    (later edits or renames do not extend that)."""
+    cutoff = now - CANCELLED_RETENTION
+    return (
+        Q(deleted_at__isnull=True, cancelled_at__isnull=True)
+        | Q(deleted_at__isnull=True, cancelled_at__gte=cutoff)
+        | Q(deleted_at__gte=cutoff)
+    )
+
+
+def _scoped(*, scope: str, practice_id, clinician_id) -> QuerySet[Appointment]:
+    appointments = Appointment.objects.filter(practice_id=practice_id)
+    if Scope(scope) != Scope.PRACTICE:
+        appointments = appointments.filter(clinician_id=clinician_id)
+    return appointments
+
+
+def calendar_appointments(
+    *,
+    scope: str,
+    practice_id: int,
+    clinician_id: int | None,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> QuerySet[Appointment]:
+    """The appointments a calendar of ``scope`` shows between ``start`` and ``end``."""
+    return _scoped(
+        scope=scope, practice_id=practice_id, clinician_id=clinician_id
+    ).filter(shown(now), start__lt=end, end__gt=start)
+
+
+def calendar_version(*, now: datetime) -> dict:
+    """Aggregates over ``calendar_version_rows`` that change whenever what the
+    calendar shows may have changed: every publish moves the latest change
+    forward, and an appointment leaving the retention changes the shown count
+    without any write."""
+    return {
+        "count": Count("pk"),
+        "shown": Count("pk", filter=shown(now)),
+        "changed": Max("updated_at"),
+        "deleted": Max("deleted_at"),
+    }
+
+
+def calendar_version_rows(
+    *, scope: str, practice_id, clinician_id, now: datetime
+) -> QuerySet[Appointment]:
+    """The rows ``calendar_version`` aggregates: the calendar's appointments, shown
+    or not, within ``version_bounds``."""
+    start, end = version_bounds(scope=scope, now=now)
+    return _scoped(
+        scope=scope, practice_id=practice_id, clinician_id=clinician_id
+    ).filter(start__lt=end, end__gt=start)
+
+
+# -- what each field looks like ------------------------------------------------------
+
+
+def published_text(value: str | None) -> str:
+    """Text as any calendar may show it: on one line and without invisible
+    controls (``practice.text.single_line``), with the ``REPLACED`` characters
+    replaced."""
+    return single_line(value).translate(REPLACED)
+
+
+# Initials are derived in one place (scheduling.names); remembered here because a
+# feed asks for the same few hundred names thousands of times.
+patient_initials = functools.lru_cache(maxsize=100_000)(initials)
+
+
+@functools.lru_cache(maxsize=100_000)
+def event_summary(
+    *,
+    is_event: bool,
+    title: str,
+    initials: tuple[str, ...],
+    clinician_label: str | None,
+    cancelled: bool,
+) -> str:
+    """Initials of every patient (or an event's title), after the clinician's name
+    in the practice-wide calendar; marked when cancelled."""
+    if is_event:
+        text = published_text(title) or UNTITLED_EVENT
+    else:
+        text = " & ".join(initials) if initials else UNNAMED_APPOINTMENT
+    if clinician_label:
+        text = f"{clinician_label}: {text}"
+    if cancelled:
+        text = CANCELLED_PREFIX + text
+    return published_text(text)
+
+
+@functools.lru_cache(maxsize=10_000)
+def event_location(*, name: str | None, is_telehealth: bool) -> str:
+    """A location's name, without anything a meeting could be joined at; telehealth
+    locations only say so."""
+    if is_telehealth:
+        return TELEHEALTH
+    return published_text(URL_PATTERN.sub(" ", published_text(name)))
+
+
+def clinician_label(*, display_name: str, credentials: str, email: str) -> str:
+    """How calendars name a clinician: as Tend's own pages do."""
+    return User(display_name=display_name, credentials=credentials, email=email).label
+
+
+def calendar_name(*, scope: str, practice_name: str, clinician: str | None) -> str:
+    """What a calendar application calls the calendar (``clinician``: the label)."""
+    if Scope(scope) == Scope.PRACTICE:
+        return published_text(f"{practice_name} — all clinicians")
+    return published_text(f"{clinician} — Tend")
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedAppointment:
+    """Everything a calendar may say about one appointment, and nothing more."""
+
+    uid: str
+    sequence: int
+    created_at: datetime
+    changed_at: datetime  # DTSTAMP and LAST-MODIFIED
+    start: datetime
+    end: datetime
+    cancelled: bool
+    summary: str
+    location: str
+
+
+PUBLISHED_COLUMNS = (
+    "id",
+    "uid",
+    "sequence",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+    "status",
+    "kind",
+    "title",
+    "start",
+    "end",
+    "clinician_id",
+    "clinician__display_name",
+    "clinician__credentials",
+    "clinician__email",
+    "location__name",
+    "location__is_telehealth",
+    "patients__first_name",
+    "patients__last_name",
+)
+
+
+def _published(rows: list, *, with_clinician: bool, now: datetime):
+    first = rows[0]
+    deleted_at = first.deleted_at
+    cancelled = bool(deleted_at) or first.status in Appointment.CANCELLED_STATUSES
+    changed = max(first.updated_at, deleted_at) if deleted_at else first.updated_at
+    # Never later than the moment of publication (a clock ahead of ours, or several
+    # changes within one second, would otherwise stamp it in the future).
+    changed = min(changed, now)
+    label = None
+    if with_clinician:
+        label = clinician_label(
+            display_name=first.clinician__display_name,
+            credentials=first.clinician__credentials,
+            email=first.clinician__email,
+        )
+    names = tuple(
+        patient_initials(row.patients__first_name or "", row.patients__last_name or "")
+        for row in rows
+        if row.patients__first_name is not None or row.patients__last_name is not None
+    )
+    return PublishedAppointment(
+        uid=str(first.uid),
+        # A deletion is a change a calendar must notice even if nothing else about
+        # the appointment moved.
+        sequence=first.sequence + (1 if deleted_at else 0),
+        created_at=min(first.created_at, changed),
+        changed_at=changed,
+        start=first.start,
+        end=first.end,
+        cancelled=cancelled,
+        summary=event_summary(
+            is_event=first.kind == Appointment.Kind.EVENT,
+            title=first.title,
+            initials=names,
+            clinician_label=label,
+            cancelled=cancelled,
+        ),
+        location=event_location(
+            name=first.location__name,
+            is_telehealth=bool(first.location__is_telehealth),
+        ),
+    )
+
+
+def published_appointments(
+    appointments: QuerySet[Appointment],
+    *,
+    order_by: tuple = ("start", "id"),
+    with_clinician: bool,
+    now: datetime,
+) -> Iterator[PublishedAppointment]:
+    """``appointments`` as published, in the order of ``order_by`` (which must end
+    with the id), in one query read a chunk at a time; closing the iterator early
+    stops reading. ``with_clinician`` names each one's clinician first (the
+    practice-wide calendar)."""
+    rows = (
+        appointments.order_by(*order_by, "patients__id")
+        .values_list(*PUBLISHED_COLUMNS, named=True)
+        .iterator(chunk_size=1000)
+    )
+    current: list = []
+    for row in rows:
+        if current and row.id != current[0].id:
+            yield _published(current, with_clinician=with_clinician, now=now)
+            current = []
+        current.append(row)
+    if current:
+        yield _published(current, with_clinician=with_clinician, now=now)

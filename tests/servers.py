@@ -1,0 +1,116 @@
+"""Real servers the tests start on loopback: a Redis of their own (which can be
+saved, stopped and started again from an older dump) and a server that accepts
+connections and never answers (a hung Redis)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import redis
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+INSTALL_HINT = "apt-get install redis-server"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """A redis-server process of the test run's own, in ``folder``."""
+
+    def __init__(self, folder: Path):
+        if not Path(REDIS_SERVER).exists():
+            raise RuntimeError(f"redis-server is missing: {INSTALL_HINT}")
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(  # noqa: S603 - our own binary and arguments
+            [
+                REDIS_SERVER,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.folder),
+                "--dbfilename",
+                "dump.rdb",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                self.client().ping()
+                return
+            except redis.RedisError:
+                time.sleep(0.02)
+        raise RuntimeError("redis-server did not start")
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_timeout=2)
+
+    def save(self, name: str) -> Path:
+        """A copy of the data as it is now (as a backup would take)."""
+        self.client().save()
+        copy = self.folder / name
+        shutil.copy(self.folder / "dump.rdb", copy)
+        return copy
+
+    def restart(self, *, from_dump: Path | None = None) -> None:
+        """Stop, and start again: empty, or from ``from_dump``."""
+        self.stop()
+        dump = self.folder / "dump.rdb"
+        dump.unlink(missing_ok=True)
+        if from_dump is not None:
+            shutil.copy(from_dump, dump)
+        self.start()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+class SilentServer:
+    """Accepts connections and never says a word, like a Redis that hangs."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(connection)
+
+    def close(self) -> None:
+        self.sock.close()
+        for connection in self.held:
+            connection.close()
