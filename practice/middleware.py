@@ -56,3 +56,19 @@ class PracticeTimezoneMiddleware:
             return self.get_response(request)
         finally:
             timezone.deactivate()
+
+
+class NotModifiedMiddleware:
+    """A 304 describes the representation the client already holds: it has no body,
+    and a ``Content-Length`` on it (which CommonMiddleware would add as 0) would
+    claim that representation is empty. Listed before CommonMiddleware so its
+    response pass comes after."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.status_code == 304 and response.has_header("Content-Length"):
+            del response["Content-Length"]
+        return response

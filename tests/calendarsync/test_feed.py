@@ -646,3 +646,40 @@ def test_vtimezone_gives_the_right_offset_at_every_moment(zone_key):
         expected = moment.astimezone(zone).utcoffset().total_seconds()
         assert applied == expected, (zone_key, moment)
         moment += timedelta(minutes=30)
+
+
+def test_a_weak_if_none_match_is_compared_weakly(
+    client, clinician, session, personal_path
+):
+    """RFC 9110 13.1.2: If-None-Match uses the weak comparison, so W/"x" is "x"."""
+    path = personal_path(clinician)
+    etag = client.get(path)["ETag"]
+    for header in (f"W/{etag}", f'"other", W/{etag}', f" w/{etag} "):
+        response = client.get(path, headers={"If-None-Match": header})
+        assert response.status_code == 304, header
+        assert not response.has_header("Content-Length")
+        assert response.content == b""
+    assert client.get(path, headers={"If-None-Match": 'W/"other"'}).status_code == 200
+
+
+def test_no_date_in_a_feed_is_later_than_the_response(
+    live_server, clinician, session, personal_path
+):
+    """Ten visible changes within a second are each dated a second later than the
+    one before, yet neither Last-Modified nor any DTSTAMP or LAST-MODIFIED is ever
+    sent ahead of the response's own Date."""
+    import urllib.request
+
+    path = personal_path(clinician)
+    for minutes in range(10):
+        change(session, start=session.start + timedelta(minutes=minutes + 1))
+        change(session, end=session.start + timedelta(hours=1))
+    with urllib.request.urlopen(live_server.url + path) as response:  # noqa: S310
+        body = response.read()
+        date = parse_http_date(response.headers["Date"])
+        last_modified = parse_http_date(response.headers["Last-Modified"])
+    assert last_modified <= date
+    (event,) = parse(body).walk("VEVENT")
+    for name in ("DTSTAMP", "LAST-MODIFIED", "CREATED"):
+        assert event.decoded(name).timestamp() <= date, name
+    assert event["SEQUENCE"] == 20
