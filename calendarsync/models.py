@@ -84,7 +84,7 @@ class FeedLink(models.Model):
     # a 304 is only ever sent for identical bytes.
     served_etag = models.CharField(max_length=80, blank=True)
     served_last_modified = models.DateTimeField(null=True, blank=True)
-    # The cache key (see ``calendarsync.cache``) those bytes were built for: while
+    # The cache key (see ``calendarsync.freshness``) those bytes were built for: while
     # the feed's current key still equals it, a conditional request is answered 304
     # without touching the cache or the appointments.
     served_key = models.CharField(max_length=64, blank=True)

@@ -236,7 +236,7 @@ SERIES_MAX_OCCURRENCES = env.int("SERIES_MAX_OCCURRENCES", default=104)
 CALENDAR_FEED_MAX_BYTES = env.int("CALENDAR_FEED_MAX_BYTES", default=1_000_000)
 
 # Unchanged polls answered from a snapshot in the cache, without a query, for this
-# many seconds at most (calendarsync.snapshot). Only safe with a cache every
+# many seconds at most (calendarsync.freshness). Only safe with a cache every
 # process shares, so off (0) unless the cache is Redis.
 CALENDAR_FEED_SNAPSHOT_SECONDS = env.int(
     "CALENDAR_FEED_SNAPSHOT_SECONDS",

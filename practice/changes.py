@@ -3,7 +3,7 @@
 Django signals ``post_save``, ``post_delete`` and ``m2m_changed`` for one row at a
 time, but not for ``QuerySet.update()``, ``bulk_create()`` or ``bulk_update()``.
 Models whose changes others must hear about (calendar feeds answer polls from a
-snapshot that any change must end: ``calendarsync.snapshot``) use
+snapshot that any change must end: ``calendarsync.freshness``) use
 ``ChangeNotifyingQuerySet``, which sends ``rows_changed`` after those bulk writes.
 
 This module knows nothing about who listens."""
