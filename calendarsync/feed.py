@@ -21,7 +21,7 @@ import functools
 import gzip
 import hashlib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -301,7 +301,7 @@ def _min_event_bytes() -> int:
 
 def _by_priority(
     link: FeedLink, *, start: datetime, end: datetime, today: datetime, now: datetime
-) -> Iterator[PublishedAppointment]:
+) -> Generator[PublishedAppointment]:
     """The calendar's appointments from today on, by start, then the earlier ones
     from the latest back: the order in which they are kept when the feed must be
     cut to size. At most as many as could fit."""

@@ -53,7 +53,7 @@ import secrets
 import threading
 import time as clock
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -114,7 +114,10 @@ OUTAGE_REPORT_SECONDS = 60.0
 def _writer_fingerprint() -> str:
     digest = hashlib.sha256()
     for name in WRITER_MODULES:
-        digest.update(Path(importlib.import_module(name).__file__).read_bytes())
+        source = importlib.import_module(name).__file__
+        if source is None:
+            raise RuntimeError(f"{name} has no source file to fingerprint")
+        digest.update(Path(source).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -270,7 +273,7 @@ class _RedisStore:
             pipe.execute()
         return values, Tallied(tally_key, count if first else None)
 
-    def set_many(self, values: dict[str, str | bytes], seconds: int) -> None:
+    def set_many(self, values: Mapping[str, str | bytes], seconds: int) -> None:
         pipe = self.client.pipeline(transaction=False)
         for key, value in values.items():
             pipe.set(key, value, ex=seconds)
@@ -320,8 +323,8 @@ class _DjangoStore:
         cache.delete(tally_key)
         return values, Tallied(tally_key, count)
 
-    def set_many(self, values: dict[str, str | bytes], seconds: int) -> None:
-        cache.set_many(values, timeout=seconds)
+    def set_many(self, values: Mapping[str, str | bytes], seconds: int) -> None:
+        cache.set_many(dict(values), timeout=seconds)
 
     def add(self, key: str, value: str, seconds: int) -> bool:
         return cache.add(key, value, timeout=seconds)
@@ -673,7 +676,7 @@ def snapshot_read(
                 seconds,
             )
         )
-        stamps = tuple(_text(values.get(stamp)) for stamp in stamp_keys)
+        stamps = (_text(values.get(stamp_keys[0])), _text(values.get(stamp_keys[1])))
         if not all(stamps):
             stamps = _stamps_created(stamp_keys)
         epoch = _store().epoch

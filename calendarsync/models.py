@@ -91,6 +91,9 @@ class FeedLink(models.Model):
 
     # Remembering what was served changes no calendar.
     quiet_fields = ("served_etag", "served_last_modified", "served_key")
+    # Set on links loaded by ``selectors.feed_link_for_poll``: the version of the
+    # calendar's schedule, which the key of its bytes includes.
+    schedule_version: str
     objects = ChangeNotifyingManager()
 
     class Meta:

@@ -107,7 +107,9 @@ def access_feed_link(link: FeedLink | None, secret: str) -> FeedLink:
     ``secret`` opens it and its owner may read it now; 404 for a missing, reset,
     disabled or no longer authorised link, all alike."""
     grant = None if link is None else FeedGrant.of(link)
-    if not access_feed_grant(grant, secret) or not feed_link_authorised(link):
+    if not access_feed_grant(grant, secret) or link is None:
+        raise Http404
+    if not feed_link_authorised(link):
         raise Http404
     return link
 

@@ -265,7 +265,7 @@ class AuditEvent(models.Model):
 
     def detail_lines(self) -> list[str]:
         """Details as short readable lines for the audit log page."""
-        lines = []
+        lines: list[str] = []
         for key, value in self.details.items():
             if key == "changed" and isinstance(value, dict):
                 lines.extend(

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 
 from practice.models import User
-from scheduling.models import Appointment, Patient, Series
+from scheduling.models import Appointment, Location, Patient, Series, Service
 from scheduling.recurrence import NonexistentLocalTime, Recurrence, local_to_utc
 from scheduling.selectors import (
     DAY,
@@ -100,13 +100,13 @@ class AppointmentForm(forms.Form):
         help_text="e.g. Staff meeting, Supervision, Out of office. "
         + EVENT_TITLE_WARNING,
     )
-    service = forms.ModelChoiceField(
+    service: "forms.ModelChoiceField[Service]" = forms.ModelChoiceField(
         queryset=None,
         required=False,
         empty_label="(none)",
         error_messages={"invalid_choice": "Choose a service of this practice."},
     )
-    location = forms.ModelChoiceField(
+    location: "forms.ModelChoiceField[Location]" = forms.ModelChoiceField(
         queryset=None,
         required=False,
         empty_label="(none)",

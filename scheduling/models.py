@@ -229,7 +229,7 @@ class Appointment(models.Model):
 
     # Which status may follow which. Patient-free events are only ever scheduled or
     # cancelled. Reverting a recorded outcome to "scheduled" corrects a mistake.
-    TRANSITIONS = {
+    TRANSITIONS: dict[str, set[str]] = {
         Status.SCHEDULED: {
             Status.ATTENDED,
             Status.NO_SHOW,

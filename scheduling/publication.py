@@ -18,7 +18,7 @@ pushing to calendar accounts all read it; nothing else restates any of it.
 
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -326,7 +326,7 @@ def published_appointments(
     order_by: tuple = ("start", "id"),
     with_clinician: bool,
     now: datetime,
-) -> Iterator[PublishedAppointment]:
+) -> Generator[PublishedAppointment]:
     """``appointments`` as published, in the order of ``order_by`` (which must end
     with the id), in one query read a chunk at a time; closing the iterator early
     stops reading. ``with_clinician`` names each one's clinician first (the

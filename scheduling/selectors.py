@@ -367,6 +367,7 @@ def calendar_page(
         entry.span = max(1, min(page.rows - entry.row + 1, math.ceil(length / 15)))
         return entry
 
+    keys: list[tuple[date, User | None]]
     if view == DAY:
         keys = [(anchor, clinician) for clinician in shown]
     else:

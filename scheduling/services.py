@@ -279,7 +279,7 @@ def _named_item_update(item: Service | Location, *, name: str, **fields):
         setattr(item, field, value)
     item.full_clean(validate_constraints=False)
     item.save()
-    if model is Location and before != (item.name, item.is_telehealth):
+    if isinstance(item, Location) and before != (item.name, item.is_telehealth):
         _republish_future(Appointment.objects.filter(location=item))
     return item
 
