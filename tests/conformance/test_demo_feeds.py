@@ -162,7 +162,10 @@ def test_a_feed_cut_to_its_size_limit_still_reads_identically(db, client, settin
 def touch(appointment, **changes):
     """A change a calendar must notice, as the scheduling services record one."""
     for name, value in changes.items():
-        setattr(appointment, name, value)
+        if name == "status":
+            appointment.set_status(value, now=timezone.now())
+        else:
+            setattr(appointment, name, value)
     appointment.sequence += 1
     appointment.updated_at = timezone.now()
     appointment.save()
