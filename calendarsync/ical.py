@@ -27,11 +27,18 @@ TELEHEALTH = "Telehealth"
 # A location name is published as is, except anything that looks like an address
 # a meeting could be joined at.
 URL_PATTERN = re.compile(r"\S*(?:://|www\.)\S*", re.IGNORECASE)
+# Characters published as a look-alike, because some parsers misread them however they
+# are escaped: node-ical reads the escaped backslash before an "n" (``C:\\new``) as a
+# line break. A backslash is published as U+29F5 REVERSE SOLIDUS OPERATOR, which every
+# parser reads back unchanged and which (unlike U+FF3C FULLWIDTH REVERSE SOLIDUS) no
+# Unicode normalisation turns back into a backslash.
+PUBLISHED_LOOKALIKES = str.maketrans({"\\": "\u29f5"})
 
 
 def clean_text(value: str) -> str:
     """Text as it may appear in a feed: line breaks become newlines, tabs and other
-    separators become spaces, every other control character is dropped."""
+    separators become spaces, every other control character is dropped, and the
+    characters in ``PUBLISHED_LOOKALIKES`` (the backslash) become their look-alikes."""
     value = (value or "").replace("\r\n", "\n").replace("\r", "\n")
     out = []
     for char in value:
@@ -45,7 +52,7 @@ def clean_text(value: str) -> str:
             continue
         else:
             out.append(char)
-    return "".join(out)
+    return "".join(out).translate(PUBLISHED_LOOKALIKES)
 
 
 def escape_text(value: str) -> str:

@@ -90,12 +90,16 @@ def feed_paths(user) -> dict[str, str]:
 def visible_text(value: str) -> str:
     """What a person typed, as a calendar should show it: line breaks kept (as LF),
     tabs and Unicode line/paragraph separators as spaces, every other control
-    character (C0, DEL, C1), BOM and the non-characters U+FFFE/U+FFFF dropped."""
+    character (C0, DEL, C1), BOM and the non-characters U+FFFE/U+FFFF dropped, and a
+    backslash shown as U+29F5 REVERSE SOLIDUS OPERATOR (node-ical misreads an escaped
+    backslash)."""
     value = value.replace("\r\n", "\n").replace("\r", "\n")
     kept = []
     for char in value:
         if char == "\n":
             kept.append(char)
+        elif char == "\\":
+            kept.append("\u29f5")
         elif char == "\t" or char in "\u2028\u2029":
             kept.append(" ")
         elif unicodedata.category(char) == "Cc" or char in "\ufeff\ufffe\uffff":
