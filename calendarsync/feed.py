@@ -357,6 +357,8 @@ def feed_render(*, link: FeedLink, now: datetime) -> tuple[freshness.CachedFeed,
     overhead = (
         len(ical.calendar_header(name, zone_key, (first_day, last_day), True))
         + len(ical.render_timezone(zone_key, *years))
+        # Only when an event needs it (``ical.event_zone``); a few hundred bytes.
+        + len(ical.render_timezone(ical.REPEATED_HOUR_ZONE, *years))
         + len(ical.FOOTER)
     )
     budget = settings.CALENDAR_FEED_MAX_BYTES - overhead

@@ -4,8 +4,10 @@ Why not build ``icalendar`` objects per request: a feed is re-read by every
 subscribed device every few minutes, so each event is rendered once into bytes
 (``render_event``, memoised on everything that can change its text) and a feed is
 a concatenation of fragments. The ``VTIMEZONE`` comes from the tz database through
-``zoneinfo`` (see ``render_timezone``).
+``zoneinfo`` (see ``render_timezone``); a feed with an event in a repeated hour has a
+second one, for Etc/GMT (see ``event_zone``).
 
+What the text says is ``scheduling.publication``'s; this module only escapes it.
 Every line ends in CRLF and is folded at 75 octets without splitting a UTF-8
 character; TEXT values are stripped of control characters and escaped.
 """
@@ -77,13 +79,38 @@ def utc_stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def zoned_property(name: str, moment: datetime, zone: zoneinfo.ZoneInfo) -> str:
-    """DTSTART/DTEND in the practice's zone. A wall time that occurs twice (the hour
-    repeated when summer time ends) is written in UTC instead, since a TZID time
-    would be read as its first occurrence."""
+# The zone of an event that starts or ends in a repeated hour (see event_zone).
+REPEATED_HOUR_ZONE = "Etc/GMT"
+# How a rendered event shows it uses that zone (a DTSTART line, never text).
+REPEATED_HOUR_MARK = f"\r\nDTSTART;TZID={REPEATED_HOUR_ZONE}:".encode()
+
+
+def occurs_twice(moment: datetime, zone: zoneinfo.ZoneInfo) -> bool:
+    """Whether the wall time of ``moment`` in ``zone`` happens twice (the hour, or
+    half hour, repeated when summer time ends)."""
     local = moment.astimezone(zone)
-    if local.fold or local.replace(fold=1).utcoffset() != local.utcoffset():
-        return f"{name}:{utc_stamp(moment)}"
+    return bool(local.fold) or local.replace(fold=1).utcoffset() != local.utcoffset()
+
+
+def event_zone(start: datetime, end: datetime, zone_key: str) -> str:
+    """The zone an event's DTSTART and DTEND are both written in: the practice's,
+    unless either wall time occurs twice there. A TZID time in the repeated hour is
+    read as its first occurrence, and a UTC time is no better: readers that apply
+    X-WR-TIMEZONE to UTC times as Google Calendar does (x-wr-timezone) move it into
+    the practice's zone and then lose which occurrence it was, since Python's datetime
+    arithmetic drops it (recurring-ical-events read such times an hour early, 30
+    minutes early in Lord Howe). Such an event is written in Etc/GMT instead, with
+    its own VTIMEZONE: no wall time repeats there, X-WR-TIMEZONE leaves TZID times
+    alone, and with both ends in one fixed zone the length is exact too."""
+    zone = zoneinfo.ZoneInfo(zone_key)
+    if occurs_twice(start, zone) or occurs_twice(end, zone):
+        return REPEATED_HOUR_ZONE
+    return zone_key
+
+
+def zoned_property(name: str, moment: datetime, zone: zoneinfo.ZoneInfo) -> str:
+    """DTSTART/DTEND as a wall time in ``zone`` (see ``event_zone`` for which)."""
+    local = moment.astimezone(zone)
     return f"{name};TZID={zone.key}:{local.strftime('%Y%m%dT%H%M%S')}"
 
 
@@ -91,7 +118,7 @@ def zoned_property(name: str, moment: datetime, zone: zoneinfo.ZoneInfo) -> str:
 def render_event(event: PublishedAppointment, zone_key: str) -> bytes:
     """The VEVENT of one appointment. Memoised on the whole event, so a change to
     any published field renders afresh and an unchanged one is never re-rendered."""
-    zone = zoneinfo.ZoneInfo(zone_key)
+    zone = zoneinfo.ZoneInfo(event_zone(event.start, event.end, zone_key))
     lines = [
         "BEGIN:VEVENT",
         f"UID:{event.uid}@tend",
@@ -223,12 +250,16 @@ def render_calendar(
     complete: tuple[date, date],
     truncated: bool,
 ) -> bytes:
-    """The whole feed: its header, the zone for ``years``, the rendered events and
-    the footer. The description says between which dates it lists everything."""
+    """The whole feed: its header, the zone for ``years`` (and Etc/GMT when an event
+    needs it, see ``event_zone``), the rendered events and the footer. The
+    description says between which dates it lists everything."""
+    zones = [render_timezone(zone_key, *years)]
+    if any(REPEATED_HOUR_MARK in fragment for fragment in fragments):
+        zones.append(render_timezone(REPEATED_HOUR_ZONE, *years))
     return b"".join(
         [
             calendar_header(name, zone_key, complete, truncated),
-            render_timezone(zone_key, *years),
+            *zones,
             *fragments,
             FOOTER,
         ]

@@ -82,9 +82,13 @@ UNNAMED_APPOINTMENT = "Appointment"
 # A location is published as named, except anything that looks like an address a
 # meeting could be joined at.
 URL_PATTERN = re.compile(r"\S*(?:://|www\.)\S*", re.IGNORECASE)
-# Characters that are not errors but that calendar parsers read differently, and
-# what is published instead (``str.translate`` table).
-REPLACED: dict[int, str] = {}
+# Characters that some calendar parsers misread however they are escaped, and the
+# look-alike published instead (a ``str.translate`` table). node-ical reads the
+# escaped backslash before an "n" (``C:\\new``) as a line break: a backslash is
+# published as U+29F5 REVERSE SOLIDUS OPERATOR, which every parser reads back
+# unchanged and which (unlike U+FF3C FULLWIDTH REVERSE SOLIDUS) no Unicode
+# normalisation turns back into a backslash.
+REPLACED = str.maketrans({"\\": "\u29f5"})
 
 
 # -- which appointments ------------------------------------------------------------

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.http import http_date, parse_http_date
 
 from calendarsync import feed as feeds
-from calendarsync.ical import fold, render_event
+from calendarsync.ical import fold, render_calendar, render_event
 from practice.models import AllowedNetwork
 from scheduling.models import Appointment, Service
 from scheduling.publication import PublishedAppointment
@@ -223,8 +223,10 @@ def test_control_characters_are_stripped_and_text_escaped(
     body = client.get(personal_path(clinician)).content
     assert_wire_format(body)
     (event,) = parse(body).walk("VEVENT")
-    # Published text is one line: a line break in a title becomes a space.
-    assert str(event["SUMMARY"]) == "Supervision line two; a,b \\ end" + "é" * 60
+    # Published text is one line: a line break in a title becomes a space; a
+    # backslash is published as U+29F5 (node-ical misreads an escaped one).
+    assert str(event["SUMMARY"]) == "Supervision line two; a,b \u29f5 end" + "é" * 60
+    assert b"\\\\" not in body
 
 
 @pytest.mark.parametrize(
@@ -590,6 +592,64 @@ def test_render_event_strips_every_control_character():
     assert_wire_format(fragment)
     assert b"SUMMARY:ABCDE F G\\nH\r\n" in fragment
     assert b"LOCATION:Room 1\\;2\r\n" in fragment
+
+
+def _feed_of(*spans, zone_key="America/New_York") -> bytes:
+    """A feed of events (UTC start, end), rendered directly."""
+    from datetime import date
+
+    stamp = timezone.now().replace(microsecond=0)
+    events = [
+        PublishedAppointment(
+            uid=f"9f1c0d3e-0000-4000-8000-00000000000{index}",
+            sequence=0,
+            created_at=stamp,
+            changed_at=stamp,
+            start=start,
+            end=end,
+            cancelled=False,
+            summary=f"Session {index}",
+            location="",
+        )
+        for index, (start, end) in enumerate(spans)
+    ]
+    return render_calendar(
+        name="Feed",
+        zone_key=zone_key,
+        fragments=[render_event(event, zone_key) for event in events],
+        years=(2026, 2026),
+        complete=(date(2026, 1, 1), date(2026, 12, 31)),
+        truncated=False,
+    )
+
+
+def test_an_event_touching_a_repeated_hour_is_written_in_etc_gmt():
+    """01:00-01:59 happens twice in New York on 2026-11-01 (05:00Z-06:00Z, then
+    06:00Z-07:00Z): such an event has both ends in Etc/GMT, with its VTIMEZONE."""
+    from datetime import UTC, datetime
+
+    def utc(*args):
+        return datetime(*args, tzinfo=UTC)
+
+    plain = _feed_of((utc(2026, 11, 1, 4), utc(2026, 11, 1, 4, 50)))
+    assert b"DTSTART;TZID=America/New_York:20261101T000000\r\n" in plain
+    assert b"DTEND;TZID=America/New_York:20261101T005000\r\n" in plain
+    assert b"Etc/GMT" not in plain
+
+    for start, end in [
+        (utc(2026, 11, 1, 6, 30), utc(2026, 11, 1, 7, 20)),  # second 01:30
+        (utc(2026, 11, 1, 5, 30), utc(2026, 11, 1, 5, 50)),  # first 01:30
+        (utc(2026, 11, 1, 4), utc(2026, 11, 1, 6, 15)),  # ends in the second 01:15
+    ]:
+        body = _feed_of((start, end))
+        assert f"DTSTART;TZID=Etc/GMT:{start:%Y%m%dT%H%M%S}\r\n".encode() in body
+        assert f"DTEND;TZID=Etc/GMT:{end:%Y%m%dT%H%M%S}\r\n".encode() in body
+        assert [str(tz["TZID"]) for tz in parse(body).walk("VTIMEZONE")] == [
+            "America/New_York",
+            "Etc/GMT",
+        ]
+        (event,) = parse(body).walk("VEVENT")
+        assert (event.decoded("DTSTART"), event.decoded("DTEND")) == (start, end)
 
 
 def test_fold_never_splits_a_character():

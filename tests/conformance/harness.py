@@ -5,8 +5,13 @@ Drivers, one per parser, each `parse_with_<name>(ics) -> ParsedCalendar`:
 - ical.js, the parser inside Thunderbird (npm, run with node),
 - libical, the library inside Evolution/GNOME (Debian's GObject bindings, run with the
   system /usr/bin/python3, the only interpreter that can import them),
+- node-ical, the parser inside MagicMirror and Node-RED dashboards (npm, run with
+  node),
 - ical, Home Assistant's parser (PyPI),
 - icalendar, the library the feed is written with,
+- recurring-ical-events after x-wr-timezone (PyPI): the calendar read the way Google
+  Calendar reads a subscription, X-WR-TIMEZONE applied to every UTC time first, then
+  every occurrence computed,
 - vdirsyncer + khal: a subscriber that syncs the feed over HTTP into a local folder and
   lists it, the way a phone subscribes.
 
@@ -55,6 +60,8 @@ NODE_MODULES = REPO / "node_modules"
 SYSTEM_PYTHON = "/usr/bin/python3"
 INSTALL_HINT = "run ./scripts/test-deps and `.venv/bin/pip install -e '.[test]'`"
 TOOL_TIMEOUT = 120
+NPM_PACKAGES = ("ical.js", "node-ical")
+PYTHON_PACKAGES = ("ical", "icalendar", "recurring_ical_events", "x_wr_timezone")
 
 Instant = datetime | date
 
@@ -212,10 +219,11 @@ def node_binary() -> str:
     node = shutil.which("node")
     if node is None:
         raise ToolMissing(f"node is not installed; {INSTALL_HINT}")
-    if not (NODE_MODULES / "ical.js" / "package.json").exists():
-        raise ToolMissing(
-            f"npm package ical.js missing from {NODE_MODULES}; {INSTALL_HINT}"
-        )
+    for package in NPM_PACKAGES:
+        if not (NODE_MODULES / package / "package.json").exists():
+            raise ToolMissing(
+                f"npm package {package} missing from {NODE_MODULES}; {INSTALL_HINT}"
+            )
     return node
 
 
@@ -259,7 +267,7 @@ def check_tools() -> None:
             check()
         except ToolMissing as error:
             missing.append(str(error))
-    for module in ("ical", "icalendar"):
+    for module in PYTHON_PACKAGES:
         try:
             __import__(module)
         except ImportError:
@@ -278,6 +286,18 @@ def parse_with_icaljs(ics: bytes) -> ParsedCalendar:
     )
 
 
+def parse_with_node_ical(ics: bytes) -> ParsedCalendar:
+    """node-ical: instants as JavaScript Dates; all-day values read in UTC."""
+    env = {**os.environ, "TZ": "UTC"}
+    return _run_json_driver(
+        "node-ical",
+        [node_binary(), str(HERE / "nodeical_parse.mjs")],
+        ics,
+        cwd=REPO,
+        env=env,
+    )
+
+
 def parse_with_libical(ics: bytes) -> ParsedCalendar:
     """Evolution's library: X-LIC-ERROR lines are errors, undefined TZIDs warnings."""
     return _run_json_driver(
@@ -286,24 +306,26 @@ def parse_with_libical(ics: bytes) -> ParsedCalendar:
 
 
 @contextlib.contextmanager
-def _captured(logger_name: str) -> Iterator[list[str]]:
-    """Collect Python warnings and WARNING+ log records a library emits."""
+def _captured(*logger_names: str) -> Iterator[list[str]]:
+    """Collect Python warnings and WARNING+ log records the libraries emit."""
     messages: list[str] = []
 
     class Collect(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             messages.append(f"log {record.name}: {record.getMessage()}")
 
-    logger = logging.getLogger(logger_name)
     handler = Collect(level=logging.WARNING)
-    logger.addHandler(handler)
+    loggers = [logging.getLogger(name) for name in logger_names]
+    for logger in loggers:
+        logger.addHandler(handler)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             yield messages
         messages.extend(f"{w.category.__name__}: {w.message}" for w in caught)
     finally:
-        logger.removeHandler(handler)
+        for logger in loggers:
+            logger.removeHandler(handler)
 
 
 def _decode(ics: bytes, result: ParsedCalendar) -> str | None:
@@ -380,6 +402,44 @@ def parse_with_icalendar(ics: bytes) -> ParsedCalendar:
                         end_utc=instant(end),
                     )
                 )
+    result.warnings.extend(_unique(messages))
+    return result
+
+
+def parse_with_recurring_ical_events(ics: bytes) -> ParsedCalendar:
+    """Google Calendar's reading: x-wr-timezone moves every UTC (and floating) time
+    into the calendar's X-WR-TIMEZONE, then recurring-ical-events lists every
+    occurrence. Any exception is an error."""
+    import recurring_ical_events
+    import x_wr_timezone
+    from icalendar import Calendar
+
+    result = ParsedCalendar("recurring-ical-events")
+    with _captured("recurring_ical_events", "x_wr_timezone", "icalendar") as messages:
+        try:
+            calendar = Calendar.from_ical(ics)
+            # What icalendar could not read, the events lack: reported as it is.
+            for component in calendar.walk():
+                for name, message in getattr(component, "errors", []):
+                    result.errors.append(f"{component.name} {name}: {message}")
+            calendar = x_wr_timezone.to_standard(calendar)
+            occurrences = list(recurring_ical_events.of(calendar).all())
+        except Exception as error:  # noqa: BLE001 - any failure is the finding
+            result.errors.append(f"{type(error).__name__}: {error}")
+            occurrences = []
+        for event in occurrences:
+            if event.name != "VEVENT":
+                continue
+            status = event.get("STATUS")
+            result.events.append(
+                ParsedEvent(
+                    uid=str(event.get("UID", "")),
+                    summary=None if "SUMMARY" not in event else str(event["SUMMARY"]),
+                    status="" if status is None else str(status).upper(),
+                    start_utc=instant(event.decoded("DTSTART", None)),
+                    end_utc=instant(event.decoded("DTEND", None)),
+                )
+            )
     result.warnings.extend(_unique(messages))
     return result
 
@@ -622,6 +682,7 @@ def parse_with_vdirsyncer_khal(
 IN_PROCESS: dict[str, Callable[[bytes], ParsedCalendar]] = {
     "icalendar": parse_with_icalendar,
     "ical": parse_with_ical,
+    "recurring-ical-events": parse_with_recurring_ical_events,
 }
 
 
@@ -632,6 +693,7 @@ def parse_everywhere(ics: bytes) -> dict[str, ParsedCalendar]:
     # The external tools are separate processes: run them side by side.
     external = {
         "ical.js": lambda: parse_with_icaljs(ics),
+        "node-ical": lambda: parse_with_node_ical(ics),
         "libical": lambda: parse_with_libical(ics),
         "vdirsyncer+khal": lambda: parse_with_vdirsyncer_khal(ics, window=window),
     }

@@ -1,4 +1,5 @@
-"""Hand-built calendars for testing the harness, written with icalendar 7.
+"""Hand-built calendars for testing the harness, written with icalendar 7, and the
+same sample events written by the feed writer (`feed_bytes`).
 
 `calendar_bytes` writes what every parser here reads identically: VTIMEZONEs from
 `add_missing_timezones()` with one RDATE per line and each observance's DTSTART
@@ -15,6 +16,8 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event, Timezone
 
+from calendarsync.ical import render_calendar, render_event
+from scheduling.publication import PublishedAppointment, event_summary
 from tests.conformance.harness import ParsedEvent, expected_event
 
 STAMP = datetime(2026, 1, 1, tzinfo=UTC)
@@ -160,3 +163,52 @@ def zone_events(zone: str, year: int = 2026) -> list[SampleEvent]:
             )
         )
     return events
+
+
+def feed_bytes(events: list[SampleEvent], zone_key: str) -> bytes:
+    """`events` as the feed writer publishes them for a practice in `zone_key`: each
+    summary is an event title, its UID gains "@tend" (see `feed_expected`)."""
+    feed_events = [
+        PublishedAppointment(
+            uid=sample.uid,
+            sequence=0,
+            created_at=STAMP,
+            changed_at=STAMP,
+            start=sample.start,
+            end=sample.end,
+            cancelled=False,
+            summary=event_summary(
+                is_event=True,
+                title=sample.summary,
+                initials=(),
+                clinician_label=None,
+                cancelled=False,
+            ),
+            location="",
+        )
+        for sample in sorted(events, key=lambda sample: sample.start)
+    ]
+    years = [sample.start.year for sample in events] or [STAMP.year]
+    return render_calendar(
+        name="Samples",
+        zone_key=zone_key,
+        fragments=[render_event(event, zone_key) for event in feed_events],
+        years=(min(years), max(years)),
+        complete=(date(min(years), 1, 1), date(max(years), 12, 31)),
+        truncated=False,
+    )
+
+
+def feed_expected(events: list[SampleEvent], summary=None) -> list[ParsedEvent]:
+    """What every parser should read from `feed_bytes(events, ...)`; `summary` maps a
+    title to the text the feed publishes for it (by default the title itself)."""
+    return [
+        expected_event(
+            uid=f"{sample.uid}@tend",
+            summary=sample.summary if summary is None else summary(sample.summary),
+            status="CONFIRMED",
+            start=sample.start,
+            end=sample.end,
+        )
+        for sample in events
+    ]

@@ -95,12 +95,15 @@ def visible_text(value: str) -> str:
     """What a person typed, as a calendar should show it: on one line (line
     breaks, tabs and other white space as single spaces, none at either end),
     every other control character (C0, DEL, C1), bidirectional control, BOM and
-    the non-characters U+FFFE/U+FFFF dropped."""
+    the non-characters U+FFFE/U+FFFF dropped, and a backslash shown as U+29F5
+    REVERSE SOLIDUS OPERATOR (node-ical misreads an escaped backslash)."""
     kept = []
     for char in value:
         if char in BIDI or char in "\ufeff\ufffe\uffff":
             continue
-        if char.isspace():
+        if char == "\\":
+            kept.append("\u29f5")
+        elif char.isspace():
             kept.append(" ")
         elif unicodedata.category(char) in ("Cc", "Cs"):
             continue
