@@ -190,8 +190,12 @@ def calendar_version_rows(
 def published_text(value: str | None) -> str:
     """Text as any calendar may show it: on one line and without invisible
     controls (``practice.text.single_line``), with the ``REPLACED`` characters
-    replaced."""
-    return single_line(value).translate(REPLACED)
+    replaced, and a value wholly in double quotes given typographic ones (node-ical
+    drops a pair of double quotes around a whole value)."""
+    text = single_line(value).translate(REPLACED)
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = f"\u201c{text[1:-1]}\u201d"
+    return text
 
 
 # Initials are derived in one place (scheduling.names); remembered here because a

@@ -136,3 +136,31 @@ def test_backslashes_read_identically_everywhere():
     assert {event.summary for event in results["node-ical"].events} == {
         published(title) for title in BACKSLASH_TITLES
     }
+
+
+# node-ical drops a pair of double quotes around a whole value; the feed publishes
+# such a value with typographic quotes, and keeps quotes anywhere else as typed.
+QUOTED_TITLES = {
+    '"Quoted"': "\u201cQuoted\u201d",
+    '""': "\u201c\u201d",
+    'The "inner" group': 'The "inner" group',
+    '"Half': '"Half',
+}
+
+
+def test_a_value_wholly_in_quotes_reads_identically_everywhere():
+    sessions = [
+        SampleEvent(
+            f"quoted-{index}",
+            title,
+            utc(2026, 5, 5, 13 + index),
+            utc(2026, 5, 5, 14 + index),
+        )
+        for index, title in enumerate(QUOTED_TITLES)
+    ]
+    ics = feed_bytes(sessions, "America/New_York")
+    assert_feed_structure_ok(ics)
+    results = assert_all_parsers_agree(ics, feed_expected(sessions, QUOTED_TITLES.get))
+    assert {event.summary for event in results["node-ical"].events} == set(
+        QUOTED_TITLES.values()
+    )

@@ -109,7 +109,11 @@ def visible_text(value: str) -> str:
             continue
         else:
             kept.append(char)
-    return " ".join("".join(kept).split())
+    text = " ".join("".join(kept).split())
+    # node-ical drops double quotes around a whole value: typographic ones instead.
+    if len(text) >= 2 and text.startswith('"') and text.endswith('"'):
+        text = "\u201c" + text[1:-1] + "\u201d"
+    return text
 
 
 def structure(body: bytes) -> list[tuple[str, list[str]]]:
