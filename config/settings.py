@@ -104,6 +104,19 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
+elif DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Concurrent requests on the embedded default (calendar polls write): WAL lets
+    # readers run beside the one writer; a write transaction takes the write lock
+    # when it begins (IMMEDIATE), so it waits its turn (up to `timeout` seconds)
+    # instead of failing with "database is locked" when a read in it turns into a
+    # write. Options in DATABASE_URL's query string win.
+    DATABASES["default"].setdefault("OPTIONS", {})
+    for option, value in {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }.items():
+        DATABASES["default"]["OPTIONS"].setdefault(option, value)
 
 CACHES = {
     "default": with_reused_clients(env.cache("CACHE_URL", default="locmemcache://tend"))
