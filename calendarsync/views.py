@@ -29,11 +29,11 @@ from practice.permissions import (
     practice_user_required,
     role_required,
 )
+from practice.unavailable import RETRY_AFTER_SECONDS
 
 logger = logging.getLogger("calendarsync.feed")
 
 FEED_CONTENT_TYPE = "text/calendar; charset=utf-8"
-RETRY_AFTER_SECONDS = 120
 # Unknown links tolerated from one address per window before it gets 429s.
 MISSES_ALLOWED = 30
 MISS_WINDOW_SECONDS = 600

@@ -63,7 +63,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "practice.middleware.SessionMiddleware",
     "practice.middleware.NotModifiedMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -103,6 +103,19 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
+elif DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Concurrent requests on the embedded default (calendar polls write): WAL lets
+    # readers run beside the one writer; a write transaction takes the write lock
+    # when it begins (IMMEDIATE), so it waits its turn (up to `timeout` seconds)
+    # instead of failing with "database is locked" when a read in it turns into a
+    # write. Options in DATABASE_URL's query string win.
+    DATABASES["default"].setdefault("OPTIONS", {})
+    for option, value in {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }.items():
+        DATABASES["default"]["OPTIONS"].setdefault(option, value)
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://tend")}
 # Every process sees the same entries (Redis), rather than each its own.
@@ -163,6 +176,9 @@ SESSION_COOKIE_AGE = SESSION_IDLE_MINUTES * 60
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
+# Database sessions that fail with the database's own error (a 503 page, see
+# practice.unavailable) and are not read again after failing.
+SESSION_ENGINE = "practice.sessions"
 
 # Login lockout (django-axes): five failures for one account from one address lock
 # it for fifteen minutes.

@@ -4,6 +4,9 @@ from django.urls import include, path
 
 from practice import views as practice_views
 
+# Any exception no view handled; a database outage answers 503, never 500.
+handler500 = "practice.views.server_error"
+
 urlpatterns = [
     path("", practice_views.home, name="home"),
     path("healthz", practice_views.healthz, name="healthz"),

@@ -1,3 +1,4 @@
+from django.contrib.sessions import middleware as sessions
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -72,3 +73,15 @@ class NotModifiedMiddleware:
         if response.status_code == 304 and response.has_header("Content-Length"):
             del response["Content-Length"]
         return response
+
+
+class SessionMiddleware(sessions.SessionMiddleware):
+    """Django's, except that a session the database could not load (see
+    ``practice.sessions``) is left alone on the way out: there is nothing to save,
+    and working out its cookie would only query the failed database again, turning
+    one logged outage into two. The answer is already the 503 page."""
+
+    def process_response(self, request, response):
+        if getattr(getattr(request, "session", None), "load_failed", False):
+            return response
+        return super().process_response(request, response)

@@ -1,3 +1,5 @@
+import sys
+
 from django.contrib import messages
 from django.contrib.auth import logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
@@ -5,9 +7,9 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordResetForm
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.views import defaults
 from django.views.decorators.http import require_GET, require_POST
 
 from practice.forms import (
@@ -37,11 +39,23 @@ from practice.services import (
     user_set_active,
     user_update,
 )
+from practice.unavailable import (
+    RETRY_AFTER_SECONDS,
+    caused_by_database,
+    database_ping,
+    unavailable_response,
+)
 
 
 class LoginView(auth_views.LoginView):
     form_class = LoginForm
     redirect_authenticated_user = True
+
+    def get(self, request, *args, **kwargs):
+        # Nobody can sign in without the database: say so (503) before anyone
+        # types a password, rather than after.
+        database_ping()
+        return super().get(request, *args, **kwargs)
 
     def form_valid(self, form):
         user = form.get_user()
@@ -108,12 +122,21 @@ def logout_view(request):
 @require_GET
 def healthz(request):
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
+        database_ping()
     except Exception:  # noqa: BLE001 - any database failure means unhealthy
-        return JsonResponse({"status": "unavailable"}, status=503)
+        response = JsonResponse({"status": "unavailable"}, status=503)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     return JsonResponse({"status": "ok"})
+
+
+def server_error(request):
+    """Django's handler500: every exception no view handled ends here, including
+    those raised in middleware. One from the database (an outage) is a 503 page
+    with Retry-After; anything else is a 500."""
+    if caused_by_database(sys.exception()):
+        return unavailable_response()
+    return defaults.server_error(request)
 
 
 @require_GET

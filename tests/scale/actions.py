@@ -1,6 +1,6 @@
-"""What the two-server test does to the shared database, run through the real
-services in a management shell (``manage.py shell -c``) as an operator would.
-Each action prints one JSON line."""
+"""What the two-server test (and the database-outage test, which only seeds) does
+to the shared database, run through the real services in a management shell
+(``manage.py shell -c``) as an operator would. Each action prints one JSON line."""
 
 import json
 from datetime import datetime, timedelta
@@ -19,6 +19,7 @@ from scheduling.models import Appointment, Patient
 from scheduling.services import appointment_create, appointment_update
 
 EMAIL = "rivera@two-servers.test"
+PASSWORD = "two-servers-password"
 
 
 def _say(**values) -> None:
@@ -45,7 +46,7 @@ def seed() -> None:
         display_name="Dana Rivera",
         credentials="LCSW",
         roles=[Role.CLINICIAN],
-        password="two-servers-password",
+        password=PASSWORD,
     )
     patient = Patient.objects.create(
         practice=practice, first_name="Élodie", last_name="O'Brien"
