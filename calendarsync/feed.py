@@ -74,52 +74,93 @@ def feed_answer(
     if parts is None:
         raise Http404
     public_id, secret = parts
-
     known = freshness.snapshot_read(
         public_id,
         now=now,
         tally_key=services.fetch_tally_key(public_id, family),
         seconds=services.FETCH_RECORD_SECONDS,
     )
-    snapshot = known.snapshot
-    if snapshot is not None and access_feed_grant(snapshot.grant, secret):
-        if settings.CALENDAR_FEED_SNAPSHOT_VERIFY:
-            _verify(snapshot, public_id=public_id, secret=secret, now=now)
-        served = snapshot.key == snapshot.served_key
-        if served and snapshot.served_last_modified is not None:
-            answer = _served(
-                etag=snapshot.served_etag,
-                stored_last_modified=snapshot.served_last_modified,
-                key=snapshot.key,
-                now=now,
-                client_holds=client_holds,
-                link_id=snapshot.link_id,
-                public_id=public_id,
-                tallied=known.tallied,
-            )
-            if answer is not None:
-                return answer
+    poll = _Poll(public_id, secret, now, client_holds, known)
+    return _from_snapshot(poll) or _from_database(poll)
 
+
+@dataclass(frozen=True)
+class _Poll:
+    public_id: str
+    secret: str
+    now: datetime
+    client_holds: Callable[[str, datetime], bool]
+    known: freshness.SnapshotRead
+
+    def holds(self, etag: str, stored: datetime) -> bool:
+        """Whether the client holds the bytes of ``etag``, remembered as of
+        ``stored``. A date not sent yet (ahead of the clock) cannot be echoed back:
+        then only the ETag counts."""
+        if last_modified_header(stored, now=self.now) != stored:
+            return self.client_holds(etag, datetime.max.replace(tzinfo=UTC))
+        return self.client_holds(etag, stored)
+
+    def answer(self, status, etag, stored, gzipped, link_id, link=None) -> FeedAnswer:
+        return FeedAnswer(
+            status,
+            etag,
+            last_modified_header(stored, now=self.now),
+            gzipped,
+            link_id,
+            self.public_id,
+            link,
+            self.known.tallied,
+        )
+
+    def served(self, *, etag, stored, key, link_id, link=None) -> FeedAnswer | None:
+        """304 or the stored bytes last served on the link; None when they are
+        gone."""
+        if self.holds(etag, stored):
+            return self.answer(304, etag, stored, None, link_id, link)
+        entry = freshness.feed_bytes_get(key)
+        if entry is None:
+            return None
+        return self.answer(200, etag, stored, entry.gzipped, link_id, link)
+
+
+def _from_snapshot(poll: _Poll) -> FeedAnswer | None:
+    """The answer from the link's snapshot, with no query; None without one."""
+    snapshot = poll.known.snapshot
+    if snapshot is None or not access_feed_grant(snapshot.grant, poll.secret):
+        return None
+    if settings.CALENDAR_FEED_SNAPSHOT_VERIFY:
+        _verify(snapshot, public_id=poll.public_id, secret=poll.secret, now=poll.now)
+    if snapshot.key != snapshot.served_key or snapshot.served_last_modified is None:
+        return None
+    return poll.served(
+        etag=snapshot.served_etag,
+        stored=snapshot.served_last_modified,
+        key=snapshot.key,
+        link_id=snapshot.link_id,
+    )
+
+
+def _from_database(poll: _Poll) -> FeedAnswer:
+    """The answer after the link query: the bytes last served when they are still
+    the feed's, else rebuilt; leaves a snapshot for the next poll."""
+    now = poll.now
     try:
         link = access_feed_link(
-            selectors.feed_link_for_poll(public_id=public_id, now=now), secret
+            selectors.feed_link_for_poll(public_id=poll.public_id, now=now),
+            poll.secret,
         )
     except Http404:
-        if known.tallied is not None:
-            freshness.tally_undo(known.tallied)
+        if poll.known.tallied is not None:
+            freshness.tally_undo(poll.known.tallied)
         raise
     key = feed_key(link=link, now=now)
     answer = None
     if key == link.served_key and link.served_last_modified is not None:
-        answer = _served(
+        answer = poll.served(
             etag=link.served_etag,
-            stored_last_modified=link.served_last_modified,
+            stored=link.served_last_modified,
             key=key,
-            now=now,
-            client_holds=client_holds,
             link_id=link.pk,
-            public_id=public_id,
-            tallied=known.tallied,
             link=link,
         )
     if answer is None:
@@ -132,19 +173,11 @@ def feed_answer(
             # as current: the next poll builds them again.
             key="" if rendered.provisional else key,
         )
-        last_modified = last_modified_header(stored, now=now)
-        status = 304 if _holds(client_holds, rendered.etag, stored, now=now) else 200
-        answer = FeedAnswer(
-            status,
-            rendered.etag,
-            last_modified,
-            rendered.gzipped,
-            link.pk,
-            public_id,
-            link,
-            known.tallied,
+        status = 304 if poll.holds(rendered.etag, stored) else 200
+        answer = poll.answer(
+            status, rendered.etag, stored, rendered.gzipped, link.pk, link
         )
-    freshness.snapshot_store(link=link, key=key, tag=known.tag, now=now)
+    freshness.snapshot_store(link=link, key=key, tag=poll.known.tag, now=now)
     return answer
 
 
@@ -153,46 +186,6 @@ def last_modified_header(stored: datetime, *, now: datetime) -> datetime:
     never later than now. (``stored`` may be ahead of the clock, when several
     changes came within a second; it only ever moves forward.)"""
     return min(stored, now.replace(microsecond=0))
-
-
-def _holds(
-    client_holds: Callable[[str, datetime], bool],
-    etag: str,
-    stored: datetime,
-    *,
-    now: datetime,
-) -> bool:
-    # A date that has not been sent yet cannot be echoed back: only an ETag then.
-    sent = last_modified_header(stored, now=now)
-    if sent != stored:
-        return client_holds(etag, datetime.max.replace(tzinfo=UTC))
-    return client_holds(etag, stored)
-
-
-def _served(
-    *,
-    etag: str,
-    stored_last_modified: datetime,
-    key: str,
-    now: datetime,
-    client_holds,
-    link_id: int,
-    public_id: str,
-    tallied,
-    link: FeedLink | None = None,
-) -> FeedAnswer | None:
-    """The answer from the bytes last served, or None when they are gone."""
-    last_modified = last_modified_header(stored_last_modified, now=now)
-    if _holds(client_holds, etag, stored_last_modified, now=now):
-        return FeedAnswer(
-            304, etag, last_modified, None, link_id, public_id, link, tallied
-        )
-    entry = freshness.feed_bytes_get(key)
-    if entry is None:
-        return None
-    return FeedAnswer(
-        200, etag, last_modified, entry.gzipped, link_id, public_id, link, tallied
-    )
 
 
 def _verify(snapshot, *, public_id: str, secret: str, now: datetime) -> None:
@@ -338,6 +331,36 @@ def _day(event: PublishedAppointment, zone, today: datetime) -> date:
     return max(day, today.date()) if event.end > today else day
 
 
+Rendered = list[tuple[PublishedAppointment, bytes]]
+
+
+def _fit(
+    events: Generator[PublishedAppointment], *, budget: int, zone, today: datetime
+) -> tuple[Rendered, date | None]:
+    """The events (in priority order) rendered, whole days at a time while they fit
+    in ``budget`` bytes, and the first day left out (None: all fit). Reading stops
+    at the first event that does not fit."""
+    kept: Rendered = []
+    day_events: Rendered = []
+    current_day = None
+    used = day_used = 0
+    try:
+        for event in events:
+            day = _day(event, zone, today)
+            if day != current_day:
+                kept.extend(day_events)
+                used += day_used
+                day_events, day_used, current_day = [], 0, day
+            fragment = ical.render_event(event, zone.key)
+            if used + day_used + len(fragment) > budget:
+                return kept, day
+            day_events.append((event, fragment))
+            day_used += len(fragment)
+    finally:
+        events.close()
+    return kept + day_events, None
+
+
 def feed_render(*, link: FeedLink, now: datetime) -> tuple[freshness.CachedFeed, bool]:
     """Build the feed of ``link`` in memory, completely, or raise (one query); and
     whether a stamp in it was held back to the present. When it would exceed the
@@ -369,27 +392,7 @@ def feed_render(*, link: FeedLink, now: datetime) -> tuple[freshness.CachedFeed,
         today=today_start,
         now=now,
     )
-    kept: list[tuple[PublishedAppointment, bytes]] = []
-    day_events: list[tuple[PublishedAppointment, bytes]] = []
-    current_day = None
-    used = day_used = 0
-    dropped_day = None  # the first day left out, in priority order
-    for event in events:
-        day = _day(event, zone, today_start)
-        if day != current_day:
-            kept.extend(day_events)
-            used += day_used
-            day_events, day_used, current_day = [], 0, day
-        fragment = ical.render_event(event, zone_key)
-        if used + day_used + len(fragment) > budget:
-            dropped_day = day
-            break
-        day_events.append((event, fragment))
-        day_used += len(fragment)
-    else:
-        kept.extend(day_events)
-    events.close()
-
+    kept, dropped_day = _fit(events, budget=budget, zone=zone, today=today_start)
     complete = (first_day, last_day)
     if dropped_day is not None:
         if dropped_day >= today:
