@@ -25,17 +25,12 @@ from django.db import OperationalError
 from django.urls import path as route
 
 from tests.scale.actions import EMAIL, PASSWORD
+from tests.servers import free_port, manage
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 # Signed-in pages of each app, and the login page itself.
 PAGES = ["/scheduling/", "/patients/", "/settings/", "/settings/sync/", "/login/"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Proxy:
@@ -44,7 +39,7 @@ class Proxy:
 
     def __init__(self, target: tuple[str, int]):
         self.target = target
-        self.port = _free_port()
+        self.port = free_port()
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -177,23 +172,10 @@ def server(outage, tmp_path):
         "CALENDAR_FEED_SNAPSHOT_VERIFY": "false",
     }
 
-    def manage(*args: str) -> str:
-        done = subprocess.run(  # noqa: S603 - our own interpreter and arguments
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    manage("migrate", "--noinput", "-v", "0")
-    out = manage("shell", "-c", "from tests.scale import actions; actions.seed()")
+    manage(env, "migrate", "--noinput", "-v", "0")
+    out = manage(env, "shell", "-c", "from tests.scale import actions; actions.seed()")
     feed = json.loads(out.strip().splitlines()[-1])["path"]
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path / "server.log"
     log = log_path.open("w")
     process = subprocess.Popen(  # noqa: S603 - our own gunicorn and arguments

@@ -6,7 +6,6 @@ reports "database is locked"."""
 
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +15,8 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from pathlib import Path
+
+from tests.servers import free_port, manage
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -31,12 +32,6 @@ USER_AGENTS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _get(port: int, path: str, headers: dict) -> tuple[int, dict]:
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
     try:
@@ -46,20 +41,6 @@ def _get(port: int, path: str, headers: dict) -> tuple[int, dict]:
     except urllib.error.HTTPError as error:
         error.read()
         return error.code, dict(error.headers)
-
-
-def _manage(env: dict, args: list[str], timeout: int = 120) -> str:
-    done = subprocess.run(  # noqa: S603 - our own interpreter and arguments
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        check=False,
-        timeout=timeout,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def _last_json(output: str) -> dict:
@@ -80,14 +61,14 @@ def test_twenty_pollers_and_a_writer_never_meet_a_locked_database(tmp_path):
         "CALENDAR_FEED_SNAPSHOT_VERIFY": "false",
         "LOG_LEVEL": "WARNING",
     }
-    _manage(env, ["migrate", "--noinput", "-v", "0"], timeout=300)
+    manage(env, "migrate", "--noinput", "-v", "0")
     shell = ["shell", "-c"]
     paths = _last_json(
-        _manage(env, [*shell, "from tests.scale import busy; busy.seed()"])
+        manage(env, *shell, "from tests.scale import busy; busy.seed()", timeout=120)
     )["paths"]
     assert len(paths) >= POLLERS
 
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path / "server.log"
     with log_path.open("w") as log:
         server = subprocess.Popen(  # noqa: S603 - our own gunicorn and arguments
@@ -151,9 +132,11 @@ def test_twenty_pollers_and_a_writer_never_meet_a_locked_database(tmp_path):
         for poller in pollers:
             poller.start()
         written = _last_json(
-            _manage(
+            manage(
                 env,
-                [*shell, f"from tests.scale import busy; busy.write({WRITE_SECONDS})"],
+                *shell,
+                f"from tests.scale import busy; busy.write({WRITE_SECONDS})",
+                timeout=120,
             )
         )
         stop.set()

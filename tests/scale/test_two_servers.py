@@ -5,7 +5,6 @@ cached just before."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -53,12 +54,6 @@ def _redis_or_skip(url: str) -> None:
     except redis.RedisError as error:
         pytest.skip(f"Redis does not answer at {url}: {error}")
     client.flushdb()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _get(port: int, path: str, headers: dict | None = None) -> tuple[int, bytes]:
@@ -126,7 +121,7 @@ def act(env: dict, action: str) -> dict:
 
 @pytest.fixture(scope="module")
 def servers(environment):
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     processes = [
         subprocess.Popen(  # noqa: S603 - our own gunicorn and arguments
             [
