@@ -166,19 +166,24 @@ def _from_database(poll: _Poll) -> FeedAnswer:
     if answer is None:
         rendered = feed_document(link=link, key=key, now=now)
         stored = services.feed_link_mark_served(
-            link=link,
-            etag=rendered.etag,
-            changed_at=rendered.changed_at,
-            # Bytes with a stamp held back to "now" are served once, never named
-            # as current: the next poll builds them again.
-            key="" if rendered.provisional else key,
+            link=link, etag=rendered.etag, changed_at=rendered.changed_at, key=key
         )
         status = 304 if poll.holds(rendered.etag, stored) else 200
         answer = poll.answer(
             status, rendered.etag, stored, rendered.gzipped, link.pk, link
         )
-    freshness.snapshot_store(link=link, key=key, tag=poll.known.tag, now=now)
+    if _ahead_until(link, now) is None:
+        freshness.snapshot_store(link=link, key=key, tag=poll.known.tag, now=now)
     return answer
+
+
+def _ahead_until(link: FeedLink, now: datetime) -> datetime | None:
+    """When the clock reaches the latest change of the link's calendar, if that is
+    still ahead of it (several changes within a second are each dated a second
+    later). Until then the feed holds those dates back to the present, so its bytes
+    depend on the second (``feed_key``) and no snapshot is left."""
+    changed = link.version_changed
+    return changed if changed is not None and changed > now else None
 
 
 def last_modified_header(stored: datetime, *, now: datetime) -> datetime:
@@ -217,6 +222,9 @@ def feed_key(*, link: FeedLink, now: datetime) -> str:
     first_day, _after = publication.calendar_days(
         scope=link.scope, zone=practice.zone, now=now
     )
+    # Dates ahead of the clock are published as the present second (see
+    # ``publication``): then the bytes are those of this second only.
+    ahead = _ahead_until(link, now)
     return freshness.feed_cache_key(
         practice.pk,
         link.scope,
@@ -226,6 +234,7 @@ def feed_key(*, link: FeedLink, now: datetime) -> str:
         first_day.isoformat(),
         settings.CALENDAR_FEED_MAX_BYTES,
         link.schedule_version,
+        "" if ahead is None else now.replace(microsecond=0).isoformat(),
     )
 
 
@@ -240,7 +249,6 @@ class FeedDocument:
     event_count: int
     truncated: bool
     key: str
-    provisional: bool  # a stamp was held back to the present: not to be kept
 
     @property
     def body(self) -> bytes:
@@ -253,11 +261,9 @@ def feed_document(*, link: FeedLink, now: datetime, key: str | None = None):
     stored. ``link`` comes from ``selectors.feed_link_for_poll``."""
     key = key or feed_key(link=link, now=now)
     entry = freshness.feed_bytes_get(key)
-    provisional = False
     if entry is None:
-        entry, provisional = feed_render(link=link, now=now)
-        if not provisional:
-            freshness.feed_bytes_set(key, entry)
+        entry = feed_render(link=link, now=now)
+        freshness.feed_bytes_set(key, entry)
     changed = [link.access.changed_at, link.created_at]
     if entry.latest_change is not None:
         changed.append(entry.latest_change)
@@ -269,7 +275,6 @@ def feed_document(*, link: FeedLink, now: datetime, key: str | None = None):
         event_count=entry.event_count,
         truncated=entry.truncated,
         key=key,
-        provisional=provisional,
     )
 
 
@@ -361,9 +366,9 @@ def _fit(
     return kept + day_events, None
 
 
-def feed_render(*, link: FeedLink, now: datetime) -> tuple[freshness.CachedFeed, bool]:
-    """Build the feed of ``link`` in memory, completely, or raise (one query); and
-    whether a stamp in it was held back to the present. When it would exceed the
+def feed_render(*, link: FeedLink, now: datetime) -> freshness.CachedFeed:
+    """Build the feed of ``link`` in memory, completely, or raise (one query). When
+    it would exceed the
     size limit, whole days are left out, the farthest from today first: today and
     the coming days are kept before the past."""
     practice = link.access.practice
@@ -409,8 +414,6 @@ def feed_render(*, link: FeedLink, now: datetime) -> tuple[freshness.CachedFeed,
         truncated=dropped_day is not None,
     )
     latest = max((event.changed_at for event, _ in kept), default=None)
-    # ``publication`` holds a change stamped after ``now`` back to ``now``.
-    provisional = any(event.changed_at == now for event, _ in kept)
     entry = freshness.CachedFeed(
         etag=f'"{hashlib.sha256(body).hexdigest()}"',
         gzipped=bytes(deflate.gzip_compress(body, GZIP_LEVEL)),
@@ -419,4 +422,4 @@ def feed_render(*, link: FeedLink, now: datetime) -> tuple[freshness.CachedFeed,
         event_count=len(kept),
         truncated=dropped_day is not None,
     )
-    return entry, provisional
+    return entry

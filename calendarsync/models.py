@@ -7,7 +7,7 @@ working link, and Reset (new salt) ends every old link at once.
 """
 
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -92,8 +92,10 @@ class FeedLink(models.Model):
     # Remembering what was served changes no calendar.
     quiet_fields = ("served_etag", "served_last_modified", "served_key")
     # Set on links loaded by ``selectors.feed_link_for_poll``: the version of the
-    # calendar's schedule, which the key of its bytes includes.
+    # calendar's schedule, which the key of its bytes includes, and its latest
+    # change.
     schedule_version: str
+    version_changed: datetime | None
     objects = ChangeNotifyingManager()
 
     class Meta:

@@ -289,9 +289,10 @@ def _published(rows: list, *, with_clinician: bool, now: datetime):
     deleted_at = first.deleted_at
     cancelled = bool(deleted_at) or first.status in Appointment.CANCELLED_STATUSES
     changed = max(first.updated_at, deleted_at) if deleted_at else first.updated_at
-    # Never later than the moment of publication (a clock ahead of ours, or several
-    # changes within one second, would otherwise stamp it in the future).
-    changed = min(changed, now)
+    # Never later than the moment of publication, in whole seconds (several
+    # changes within one second are each dated a second later, so the last can be
+    # ahead of the clock).
+    changed = min(changed, now.replace(microsecond=0))
     label = None
     if with_clinician:
         label = clinician_label(
