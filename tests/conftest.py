@@ -1,20 +1,20 @@
-"""Shared fixtures: two practices with named users, and Chromium for browser tests."""
+"""Shared fixtures: two practices with named users, and Chromium for browser tests.
+The data come from ``tests.factories``; helpers that are not fixtures live in
+``tests.support``."""
 
 import os
 
 import pytest
-from django.core.cache import caches
 
-from calendarsync import freshness
-from practice.models import Practice, Role, User
-from practice.services import user_create
+from practice.models import Role, User
+from tests import factories
 from tests.servers import RedisServer, SilentServer
+from tests.support import clear_caches
 
 # Playwright's sync API keeps an event loop on the main thread; Django's ORM refuses to
 # run beside one unless told it is safe (it is: the loop only drives the browser).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-PASSWORD = "correct-horse-battery"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -28,14 +28,6 @@ CHROMIUM_ARGS = [
 ]
 
 
-def clear_caches() -> None:
-    """Empty every cache, and what this process keeps beside them (feed bytes and
-    which practice each link belongs to)."""
-    for cache in caches.all():
-        cache.clear()
-    freshness.forget_all()
-
-
 @pytest.fixture(autouse=True)
 def _fast_and_clean(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -45,44 +37,23 @@ def _fast_and_clean(settings):
 
 @pytest.fixture
 def practice(db):
-    return Practice.objects.create(
+    return factories.make_practice(
         name="Riverside Counseling", time_zone="America/New_York"
     )
 
 
 @pytest.fixture
 def other_practice(db):
-    return Practice.objects.create(
+    return factories.make_practice(
         name="Harbor Family Therapy", time_zone="America/Los_Angeles"
     )
 
 
 @pytest.fixture
-def make_user(db):
-    counter = {"n": 0}
-
-    def make(
-        practice, *roles, email=None, name=None, credentials="", password=PASSWORD
-    ):
-        counter["n"] += 1
-        return user_create(
-            practice=practice,
-            email=email or f"user{counter['n']}@{practice.pk}.example.test",
-            display_name=name or f"User {counter['n']}",
-            credentials=credentials,
-            roles=roles or [Role.CLINICIAN],
-            password=password,
-        )
-
-    return make
-
-
-@pytest.fixture
-def admin_user(practice, make_user) -> User:
-    return make_user(
+def admin_user(practice) -> User:
+    return factories.make_user(
         practice,
-        Role.ADMINISTRATOR,
-        Role.CLINICIAN,
+        roles=[Role.ADMINISTRATOR, Role.CLINICIAN],
         email="admin@riverside.test",
         name="Morgan Ellis",
         credentials="PsyD",
@@ -90,17 +61,20 @@ def admin_user(practice, make_user) -> User:
 
 
 @pytest.fixture
-def scheduler(practice, make_user) -> User:
-    return make_user(
-        practice, Role.SCHEDULER, email="scheduler@riverside.test", name="Sam Porter"
+def scheduler(practice) -> User:
+    return factories.make_user(
+        practice,
+        roles=[Role.SCHEDULER],
+        email="scheduler@riverside.test",
+        name="Sam Porter",
     )
 
 
 @pytest.fixture
-def clinician(practice, make_user) -> User:
-    return make_user(
+def clinician(practice) -> User:
+    return factories.make_user(
         practice,
-        Role.CLINICIAN,
+        roles=[Role.CLINICIAN],
         email="rivera@riverside.test",
         name="Dana Rivera",
         credentials="LCSW",
@@ -108,10 +82,10 @@ def clinician(practice, make_user) -> User:
 
 
 @pytest.fixture
-def other_clinician(practice, make_user) -> User:
-    return make_user(
+def other_clinician(practice) -> User:
+    return factories.make_user(
         practice,
-        Role.CLINICIAN,
+        roles=[Role.CLINICIAN],
         email="chen@riverside.test",
         name="Wei Chen",
         credentials="PhD",
@@ -119,11 +93,10 @@ def other_clinician(practice, make_user) -> User:
 
 
 @pytest.fixture
-def outsider_admin(other_practice, make_user) -> User:
-    return make_user(
+def outsider_admin(other_practice) -> User:
+    return factories.make_user(
         other_practice,
-        Role.ADMINISTRATOR,
-        Role.CLINICIAN,
+        roles=[Role.ADMINISTRATOR, Role.CLINICIAN],
         email="admin@harbor.test",
         name="Alex Stone",
         credentials="LPC",
@@ -179,13 +152,6 @@ def phone_page(browser, live_server):
     page.set_default_timeout(15_000)
     yield page
     context.close()
-
-
-def browser_login(page, email, password=PASSWORD):
-    page.goto("/login/")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,13 @@ from calendarsync.tokens import make_token
 from practice.models import Role
 from practice.services import user_set_active, user_update
 from scheduling.models import Appointment
-from tests.calendarsync.conftest import local
+from tests.factories import (
+    feed_links,
+    local,
+    make_appointment,
+    personal_feed_path,
+    practice_feed_path,
+)
 
 
 def snapshot(response):
@@ -33,7 +39,7 @@ def reference_404(client, db):
 
 
 @pytest.fixture
-def busy(practice, clinician, other_clinician, make_appointment):
+def busy(practice, clinician, other_clinician):
     make_appointment(clinician, kind=Appointment.Kind.EVENT, title="Dana's block")
     make_appointment(other_clinician, kind=Appointment.Kind.EVENT, title="Wei's block")
 
@@ -56,10 +62,8 @@ def test_reference_404_is_plain_and_private(reference_404):
     assert headers["Cache-Control"] == "private, no-cache"
 
 
-def test_malformed_and_forged_tokens(
-    client, clinician, busy, personal_path, reference_404
-):
-    path = personal_path(clinician)
+def test_malformed_and_forged_tokens(client, clinician, busy, reference_404):
+    path = personal_feed_path(clinician)
     token = path.removeprefix("/calendar/").removesuffix(".ics")
     forged_secret = token[:12] + ("B" if token[12] != "B" else "C") + token[13:]
     for bad in (
@@ -93,11 +97,10 @@ def test_personal_link_dies_at_once(
     admin_user,
     clinician,
     busy,
-    personal_path,
     reference_404,
     revoke,
 ):
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     assert client.get(path).status_code == 200
     if revoke == "user_deactivated":
         user_set_active(user=clinician, active=False, actor=admin_user, client_ip=None)
@@ -119,6 +122,7 @@ def test_personal_link_dies_at_once(
             practice=practice, enabled=False, actor=admin_user, client_ip=None
         )
     elif revoke == "user_moved_practice":
+        # No page moves a user to another practice: straight to the table.
         clinician.practice = other_practice
         clinician.save()
     assert_dead(client, path, reference_404)
@@ -135,15 +139,14 @@ def test_scheduler_links_die_with_the_role_or_the_clinician(
     scheduler,
     clinician,
     busy,
-    links_of,
     reference_404,
     revoke,
 ):
-    links = links_of(scheduler)
+    links = feed_links(scheduler)
     clinician_path = links[(FeedScope.CLINICIAN, clinician.pk)]
-    practice_path = links[(FeedScope.PRACTICE, None)]
+    practice_feed_path = links[(FeedScope.PRACTICE, None)]
     assert b"Dana's block" in client.get(clinician_path).content
-    assert b"Wei's block" in client.get(practice_path).content
+    assert b"Wei's block" in client.get(practice_feed_path).content
 
     if revoke == "scheduler_lost_role":
         user_update(
@@ -155,7 +158,7 @@ def test_scheduler_links_die_with_the_role_or_the_clinician(
             client_ip=None,
         )
         assert_dead(client, clinician_path, reference_404)
-        assert_dead(client, practice_path, reference_404)
+        assert_dead(client, practice_feed_path, reference_404)
     else:
         if revoke == "clinician_deactivated":
             user_set_active(
@@ -172,16 +175,16 @@ def test_scheduler_links_die_with_the_role_or_the_clinician(
             )
         assert_dead(client, clinician_path, reference_404)
         # The practice-wide calendar itself stays.
-        assert client.get(practice_path).status_code == 200
+        assert client.get(practice_feed_path).status_code == 200
 
 
 def test_reset_issues_new_links_for_every_calendar(
-    client, scheduler, clinician, busy, links_of, reference_404
+    client, scheduler, clinician, busy, reference_404
 ):
-    before = links_of(scheduler)
-    assert links_of(scheduler) == before  # the same links on every visit
+    before = feed_links(scheduler)
+    assert feed_links(scheduler) == before  # the same links on every visit
     feed_access_reset(user=scheduler, actor=scheduler, client_ip=None)
-    after = links_of(scheduler)
+    after = feed_links(scheduler)
     assert set(before) == set(after)
     for key, path in before.items():
         assert after[key] != path
@@ -189,22 +192,20 @@ def test_reset_issues_new_links_for_every_calendar(
         assert client.get(after[key]).status_code == 200
 
 
-def test_enable_never_brings_back_old_links(
-    client, clinician, busy, personal_path, reference_404
-):
-    old = personal_path(clinician)
+def test_enable_never_brings_back_old_links(client, clinician, busy, reference_404):
+    old = personal_feed_path(clinician)
     feed_access_disable(user=clinician, actor=clinician, client_ip=None)
     feed_access_enable(user=clinician, actor=clinician, client_ip=None)
-    new = personal_path(clinician)
+    new = personal_feed_path(clinician)
     assert new != old
     assert_dead(client, old, reference_404)
     assert client.get(new).status_code == 200
 
 
 def test_practice_switch_back_on_restores_current_links(
-    client, practice, admin_user, clinician, busy, personal_path
+    client, practice, admin_user, clinician, busy
 ):
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     practice_sync_set(
         practice=practice, enabled=False, actor=admin_user, client_ip=None
     )
@@ -213,8 +214,8 @@ def test_practice_switch_back_on_restores_current_links(
     assert client.get(path).status_code == 200
 
 
-def test_database_alone_cannot_rebuild_a_link(client, clinician, busy, personal_path):
-    path = personal_path(clinician)
+def test_database_alone_cannot_rebuild_a_link(client, clinician, busy):
+    path = personal_feed_path(clinician)
     link = FeedLink.objects.get(access__user=clinician)
     access = FeedAccess.objects.get(user=clinician)
     # Everything stored, combined with a wrong key guess, is worthless.
@@ -243,10 +244,8 @@ def test_database_alone_cannot_rebuild_a_link(client, clinician, busy, personal_
         assert secret not in " ".join(map(str, row))
 
 
-def test_key_rotation_and_secret_key_independence(
-    client, settings, clinician, busy, personal_path
-):
-    path = personal_path(clinician)
+def test_key_rotation_and_secret_key_independence(client, settings, clinician, busy):
+    path = personal_feed_path(clinician)
     settings.SECRET_KEY = "a-brand-new-secret-key-after-rotation-0123456789"
     assert client.get(path).status_code == 200
 
@@ -256,7 +255,7 @@ def test_key_rotation_and_secret_key_independence(
     settings.CALENDAR_FEED_KEY_FALLBACKS = [old_key]
     assert client.get(path).status_code == 200
     # The page now shows links made with the new key, which work too.
-    new_path = personal_path(clinician)
+    new_path = personal_feed_path(clinician)
     assert new_path != path
     assert client.get(new_path).status_code == 200
 
@@ -267,9 +266,6 @@ def test_token_of_one_practice_never_shows_another(
     other_practice,
     clinician,
     outsider_admin,
-    make_appointment,
-    personal_path,
-    practice_path,
     reference_404,
 ):
     make_appointment(clinician, kind=Appointment.Kind.EVENT, title="Riverside only")
@@ -279,9 +275,9 @@ def test_token_of_one_practice_never_shows_another(
         title="Harbor only",
         start=local(other_practice, days=1),
     )
-    harbor_personal = client.get(personal_path(outsider_admin)).content
-    harbor_all = client.get(practice_path(outsider_admin)).content
-    riverside = client.get(personal_path(clinician)).content
+    harbor_personal = client.get(personal_feed_path(outsider_admin)).content
+    harbor_all = client.get(practice_feed_path(outsider_admin)).content
+    riverside = client.get(personal_feed_path(clinician)).content
     assert b"Harbor only" in harbor_personal and b"Harbor only" in harbor_all
     assert b"Riverside" not in harbor_personal + harbor_all
     assert b"Harbor only" not in riverside
@@ -296,6 +292,7 @@ def test_token_of_one_practice_never_shows_another(
         public_id="Z" * 12,
         salt=bytes(link.access.secret_salt),
     )
+    # A forged row no service would write: straight to the table.
     FeedLink.objects.create(
         access=link.access,
         scope=FeedScope.CLINICIAN,
@@ -306,18 +303,18 @@ def test_token_of_one_practice_never_shows_another(
 
 
 def test_appointments_of_other_clinicians_stay_out_of_a_personal_feed(
-    client, clinician, other_clinician, busy, personal_path
+    client, clinician, other_clinician, busy
 ):
-    body = client.get(personal_path(clinician)).content
+    body = client.get(personal_feed_path(clinician)).content
     assert b"Dana's block" in body
     assert b"Wei's block" not in body
 
 
-def test_feed_fetch_is_recorded_once_a_minute(client, clinician, busy, personal_path):
+def test_feed_fetch_is_recorded_once_a_minute(client, clinician, busy):
     from calendarsync.models import FeedFetch
     from practice.models import AuditEvent
 
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     google = {"User-Agent": "Google-Calendar-Importer"}
     iphone = {"User-Agent": "iOS/18.1 (22B83) dataaccessd/1.0"}
     for _ in range(3):
@@ -332,11 +329,11 @@ def test_feed_fetch_is_recorded_once_a_minute(client, clinician, busy, personal_
 
 
 def test_repeated_failures_from_one_address_are_limited_not_valid_links(
-    client, clinician, busy, personal_path, reference_404
+    client, clinician, busy, reference_404
 ):
     from calendarsync.views import MISSES_ALLOWED
 
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     prober = {"REMOTE_ADDR": "198.51.100.66"}
     for index in range(MISSES_ALLOWED):
         response = client.get(f"/calendar/{'Q' * 54}{index % 10}.ics", **prober)

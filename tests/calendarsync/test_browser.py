@@ -4,7 +4,8 @@ import pytest
 
 from calendarsync.models import FeedScope
 from scheduling.models import Appointment
-from tests.conftest import browser_login
+from tests.factories import feed_links, make_appointment
+from tests.support import browser_login
 
 pytestmark = pytest.mark.browser
 
@@ -15,9 +16,7 @@ def live_site(settings, live_server):
     return live_server.url
 
 
-def test_clinician_subscribes_from_a_phone_and_resets(
-    phone_page, live_site, clinician, make_appointment
-):
+def test_clinician_subscribes_from_a_phone_and_resets(phone_page, live_site, clinician):
     make_appointment(clinician, kind=Appointment.Kind.EVENT, title="Team huddle")
     page = phone_page
     browser_login(page, clinician.email)
@@ -72,9 +71,9 @@ def test_reset_can_be_called_off(phone_page, live_site, clinician):
 
 
 def test_admin_disables_a_scheduler_and_the_practice_link_dies(
-    page, live_site, admin_user, scheduler, clinician, links_of
+    page, live_site, admin_user, scheduler, clinician
 ):
-    path = links_of(scheduler)[(FeedScope.PRACTICE, None)]
+    path = feed_links(scheduler)[(FeedScope.PRACTICE, None)]
     assert page.request.get(live_site + path).status == 200
 
     browser_login(page, admin_user.email)

@@ -13,9 +13,20 @@ from django.utils.http import http_date, parse_http_date
 from calendarsync import feed as feeds
 from calendarsync.ical import fold, render_calendar, render_event
 from practice.models import AllowedNetwork
-from scheduling.models import Appointment, Service
+from scheduling.models import Appointment
 from scheduling.publication import PublishedAppointment
-from tests.calendarsync.conftest import change, local
+from tests.factories import (
+    change_appointment,
+    delete_appointment,
+    feed_links,
+    local,
+    make_appointment,
+    make_location,
+    make_patient,
+    make_service,
+    personal_feed_path,
+    practice_feed_path,
+)
 
 
 def parse(body: bytes) -> icalendar.Calendar:
@@ -45,9 +56,9 @@ def assert_wire_format(body: bytes) -> None:
 
 
 @pytest.fixture
-def session(clinician, make_appointment, make_patient, practice, office):
-    elodie = make_patient(practice, "Élodie", "O'Brien")
-    mary = make_patient(practice, "Mary-Kate", "van der Berg")
+def session(clinician, practice, office):
+    elodie = make_patient(practice, first_name="Élodie", last_name="O'Brien")
+    mary = make_patient(practice, first_name="Mary-Kate", last_name="van der Berg")
     return make_appointment(
         clinician,
         patients=[elodie, mary],
@@ -56,10 +67,8 @@ def session(clinician, make_appointment, make_patient, practice, office):
     )
 
 
-def test_personal_feed_is_a_complete_calendar(
-    client, clinician, session, personal_path
-):
-    response = client.get(personal_path(clinician))
+def test_personal_feed_is_a_complete_calendar(client, clinician, session):
+    response = client.get(personal_feed_path(clinician))
 
     assert response.status_code == 200
     assert response["Content-Type"] == "text/calendar; charset=utf-8"
@@ -99,10 +108,8 @@ def test_personal_feed_is_a_complete_calendar(
     assert event.decoded("CREATED") == session.created_at.replace(microsecond=0)
 
 
-def test_vtimezone_covers_the_dst_changes_of_the_window(
-    client, clinician, session, personal_path
-):
-    calendar = parse(client.get(personal_path(clinician)).content)
+def test_vtimezone_covers_the_dst_changes_of_the_window(client, clinician, session):
+    calendar = parse(client.get(personal_feed_path(clinician)).content)
     (vtimezone,) = calendar.walk("VTIMEZONE")
     text = vtimezone.to_ical().decode()
     year = timezone.now().year
@@ -118,9 +125,6 @@ def test_telehealth_and_events_and_practice_wide_summaries(
     clinician,
     session,
     telehealth,
-    make_appointment,
-    practice_path,
-    personal_path,
 ):
     meeting = make_appointment(
         clinician,
@@ -130,10 +134,10 @@ def test_telehealth_and_events_and_practice_wide_summaries(
         start=local(practice, days=3),
     )
 
-    mine = events_by_summary(client.get(personal_path(clinician)).content)
+    mine = events_by_summary(client.get(personal_feed_path(clinician)).content)
     assert str(mine["Staff meeting; room 2, upstairs"]["LOCATION"]) == "Telehealth"
 
-    body = client.get(practice_path(admin_user)).content
+    body = client.get(practice_feed_path(admin_user)).content
     calendar = parse(body)
     assert text(calendar["X-WR-CALNAME"]) == "Riverside Counseling — all clinicians"
     summaries = events_by_summary(body)
@@ -153,9 +157,6 @@ def test_no_patient_detail_ever_reaches_a_feed(
     practice,
     admin_user,
     clinician,
-    make_patient,
-    make_appointment,
-    links_of,
 ):
     secrets = {
         "first": "Zebulonia",
@@ -170,19 +171,15 @@ def test_no_patient_detail_ever_reaches_a_feed(
     }
     patient = make_patient(
         practice,
-        secrets["first"],
-        secrets["last"],
+        first_name=secrets["first"],
+        last_name=secrets["last"],
         preferred_name=secrets["preferred"],
         email=secrets["email"],
         phone=secrets["phone"],
         date_of_birth=secrets["dob"],
     )
-    service = Service.objects.create(practice=practice, name=secrets["service"])
-    from scheduling.models import Location
-
-    room = Location.objects.create(
-        practice=practice, name=f"Zoom {secrets['meeting']}", is_telehealth=False
-    )
+    service = make_service(practice, name=secrets["service"])
+    room = make_location(practice, name=f"Zoom {secrets['meeting']}")
     make_appointment(
         clinician,
         patients=[patient],
@@ -190,8 +187,8 @@ def test_no_patient_detail_ever_reaches_a_feed(
         service=service,
         location=room,
     )
-    bodies = [client.get(path).content for path in links_of(admin_user).values()]
-    bodies += [client.get(path).content for path in links_of(clinician).values()]
+    bodies = [client.get(path).content for path in feed_links(admin_user).values()]
+    bodies += [client.get(path).content for path in feed_links(clinician).values()]
     assert len(bodies) == 4  # admin: personal, Dana, practice; Dana: personal
     # Dana's appointment is in the three calendars that cover her (so the checks
     # below read a real event); the fourth is Morgan Ellis's own, empty one.
@@ -210,17 +207,16 @@ def test_no_patient_detail_ever_reaches_a_feed(
     assert "Z.Q." in summaries
 
 
-def test_control_characters_are_stripped_and_text_escaped(
-    client, practice, clinician, make_appointment, personal_path
-):
+def test_control_characters_are_stripped_and_text_escaped(client, practice, clinician):
     # PostgreSQL cannot store NUL at all; SQLite can, and then it must not leak.
     nul = "" if connection.vendor == "postgresql" else "\x00"
-    make_appointment(
-        clinician,
-        kind=Appointment.Kind.EVENT,
-        title=f"Sup{nul}er\x07vision\r\nline two; a,b \\ end\x1b" + "é" * 60,
+    event = make_appointment(clinician, kind=Appointment.Kind.EVENT, title="Later")
+    # Straight to the table: the services clean titles on input, and the feed must
+    # clean them even when that was bypassed.
+    Appointment.objects.filter(pk=event.pk).update(
+        title=f"Sup{nul}er\x07vision\r\nline two; a,b \\ end\x1b" + "é" * 60
     )
-    body = client.get(personal_path(clinician)).content
+    body = client.get(personal_feed_path(clinician)).content
     assert_wire_format(body)
     (event,) = parse(body).walk("VEVENT")
     # Published text is one line: a line break in a title becomes a space; a
@@ -246,9 +242,6 @@ def test_windows(
     client,
     practice,
     admin_user,
-    make_appointment,
-    personal_path,
-    practice_path,
     scope,
     days,
     included,
@@ -260,22 +253,24 @@ def test_windows(
         start=local(practice, days=days),
     )
     path = (
-        personal_path(admin_user) if scope == "personal" else practice_path(admin_user)
+        personal_feed_path(admin_user)
+        if scope == "personal"
+        else practice_feed_path(admin_user)
     )
     assert (b"Edge" in client.get(path).content) is included
 
 
 @pytest.mark.parametrize("how", ["cancelled", "late_cancelled", "deleted"])
 def test_cancelled_and_deleted_stay_30_days_as_cancelled(
-    client, practice, clinician, session, personal_path, how
+    client, practice, clinician, session, how
 ):
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     if how == "deleted":
-        session.deleted_at = timezone.now()
-        session.save()
-        expected_sequence = 1  # a deletion always shows as a newer version
+        delete_appointment(session)
+        # One for the deletion; a deleted event always shows as one newer still.
+        expected_sequence = 2
     else:
-        change(session, status=how)
+        change_appointment(session, status=how)
         expected_sequence = 1
     (event,) = parse(client.get(path).content).walk("VEVENT")
     assert str(event["STATUS"]) == "CANCELLED"
@@ -285,6 +280,7 @@ def test_cancelled_and_deleted_stay_30_days_as_cancelled(
     assert str(event["UID"]) == f"{session.uid}@tend"
 
     # Retention counts from the cancellation or deletion, not from later changes.
+    # Straight to the table: a month passes.
     long_ago = timezone.now() - timedelta(days=31)
     Appointment.objects.filter(pk=session.pk).update(
         updated_at=timezone.now(),
@@ -295,16 +291,16 @@ def test_cancelled_and_deleted_stay_30_days_as_cancelled(
 
 
 def test_unchanged_feed_is_byte_identical_and_a_change_bumps_it(
-    client, practice, clinician, session, personal_path
+    client, practice, clinician, session
 ):
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     first = client.get(path)
     second = client.get(path)
     assert first.content == second.content
     assert first["ETag"] == second["ETag"]
     assert first["Last-Modified"] == second["Last-Modified"]
 
-    change(
+    change_appointment(
         session,
         start=session.start + timedelta(hours=1),
         end=session.end + timedelta(hours=1),
@@ -322,8 +318,8 @@ def test_unchanged_feed_is_byte_identical_and_a_change_bumps_it(
     assert event.decoded("DTSTART") == session.start
 
 
-def test_conditional_requests(client, practice, clinician, session, personal_path):
-    path = personal_path(clinician)
+def test_conditional_requests(client, practice, clinician, session):
+    path = personal_feed_path(clinician)
     first = client.get(path)
     etag, last_modified = first["ETag"], first["Last-Modified"]
 
@@ -337,10 +333,11 @@ def test_conditional_requests(client, practice, clinician, session, personal_pat
 
 
 def test_a_change_in_the_same_second_is_never_answered_304(
-    client, practice, clinician, session, personal_path
+    client, practice, clinician, session
 ):
-    path = personal_path(clinician)
-    # Pin the change to the very second the first response describes.
+    path = personal_feed_path(clinician)
+    # Pin the change to the very second the first response describes (straight to
+    # the table: no page can choose when a change happens).
     second = timezone.now().replace(microsecond=0)
     Appointment.objects.filter(pk=session.pk).update(updated_at=second)
     first = client.get(path)
@@ -384,12 +381,13 @@ def test_a_change_in_the_same_second_is_never_answered_304(
 
 
 def test_a_date_from_a_fast_client_clock_is_never_answered_304(
-    client, practice, clinician, session, personal_path
+    client, practice, clinician, session
 ):
     """A client that sends its own clock instead of our Last-Modified may be ahead
     of a change it never saw: only our exact date earns a 304."""
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     an_hour_ago = timezone.now() - timedelta(hours=1)
+    # Straight to the table: the booking is an hour old, the move five seconds.
     Appointment.objects.filter(pk=session.pk).update(updated_at=an_hour_ago)
     first = client.get(path)
     served = parse_http_date(first["Last-Modified"])
@@ -428,8 +426,8 @@ def test_a_date_from_a_fast_client_clock_is_never_answered_304(
     assert again.status == 304
 
 
-def test_gzip_when_accepted(client, clinician, session, personal_path):
-    path = personal_path(clinician)
+def test_gzip_when_accepted(client, clinician, session):
+    path = personal_feed_path(clinician)
     plain = client.get(path)
     zipped = client.get(path, headers={"Accept-Encoding": "gzip, deflate"})
     assert zipped["Content-Encoding"] == "gzip"
@@ -446,8 +444,8 @@ def test_gzip_when_accepted(client, clinician, session, personal_path):
     assert "Content-Encoding" not in refused
 
 
-def test_head_and_other_methods(client, clinician, session, personal_path):
-    path = personal_path(clinician)
+def test_head_and_other_methods(client, clinician, session):
+    path = personal_feed_path(clinician)
     get = client.get(path)
     head = client.head(path)
     assert head.status_code == 200
@@ -461,9 +459,9 @@ def test_head_and_other_methods(client, clinician, session, personal_path):
 
 
 def test_feed_bypasses_network_restrictions_and_only_the_feed(
-    client, practice, clinician, session, personal_path, login
+    client, practice, clinician, session, login
 ):
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     AllowedNetwork.objects.create(practice=practice, cidr="203.0.113.0/24")
     outside = {"REMOTE_ADDR": "198.51.100.9"}
 
@@ -477,7 +475,7 @@ def test_feed_bypasses_network_restrictions_and_only_the_feed(
 
 
 def test_too_large_feed_drops_the_farthest_days_and_says_so(
-    client, settings, practice, clinician, make_appointment, personal_path
+    client, settings, practice, clinician
 ):
     for days in range(1, 41):
         make_appointment(
@@ -486,7 +484,7 @@ def test_too_large_feed_drops_the_farthest_days_and_says_so(
             title=f"Block {days:02d}",
             start=local(practice, days=days),
         )
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     full = client.get(path).content
     settings.CALENDAR_FEED_MAX_BYTES = len(full) // 2
     half = client.get(path).content
@@ -503,9 +501,11 @@ def test_too_large_feed_drops_the_farthest_days_and_says_so(
     assert_wire_format(half)
 
 
-def test_real_megabyte_limit(client, practice, clinician, personal_path):
+def test_real_megabyte_limit(client, practice, clinician):
     """A clinician with years' worth of dense appointments still gets under 1 MB."""
     start = local(practice, days=-59, hour=0)
+    # Straight to the table in one statement: booking 3,400 appointments one by one
+    # would take minutes, and only the feed's size is under test.
     Appointment.objects.bulk_create(
         [
             Appointment(
@@ -519,7 +519,7 @@ def test_real_megabyte_limit(client, practice, clinician, personal_path):
             for index in range(3400)
         ]
     )
-    response = client.get(personal_path(clinician))
+    response = client.get(personal_feed_path(clinician))
     assert response.status_code == 200
     assert 900_000 < len(response.content) <= 1_000_000
     calendar = parse(response.content)
@@ -529,9 +529,9 @@ def test_real_megabyte_limit(client, practice, clinician, personal_path):
 
 @pytest.mark.parametrize("failing_query", [1, 2])
 def test_database_failure_is_503_never_a_partial_calendar(
-    client, clinician, session, personal_path, failing_query
+    client, clinician, session, failing_query
 ):
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     count = {"n": 0}
 
     def fail_nth(execute, sql, params, many, context):
@@ -552,13 +552,13 @@ def test_feed_query_count_does_not_grow_with_events(
     client,
     practice,
     clinician,
-    make_appointment,
-    make_patient,
-    personal_path,
 ):
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     client.get(path)  # first fetch records the client and remembers the etag
-    patients = [make_patient(practice, f"P{index}", "Person") for index in range(3)]
+    patients = [
+        make_patient(practice, first_name=f"P{index}", last_name="Person")
+        for index in range(3)
+    ]
     for days in range(1, 30):
         make_appointment(clinician, patients=patients, start=local(practice, days=days))
     client.get(path)
@@ -708,11 +708,9 @@ def test_vtimezone_gives_the_right_offset_at_every_moment(zone_key):
         moment += timedelta(minutes=30)
 
 
-def test_a_weak_if_none_match_is_compared_weakly(
-    client, clinician, session, personal_path
-):
+def test_a_weak_if_none_match_is_compared_weakly(client, clinician, session):
     """RFC 9110 13.1.2: If-None-Match uses the weak comparison, so W/"x" is "x"."""
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     etag = client.get(path)["ETag"]
     for header in (f"W/{etag}", f'"other", W/{etag}', f" w/{etag} "):
         response = client.get(path, headers={"If-None-Match": header})
@@ -722,18 +720,18 @@ def test_a_weak_if_none_match_is_compared_weakly(
     assert client.get(path, headers={"If-None-Match": 'W/"other"'}).status_code == 200
 
 
-def test_no_date_in_a_feed_is_later_than_the_response(
-    live_server, clinician, session, personal_path
-):
+def test_no_date_in_a_feed_is_later_than_the_response(live_server, clinician, session):
     """Ten visible changes within a second are each dated a second later than the
     one before, yet neither Last-Modified nor any DTSTAMP or LAST-MODIFIED is ever
     sent ahead of the response's own Date."""
     import urllib.request
 
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     for minutes in range(10):
-        change(session, start=session.start + timedelta(minutes=minutes + 1))
-        change(session, end=session.start + timedelta(hours=1))
+        change_appointment(
+            session, start=session.start + timedelta(minutes=minutes + 1)
+        )
+        change_appointment(session, end=session.start + timedelta(hours=1))
     with urllib.request.urlopen(live_server.url + path) as response:  # noqa: S310
         body = response.read()
         date = parse_http_date(response.headers["Date"])

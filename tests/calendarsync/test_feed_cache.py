@@ -19,8 +19,16 @@ from practice.models import Role
 from practice.services import user_update
 from scheduling.models import Appointment
 from scheduling.services import patient_update
-from tests.calendarsync.conftest import change, local
-from tests.conftest import clear_caches
+from tests.factories import (
+    change_appointment,
+    feed_links,
+    local,
+    make_appointment,
+    make_patient,
+    make_user,
+    personal_feed_path,
+)
+from tests.support import clear_caches
 
 GOOGLE = {"User-Agent": "Google-Calendar-Importer"}
 
@@ -43,8 +51,11 @@ def calendar_name(body: bytes) -> str:
     return str(icalendar.Calendar.from_ical(body)["X-WR-CALNAME"])
 
 
-def fill(make_appointment, make_patient, practice, clinician, count):
-    patients = [make_patient(practice, f"P{index}", "Person") for index in range(2)]
+def fill(practice, clinician, count):
+    patients = [
+        make_patient(practice, first_name=f"P{index}", last_name="Person")
+        for index in range(2)
+    ]
     return [
         make_appointment(
             clinician, patients=patients, start=local(practice, days=1 + day // 4)
@@ -54,11 +65,9 @@ def fill(make_appointment, make_patient, practice, clinician, count):
 
 
 @pytest.mark.parametrize("size", [5, 60])
-def test_queries_per_poll_are_constant_in_feed_size(
-    client, practice, clinician, make_appointment, make_patient, personal_path, size
-):
-    appointments = fill(make_appointment, make_patient, practice, clinician, size)
-    path = personal_path(clinician)
+def test_queries_per_poll_are_constant_in_feed_size(client, practice, clinician, size):
+    appointments = fill(practice, clinician, size)
+    path = personal_feed_path(clinician)
     first = client.get(path, headers=GOOGLE)  # records the client, this minute
     assert first.status_code == 200
 
@@ -76,7 +85,9 @@ def test_queries_per_poll_are_constant_in_feed_size(
     assert len(statements(captured)) == 1
 
     # One appointment changed: link, events, and remembering what was served.
-    change(appointments[0], start=appointments[0].start + timedelta(minutes=15))
+    change_appointment(
+        appointments[0], start=appointments[0].start + timedelta(minutes=15)
+    )
     with CaptureQueriesContext(connection) as captured:
         response = client.get(path, headers={**GOOGLE, "If-None-Match": first["ETag"]})
     assert response.status_code == 200
@@ -85,11 +96,9 @@ def test_queries_per_poll_are_constant_in_feed_size(
     assert len(summaries(response.content)) == size
 
 
-def test_gzip_from_the_cache_matches_the_plain_feed(
-    client, practice, clinician, make_appointment, make_patient, personal_path
-):
-    fill(make_appointment, make_patient, practice, clinician, 40)
-    path = personal_path(clinician)
+def test_gzip_from_the_cache_matches_the_plain_feed(client, practice, clinician):
+    fill(practice, clinician, 40)
+    path = personal_feed_path(clinician)
     zipped = client.get(path, headers={"Accept-Encoding": "gzip"})
     plain = client.get(path)
     assert zipped["Content-Encoding"] == "gzip"
@@ -99,11 +108,11 @@ def test_gzip_from_the_cache_matches_the_plain_feed(
 
 
 def test_links_to_the_same_calendar_share_one_rendering(
-    client, practice, clinician, scheduler, admin_user, session_for, links_of
+    client, practice, clinician, scheduler, admin_user, session_for
 ):
     session_for(clinician)
-    theirs = links_of(scheduler)[(FeedScope.CLINICIAN, clinician.pk)]
-    mine = links_of(admin_user)[(FeedScope.CLINICIAN, clinician.pk)]
+    theirs = feed_links(scheduler)[(FeedScope.CLINICIAN, clinician.pk)]
+    mine = feed_links(admin_user)[(FeedScope.CLINICIAN, clinician.pk)]
     first = client.get(theirs)
     with CaptureQueriesContext(connection) as captured:
         second = client.get(mine)
@@ -116,9 +125,9 @@ def test_links_to_the_same_calendar_share_one_rendering(
 
 
 @pytest.fixture
-def session_for(practice, make_appointment, make_patient, office):
+def session_for(practice, office):
     def make(clinician, days=2):
-        patient = make_patient(practice, "Élodie", "O'Brien")
+        patient = make_patient(practice, first_name="Élodie", last_name="O'Brien")
         return make_appointment(
             clinician,
             patients=[patient],
@@ -130,10 +139,10 @@ def session_for(practice, make_appointment, make_patient, office):
 
 
 def test_renamed_clinician_shows_on_the_next_fetch(
-    client, practice, clinician, scheduler, admin_user, session_for, links_of
+    client, practice, clinician, scheduler, admin_user, session_for
 ):
     session_for(clinician)
-    links = links_of(scheduler)
+    links = feed_links(scheduler)
     everyone = links[(FeedScope.PRACTICE, None)]
     theirs = links[(FeedScope.CLINICIAN, clinician.pk)]
     before_all = client.get(everyone).content
@@ -156,10 +165,10 @@ def test_renamed_clinician_shows_on_the_next_fetch(
 
 
 def test_renamed_patient_shows_on_the_next_fetch(
-    client, practice, clinician, admin_user, session_for, personal_path
+    client, practice, clinician, admin_user, session_for
 ):
     appointment = session_for(clinician)
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     assert summaries(client.get(path).content) == ["É.O."]
     patient_update(
         patient=appointment.patients.get(), actor=admin_user, first_name="Zoë"
@@ -168,18 +177,18 @@ def test_renamed_patient_shows_on_the_next_fetch(
 
 
 def test_reset_disable_and_role_change_end_cached_links_at_once(
-    client, practice, clinician, scheduler, admin_user, session_for, links_of
+    client, practice, clinician, scheduler, admin_user, session_for
 ):
     session_for(clinician)
-    personal = links_of(clinician)[(FeedScope.PERSONAL, clinician.pk)]
-    everyone = links_of(scheduler)[(FeedScope.PRACTICE, None)]
+    personal = feed_links(clinician)[(FeedScope.PERSONAL, clinician.pk)]
+    everyone = feed_links(scheduler)[(FeedScope.PRACTICE, None)]
     for path in (personal, everyone):
         assert client.get(path).status_code == 200
         assert client.get(path).status_code == 200  # now answered from the cache
 
     feed_access_reset(user=clinician, actor=clinician, client_ip=None)
     assert client.get(personal).status_code == 404
-    fresh = links_of(clinician)[(FeedScope.PERSONAL, clinician.pk)]
+    fresh = feed_links(clinician)[(FeedScope.PERSONAL, clinician.pk)]
     assert client.get(fresh).status_code == 200
 
     feed_access_disable(user=clinician, actor=admin_user, client_ip=None)
@@ -197,14 +206,14 @@ def test_reset_disable_and_role_change_end_cached_links_at_once(
 
 
 def test_appointment_changes_are_never_answered_from_the_cache(
-    client, practice, clinician, session_for, personal_path
+    client, practice, clinician, session_for
 ):
     appointment = session_for(clinician)
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     first = client.get(path)
     etag = first["ETag"]
 
-    change(appointment, status=Appointment.Status.CANCELLED)
+    change_appointment(appointment, status=Appointment.Status.CANCELLED)
     cancelled = client.get(path, headers={"If-None-Match": etag})
     assert cancelled.status_code == 200
     assert summaries(cancelled.content) == ["Cancelled: É.O."]
@@ -212,20 +221,19 @@ def test_appointment_changes_are_never_answered_from_the_cache(
     added = session_for(clinician, days=3)
     assert len(summaries(client.get(path).content)) == 2
 
-    Appointment.objects.filter(pk=added.pk).delete()  # even a hard delete
+    # Even a hard delete, which no page makes: straight to the table.
+    Appointment.objects.filter(pk=added.pk).delete()
     assert summaries(client.get(path).content) == ["Cancelled: É.O."]
 
 
-def test_served_state_follows_the_cache_key(
-    client, practice, clinician, session_for, personal_path
-):
+def test_served_state_follows_the_cache_key(client, practice, clinician, session_for):
     appointment = session_for(clinician)
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     first = client.get(path)
     link = FeedLink.objects.get(scope=FeedScope.PERSONAL, clinician=clinician)
     assert link.served_key and link.served_etag == first["ETag"]
 
-    change(
+    change_appointment(
         appointment,
         start=appointment.start + timedelta(hours=1),
         end=appointment.end + timedelta(hours=1),
@@ -241,10 +249,10 @@ def test_served_state_follows_the_cache_key(
 
 
 def test_a_cache_that_forgets_is_only_a_rebuild(
-    client, practice, clinician, session_for, personal_path
+    client, practice, clinician, session_for
 ):
     session_for(clinician)
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     first = client.get(path)
     clear_caches()
     again = client.get(path)
@@ -259,16 +267,15 @@ def test_other_practices_feed_stays_its_own(
     practice,
     other_practice,
     clinician,
-    make_user,
     session_for,
-    personal_path,
-    make_appointment,
 ):
     session_for(clinician)
-    other = make_user(other_practice, Role.CLINICIAN, name=clinician.display_name)
+    other = make_user(
+        other_practice, roles=[Role.CLINICIAN], name=clinician.display_name
+    )
     make_appointment(other, kind=Appointment.Kind.EVENT, title="Harbor block")
-    ours = client.get(personal_path(clinician)).content
-    theirs = client.get(personal_path(other)).content
+    ours = client.get(personal_feed_path(clinician)).content
+    theirs = client.get(personal_feed_path(other)).content
     assert summaries(ours) == ["É.O."]
     assert summaries(theirs) == ["Harbor block"]
 
@@ -281,7 +288,7 @@ def _days(body: bytes, zone) -> list:
 
 @pytest.mark.parametrize("share", [0.3, 0.6, 0.8])
 def test_a_cut_feed_keeps_today_and_the_coming_days_first(
-    client, settings, practice, clinician, make_appointment, personal_path, share
+    client, settings, practice, clinician, share
 ):
     # Twenty days back and twenty ahead, two blocks a day.
     for day in range(-20, 20):
@@ -292,7 +299,7 @@ def test_a_cut_feed_keeps_today_and_the_coming_days_first(
                 title=f"Block {day} {hour}",
                 start=local(practice, days=day, hour=hour),
             )
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     whole = client.get(path).content
     today = timezone.localdate(timezone.now(), practice.zone)
     assert len(_days(whole, practice.zone)) == 40
@@ -316,10 +323,10 @@ def test_a_cut_feed_keeps_today_and_the_coming_days_first(
 
 
 def test_a_cache_that_is_down_still_serves_every_feed(
-    client, settings, practice, clinician, session_for, personal_path
+    client, settings, practice, clinician, session_for
 ):
     session_for(clinician)
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     expected = client.get(path).content
     # Nothing listens on port 1: every cache call fails as when Redis is down.
     settings.CACHES = {

@@ -12,12 +12,14 @@ from calendarsync.models import FeedFetch, FeedLink, FeedScope
 from calendarsync.services import address_network
 from calendarsync.templatetags.calendarsync import ago
 from practice.models import AuditEvent
+from tests.factories import feed_links
 
 SYNC = "/settings/sync/"
 AUDIT = "/settings/audit/"
 
 
 def fetched(link, client, *, hours=0, minutes=0, first_days=30):
+    """A fetch record from weeks of polling (straight to the table: time passes)."""
     now = timezone.now()
     return FeedFetch.objects.create(
         link=link,
@@ -42,10 +44,8 @@ def test_ago_names_the_largest_unit_only(elapsed, words):
     assert ago(timezone.now() - elapsed) == words
 
 
-def test_each_link_says_who_reads_it_and_gives_honest_advice(
-    login, clinician, links_of
-):
-    links_of(clinician)
+def test_each_link_says_who_reads_it_and_gives_honest_advice(login, clinician):
+    feed_links(clinician)
     link = FeedLink.objects.get(scope=FeedScope.PERSONAL, clinician=clinician)
     fetched(link, FeedFetch.Client.GOOGLE, hours=7, minutes=3)
     fetched(link, FeedFetch.Client.APPLE_IOS, minutes=12, first_days=2)
@@ -76,9 +76,9 @@ def test_a_link_nobody_read_says_never_fetched(login, clinician):
 
 
 def test_a_real_poll_appears_on_the_page_and_in_the_audit(
-    client, login, admin_user, clinician, links_of
+    client, login, admin_user, clinician
 ):
-    path = links_of(clinician)[(FeedScope.PERSONAL, clinician.pk)]
+    path = feed_links(clinician)[(FeedScope.PERSONAL, clinician.pk)]
     client.get(
         path,
         headers={"User-Agent": "Google-Calendar-Importer"},
@@ -101,9 +101,9 @@ def test_a_real_poll_appears_on_the_page_and_in_the_audit(
 
 
 def test_only_administrators_of_the_practice_read_the_fetch_audit(
-    client, login, clinician, scheduler, outsider_admin, links_of
+    client, login, clinician, scheduler, outsider_admin
 ):
-    path = links_of(clinician)[(FeedScope.PERSONAL, clinician.pk)]
+    path = feed_links(clinician)[(FeedScope.PERSONAL, clinician.pk)]
     client.get(path, headers={"User-Agent": "Google-Calendar-Importer"})
     assert login(scheduler).get(AUDIT).status_code == 403
     assert login(clinician).get(AUDIT).status_code == 403
@@ -112,15 +112,13 @@ def test_only_administrators_of_the_practice_read_the_fetch_audit(
     assert "Calendar feed fetched" not in other.content.decode()
 
 
-def test_a_known_client_from_a_new_network_is_flagged(
-    client, login, clinician, links_of
-):
-    path = links_of(clinician)[(FeedScope.PERSONAL, clinician.pk)]
+def test_a_known_client_from_a_new_network_is_flagged(client, login, clinician):
+    path = feed_links(clinician)[(FeedScope.PERSONAL, clinician.pk)]
     iphone = {"User-Agent": "iOS/18.1 (22B83) dataaccessd/1.0"}
     client.get(path, headers=iphone, REMOTE_ADDR="198.51.100.7")
     fetch = FeedFetch.objects.get()
     assert fetch.networks == ["198.51.0.0/16"]
-    # Old enough not to be new any more.
+    # Old enough not to be new any more (straight to the table: time passes).
     FeedFetch.objects.update(first_fetched_at=timezone.now() - timedelta(days=30))
     html = login(clinician).get(SYNC).content.decode()
     assert "new client" not in html

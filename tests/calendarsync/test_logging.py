@@ -21,6 +21,7 @@ from gunicorn.config import Config
 from calendarsync.gunicorn import RedactingLogger
 from calendarsync.logging import RedactFeedTokens, redact
 from practice.services import user_set_active
+from tests.factories import make_appointment, personal_feed_path
 
 ACCESS_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(U)s %({raw_uri}e)s'
 
@@ -44,20 +45,18 @@ def django_log():
         handler.setStream(previous)
 
 
-def _status_paths(client, clinician, admin_user, personal_path, make_appointment):
+def _status_paths(client, clinician):
     make_appointment(clinician)
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     token = path.removeprefix("/calendar/").removesuffix(".ics")
     assert client.get(path).status_code == 200
     return path, token
 
 
 def test_django_request_log_never_shows_the_token(
-    client, clinician, admin_user, personal_path, make_appointment, django_log
+    client, clinician, admin_user, django_log
 ):
-    path, token = _status_paths(
-        client, clinician, admin_user, personal_path, make_appointment
-    )
+    path, token = _status_paths(client, clinician)
     statuses = {"200": client.get(path).status_code}
 
     calls = {"n": 0}
@@ -81,11 +80,9 @@ def test_django_request_log_never_shows_the_token(
 
 
 def test_django_server_log_never_shows_the_token(
-    client, clinician, admin_user, personal_path, make_appointment, django_log
+    client, clinician, admin_user, django_log
 ):
-    path, token = _status_paths(
-        client, clinician, admin_user, personal_path, make_appointment
-    )
+    path, token = _status_paths(client, clinician)
     handler = WSGIRequestHandler.__new__(WSGIRequestHandler)
     handler.request = socket.socket()
     try:
@@ -105,12 +102,8 @@ class _Response:
         self.headers = [("Content-Type", "text/calendar")]
 
 
-def test_gunicorn_access_log_never_shows_the_token(
-    client, clinician, admin_user, personal_path, make_appointment
-):
-    path, token = _status_paths(
-        client, clinician, admin_user, personal_path, make_appointment
-    )
+def test_gunicorn_access_log_never_shows_the_token(client, clinician, admin_user):
+    path, token = _status_paths(client, clinician)
     config = Config()
     config.set("accesslog", "-")
     config.set("access_log_format", ACCESS_FORMAT)

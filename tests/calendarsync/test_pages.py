@@ -5,6 +5,13 @@ import re
 from calendarsync.models import FeedAccess, FeedLink
 from calendarsync.services import feed_access_disable, practice_sync_set
 from practice.models import AuditEvent
+from tests.factories import (
+    feed_links,
+    make_appointment,
+    make_user,
+    personal_feed_path,
+    practice_feed_path,
+)
 
 SYNC = "/settings/sync/"
 ADMIN = "/settings/sync/admin/"
@@ -56,14 +63,13 @@ def test_page_ignores_the_host_header(login, clinician):
 
 
 def test_scheduler_and_admin_see_every_clinician_and_the_practice(
-    login, practice, admin_user, scheduler, clinician, other_clinician, make_user
+    login, practice, admin_user, scheduler, clinician, other_clinician
 ):
     from practice.models import Role
+    from practice.services import user_set_active
 
-    make_user(practice, Role.CLINICIAN, name="Gone Away").is_active = False
-    gone = practice.users.get(display_name="Gone Away")
-    gone.is_active = False
-    gone.save()
+    gone = make_user(practice, roles=[Role.CLINICIAN], name="Gone Away")
+    user_set_active(user=gone, active=False, actor=admin_user, client_ip=None)
 
     html = login(scheduler).get(SYNC).content.decode()
     assert "Your personal calendar" not in html
@@ -80,7 +86,7 @@ def test_scheduler_and_admin_see_every_clinician_and_the_practice(
 
 
 def test_sync_page_query_count_does_not_grow_with_clinicians(
-    login, practice, scheduler, make_user, django_assert_max_num_queries
+    login, practice, scheduler, django_assert_max_num_queries
 ):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -88,12 +94,12 @@ def test_sync_page_query_count_does_not_grow_with_clinicians(
     from practice.models import Role
 
     client = login(scheduler)
-    make_user(practice, Role.CLINICIAN)
+    make_user(practice, roles=[Role.CLINICIAN])
     client.get(SYNC)
     with CaptureQueriesContext(connection) as few:
         before = client.get(SYNC).content.decode()
     for _ in range(6):
-        make_user(practice, Role.CLINICIAN)
+        make_user(practice, roles=[Role.CLINICIAN])
     client.get(SYNC)  # issues the new links
     with CaptureQueriesContext(connection) as many:
         after = client.get(SYNC).content.decode()
@@ -102,7 +108,7 @@ def test_sync_page_query_count_does_not_grow_with_clinicians(
     assert len(feed_urls(after)) == len(feed_urls(before)) + 6
 
 
-def test_reset_from_the_page(client, login, clinician, make_appointment):
+def test_reset_from_the_page(client, login, clinician):
     make_appointment(clinician)
     signed_in = login(clinician)
     old = feed_urls(signed_in.get(SYNC).content.decode())[0]
@@ -187,8 +193,8 @@ def test_email_link_to_me_only_and_rate_limited(login, clinician, mailoutbox):
     assert len(mailoutbox) == 5
 
 
-def test_email_link_of_someone_else_is_404(login, clinician, other_clinician, links_of):
-    links_of(other_clinician)
+def test_email_link_of_someone_else_is_404(login, clinician, other_clinician):
+    feed_links(other_clinician)
     theirs = FeedLink.objects.get(access__user=other_clinician).public_id
     assert login(clinician).post(f"{SYNC}email/", {"link": theirs}).status_code == 404
     assert login(clinician).post(f"{SYNC}email/", {"link": "x" * 40}).status_code == 302
@@ -208,9 +214,9 @@ def member_row(html: str, member) -> str:
 
 
 def test_admin_page_lists_every_user_state(
-    login, admin_user, scheduler, clinician, other_clinician, outsider_admin, links_of
+    login, admin_user, scheduler, clinician, other_clinician, outsider_admin
 ):
-    links_of(clinician)
+    feed_links(clinician)
     feed_access_disable(user=other_clinician, actor=admin_user, client_ip=None)
     html = login(admin_user).get(ADMIN).content.decode()
     for label in ("Dana Rivera, LCSW", "Wei Chen, PhD", "Sam Porter", "Morgan Ellis"):
@@ -227,18 +233,18 @@ def test_admin_page_is_for_administrators_only(login, scheduler, clinician):
     assert login(clinician).get(ADMIN).status_code == 403
 
 
-def test_admin_page_query_count(login, practice, admin_user, make_user):
+def test_admin_page_query_count(login, practice, admin_user):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     from practice.models import Role
 
     client = login(admin_user)
-    make_user(practice, Role.CLINICIAN)
+    make_user(practice, roles=[Role.CLINICIAN])
     with CaptureQueriesContext(connection) as few:
         before = client.get(ADMIN).content.decode()
     for _ in range(8):
-        make_user(practice, Role.CLINICIAN)
+        make_user(practice, roles=[Role.CLINICIAN])
     with CaptureQueriesContext(connection) as many:
         after = client.get(ADMIN).content.decode()
     assert len(many) == len(few)
@@ -247,9 +253,9 @@ def test_admin_page_query_count(login, practice, admin_user, make_user):
 
 
 def test_admin_disables_and_resets_a_user(
-    client, login, admin_user, scheduler, clinician, practice_path
+    client, login, admin_user, scheduler, clinician
 ):
-    path = practice_path(scheduler)
+    path = practice_feed_path(scheduler)
     signed_in = login(admin_user)
     response = signed_in.post(
         f"{ADMIN}users/{scheduler.pk}/", {"action": "disable"}, follow=True
@@ -261,10 +267,10 @@ def test_admin_disables_and_resets_a_user(
     assert (event.actor, event.target_user) == (admin_user, scheduler)
 
     signed_in.post(f"{ADMIN}users/{scheduler.pk}/", {"action": "enable"})
-    new_path = practice_path(scheduler)
+    new_path = practice_feed_path(scheduler)
     signed_in.post(f"{ADMIN}users/{scheduler.pk}/", {"action": "reset"})
     assert client.get(new_path).status_code == 404
-    assert client.get(practice_path(scheduler)).status_code == 200
+    assert client.get(practice_feed_path(scheduler)).status_code == 200
 
 
 def test_admin_cannot_touch_another_practice(
@@ -290,10 +296,9 @@ def test_practice_switch(
     admin_user,
     outsider_admin,
     clinician,
-    personal_path,
 ):
-    path = personal_path(clinician)
-    harbor = personal_path(outsider_admin)
+    path = personal_feed_path(clinician)
+    harbor = personal_feed_path(outsider_admin)
     signed_in = login(admin_user)
     response = signed_in.post(f"{ADMIN}practice/", {"enabled": "0"}, follow=True)
     assert "Calendar sync is switched off for the practice" in response.content.decode()

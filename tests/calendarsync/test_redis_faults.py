@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from calendarsync import freshness
 from scheduling.models import Appointment
-from tests.calendarsync.conftest import local
+from tests.factories import local, make_appointment, make_patient, personal_feed_path
 
 GOOGLE = {"User-Agent": "Google-Calendar-Importer"}
 
@@ -43,17 +43,17 @@ def status_of(response) -> str:
 
 
 @pytest.fixture
-def booked(practice, clinician, make_patient, make_appointment):
-    patient = make_patient(practice, "Maria", "Lopez")
+def booked(practice, clinician):
+    patient = make_patient(practice, first_name="Maria", last_name="Lopez")
     return make_appointment(
         clinician, start=local(practice, days=2, hour=10), patients=[patient]
     )
 
 
 def test_a_hung_redis_is_waited_for_once_in_a_while_not_on_every_poll(
-    client, settings, clinician, booked, personal_path, silent_server
+    client, settings, clinician, booked, silent_server
 ):
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     expected = client.get(path).content
     use_redis(settings, silent_server.url)
     for _ in range(20):
@@ -71,12 +71,11 @@ def test_an_outage_is_logged_when_it_starts_and_when_it_ends(
     settings,
     clinician,
     booked,
-    personal_path,
     redis_server,
     caplog,
     monkeypatch,
 ):
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     use_redis(settings, redis_server.url)
     if redis_server.process is None:
         redis_server.start()
@@ -110,12 +109,13 @@ def test_an_outage_is_logged_when_it_starts_and_when_it_ends(
 
 
 def test_a_redis_restored_from_an_older_dump_never_makes_a_feed_go_back(
-    client, settings, clinician, admin_user, booked, personal_path, fresh_redis
+    client, settings, clinician, admin_user, booked, fresh_redis
 ):
     from scheduling.services import appointment_set_status
 
-    path = personal_path(clinician)
-    # Booked an hour ago, so the cancellation is not dated ahead of the clock.
+    path = personal_feed_path(clinician)
+    # Booked an hour ago (straight to the table: time passes), so the cancellation
+    # is not dated ahead of the clock.
     Appointment.objects.filter(pk=booked.pk).update(
         updated_at=timezone.now() - timedelta(hours=1)
     )
@@ -145,9 +145,9 @@ def test_a_redis_restored_from_an_older_dump_never_makes_a_feed_go_back(
 
 
 def test_an_empty_redis_after_a_restart_only_costs_a_query(
-    client, settings, clinician, booked, personal_path, fresh_redis
+    client, settings, clinician, booked, fresh_redis
 ):
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     use_redis(settings, fresh_redis.url)
     for _ in range(3):
         first, _queries = poll(client, path)

@@ -17,10 +17,10 @@ from calendarsync import services as sync_services
 from calendarsync.models import FeedFetch
 from practice.changes import ChangeNotifyingQuerySet
 from practice.models import Practice, Role
-from practice.services import user_set_active, user_update
+from practice.services import practice_update, user_set_active, user_update
 from scheduling.services import appointment_update, patient_update
-from tests.calendarsync.conftest import local
-from tests.conftest import clear_caches
+from tests.factories import local, make_appointment, make_patient, personal_feed_path
+from tests.support import clear_caches
 
 GOOGLE = {"User-Agent": "Google-Calendar-Importer"}
 
@@ -32,8 +32,8 @@ def _production_snapshots(settings):
 
 
 @pytest.fixture
-def booked(practice, clinician, make_patient, make_appointment):
-    patient = make_patient(practice, "Maria", "Lopez")
+def booked(practice, clinician):
+    patient = make_patient(practice, first_name="Maria", last_name="Lopez")
     return make_appointment(
         clinician, start=local(practice, days=2, hour=10), patients=[patient]
     )
@@ -57,9 +57,9 @@ def warm(client, path):
 
 
 def test_unchanged_polls_make_no_query_and_send_the_same_answers(
-    client, clinician, booked, personal_path
+    client, clinician, booked
 ):
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     first = warm(client, path)
     again, queries = poll(client, path)
     assert (queries, again.status_code) == (0, 200)
@@ -78,10 +78,8 @@ def test_unchanged_polls_make_no_query_and_send_the_same_answers(
     assert zipped["ETag"] == first["ETag"][:-1] + '-gzip"'
 
 
-def test_a_wrong_secret_is_refused_even_with_a_snapshot(
-    client, clinician, booked, personal_path
-):
-    path = personal_path(clinician)
+def test_a_wrong_secret_is_refused_even_with_a_snapshot(client, clinician, booked):
+    path = personal_feed_path(clinician)
     warm(client, path)
     token = path.removeprefix("/calendar/").removesuffix(".ics")
     forged = token[:-1] + ("A" if token[-1] != "A" else "B")
@@ -90,10 +88,8 @@ def test_a_wrong_secret_is_refused_even_with_a_snapshot(
     assert poll(client, path)[0].status_code == 200
 
 
-def test_polls_answered_from_snapshots_are_still_counted(
-    client, clinician, booked, personal_path
-):
-    path = personal_path(clinician)
+def test_polls_answered_from_snapshots_are_still_counted(client, clinician, booked):
+    path = personal_feed_path(clinician)
     warm(client, path)
     for _ in range(4):
         poll(client, path)
@@ -111,7 +107,9 @@ def _public_ids(user):
     return list(user.feed_access.links.values_list("public_id", flat=True))
 
 
-# Every way a calendar or its authority can change, each ending the snapshot.
+# Every way a calendar or its authority can change, each ending the snapshot. Some
+# write straight to the table on purpose (QuerySet.update, a bare save, an m2m add):
+# the snapshot must end however a row changes, not only through the services.
 
 
 def _move(booked, clinician, **_):
@@ -134,8 +132,8 @@ def _rename_patient(booked, clinician, **_):
     patient_update(patient=booked.patients.get(), actor=clinician, first_name="Zoe")
 
 
-def _add_patient(booked, make_patient, practice, **_):
-    booked.patients.add(make_patient(practice, "Ana", "Quinn"))
+def _add_patient(booked, practice, **_):
+    booked.patients.add(make_patient(practice, first_name="Ana", last_name="Quinn"))
     type(booked).objects.filter(pk=booked.pk).update(updated_at=timezone.now())
 
 
@@ -166,17 +164,14 @@ def test_every_change_to_a_calendar_ends_its_snapshot(
     clinician,
     admin_user,
     booked,
-    personal_path,
-    make_patient,
     change,
 ):
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     before = warm(client, path)
     CHANGES[change](
         booked=booked,
         clinician=clinician,
         admin_user=admin_user,
-        make_patient=make_patient,
         practice=practice,
     )
     after, queries = poll(client, path, **{"If-None-Match": before["ETag"]})
@@ -215,6 +210,8 @@ def _role_removed(user, admin_user, **_):
     )
 
 
+# The last two write straight to the table: no page moves a user to another
+# practice, and a bulk update must end snapshots as a save does.
 def _moved_to_another_practice(user, other_practice, **_):
     user.practice = other_practice
     user.save()
@@ -237,9 +234,9 @@ REVOCATIONS = {
 
 @pytest.mark.parametrize("revocation", REVOCATIONS)
 def test_every_revocation_ends_the_snapshot_on_the_next_poll(
-    client, clinician, admin_user, other_practice, booked, personal_path, revocation
+    client, clinician, admin_user, other_practice, booked, revocation
 ):
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     warm(client, path)
     REVOCATIONS[revocation](
         user=clinician, admin_user=admin_user, other_practice=other_practice
@@ -249,23 +246,24 @@ def test_every_revocation_ends_the_snapshot_on_the_next_poll(
 
 
 def test_a_change_in_another_practice_leaves_the_snapshot_alone(
-    client, clinician, booked, personal_path, other_practice
+    client, clinician, booked, other_practice
 ):
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     warm(client, path)
     Practice.objects.filter(pk=other_practice.pk).update(name="Elsewhere")
     # Unknown practice: every snapshot ends (a bulk update names no practice)...
     assert poll(client, path)[1] >= 1
     # ...while a change saved in another practice ends only that practice's.
-    other_practice.name = "Elsewhere again"
-    other_practice.save()
+    practice_update(
+        practice=other_practice, actor=None, client_ip=None, name="Elsewhere again"
+    )
     assert poll(client, path)[1] == 0
 
 
 def test_a_lost_stamp_or_an_old_snapshot_means_asking_the_database(
-    client, clinician, practice, booked, personal_path
+    client, clinician, practice, booked
 ):
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     warm(client, path)
     cache.delete(snapshot.practice_stamp_key(practice.pk))
     response, queries = poll(client, path)
@@ -279,10 +277,8 @@ def test_a_lost_stamp_or_an_old_snapshot_means_asking_the_database(
     assert snapshot.snapshot_read(public_id, now=later).snapshot is None
 
 
-def test_a_snapshot_never_outlives_the_day(
-    client, clinician, practice, booked, personal_path
-):
-    path = personal_path(clinician)
+def test_a_snapshot_never_outlives_the_day(client, clinician, practice, booked):
+    path = personal_feed_path(clinician)
     warm(client, path)
     public_id = path.removeprefix("/calendar/")[:12]
     found = snapshot.snapshot_read(public_id, now=timezone.now()).snapshot
@@ -294,11 +290,11 @@ def test_a_snapshot_never_outlives_the_day(
 
 
 def test_the_suite_wide_check_catches_a_write_that_ends_no_snapshot(
-    client, settings, clinician, booked, personal_path
+    client, settings, clinician, booked
 ):
     """A write behind the ORM's back (raw SQL) is exactly what the stamps cannot
     see; with the cross-check on, as in every other test, it fails loudly."""
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     warm(client, path)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -320,9 +316,9 @@ def test_snapshots_are_off_with_a_per_process_cache(settings):
 
 
 def test_a_refused_poll_counted_with_the_snapshot_read_is_uncounted(
-    client, clinician, admin_user, booked, personal_path
+    client, clinician, admin_user, booked
 ):
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     warm(client, path)  # three polls: the first written, two counted since
     sync_services.practice_sync_set(
         practice=clinician.practice, enabled=False, actor=admin_user, client_ip=None
@@ -341,10 +337,10 @@ def test_a_refused_poll_counted_with_the_snapshot_read_is_uncounted(
     assert FeedFetch.objects.get().fetch_count == 4
 
 
-def test_a_migration_ends_every_snapshot(client, clinician, booked, personal_path):
+def test_a_migration_ends_every_snapshot(client, clinician, booked):
     """Data migrations write through historical models, which send no signal the
     stamps hear."""
-    path = personal_path(clinician)
+    path = personal_feed_path(clinician)
     warm(client, path)
     call_command("migrate", verbosity=0)
     assert poll(client, path)[1] >= 1

@@ -11,9 +11,8 @@ from django.utils import timezone
 from calendarsync.models import FeedScope
 from calendarsync.services import feed_links_issue
 from practice.demo import seed_demo_data
-from practice.models import Role, User
-from practice.services import user_create
-from scheduling.models import Appointment, Patient
+from practice.models import User
+from scheduling.models import Appointment
 from scheduling.publication import calendar_days
 from tests.conformance.harness import (
     ParsedCalendar,
@@ -21,6 +20,13 @@ from tests.conformance.harness import (
     assert_byte_level_ok,
     assert_feed_structure_ok,
     disagreements,
+)
+from tests.factories import (
+    change_appointment,
+    delete_appointment,
+    make_appointment,
+    make_patient,
+    make_user,
 )
 
 pytestmark = pytest.mark.conformance
@@ -49,12 +55,8 @@ def every_demo_feed(riverside, harbor):
             if link.link.clinician_id:
                 label += f" {link.link.clinician.label}"
             feeds.append((label, link.link, feed_path(link)))
-    newcomer = user_create(
-        practice=riverside,
-        email="newcomer@riverside.test",
-        display_name="New Clinician",
-        roles=[Role.CLINICIAN],
-        password="a-long-enough-password-1",
+    newcomer = make_user(
+        riverside, email="newcomer@riverside.test", name="New Clinician"
     )
     _, issued = feed_links_issue(user=newcomer)
     feeds += [
@@ -159,18 +161,6 @@ def test_a_feed_cut_to_its_size_limit_still_reads_identically(db, client, settin
 # -- a subscriber following one appointment -----------------------------------------
 
 
-def touch(appointment, **changes):
-    """A change a calendar must notice, as the scheduling services record one."""
-    for name, value in changes.items():
-        if name == "status":
-            appointment.set_status(value, now=timezone.now())
-        else:
-            setattr(appointment, name, value)
-    appointment.sequence += 1
-    appointment.updated_at = timezone.now()
-    appointment.save()
-
-
 @pytest.mark.django_db(transaction=True)
 def test_subscriber_follows_create_reschedule_cancel_delete(
     live_server, client, practice, clinician, subscriber
@@ -181,14 +171,11 @@ def test_subscriber_follows_create_reschedule_cancel_delete(
     def local(hour, minute=0, days=0):
         return datetime.combine(day + timedelta(days=days), time(hour, minute), zone)
 
-    patient = Patient.objects.create(
-        practice=practice, first_name="Élodie", last_name="O'Brien"
-    )
+    patient = make_patient(practice, first_name="Élodie", last_name="O'Brien")
     # Another booking stays put throughout: a feed never goes empty here, and
     # subscribers refuse a feed that suddenly lists nothing.
-    steady = Appointment.objects.create(
-        practice=practice,
-        clinician=clinician,
+    steady = make_appointment(
+        clinician,
         kind=Appointment.Kind.EVENT,
         title="Supervision",
         start=local(8),
@@ -221,11 +208,9 @@ def test_subscriber_follows_create_reschedule_cancel_delete(
         "CONFIRMED",
         "Supervision",
     )
-    session = Appointment.objects.create(
-        practice=practice, clinician=clinician, start=local(10), end=local(10, 50)
+    session = make_appointment(
+        clinician, patients=[patient], start=local(10), end=local(10, 50)
     )
-    session.patients.add(patient)
-    touch(session)
     created = step()
     assert created[0] == steady_row
     assert created[1][:3] == (
@@ -236,7 +221,7 @@ def test_subscriber_follows_create_reschedule_cancel_delete(
     summary = created[1][3]
     assert "Élodie" not in summary and "Brien" not in summary
 
-    touch(session, start=local(14, days=1), end=local(14, 50, days=1))
+    change_appointment(session, start=local(14, days=1), end=local(14, 50, days=1))
     assert step() == [
         steady_row,
         (
@@ -247,7 +232,7 @@ def test_subscriber_follows_create_reschedule_cancel_delete(
         ),
     ]
 
-    touch(session, status=Appointment.Status.CANCELLED)
+    change_appointment(session, status=Appointment.Status.CANCELLED)
     cancelled = (
         local(14, days=1).astimezone(UTC),
         local(14, 50, days=1).astimezone(UTC),
@@ -257,10 +242,10 @@ def test_subscriber_follows_create_reschedule_cancel_delete(
     assert step() == [steady_row, cancelled]
 
     # Deleted: still published as cancelled for 30 days, so every client hears of it.
-    touch(session, deleted_at=timezone.now())
+    delete_appointment(session)
     assert step() == [steady_row, cancelled]
 
-    # ...and then gone.
+    # ...and then gone (straight to the table: a month passes).
     long_ago = timezone.now() - timedelta(days=31)
     Appointment.objects.filter(pk=session.pk).update(
         deleted_at=long_ago, updated_at=long_ago

@@ -12,9 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from calendarsync.models import FeedLink
 from calendarsync.views import MISSES_ALLOWED
 from scheduling.models import Appointment
-from tests.calendarsync.conftest import local
-from tests.conftest import clear_caches
-from tests.feedprops.conftest import feed_paths, rolled_back
+from tests.factories import feed_paths, local, make_appointment
+from tests.support import clear_caches, rolled_back
 
 FIXED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -22,19 +21,23 @@ FIXED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 @pytest.fixture
 def week(practice, clinician):
     """Seven appointments, with fixed timestamps so every build is the same bytes."""
-    return [
-        Appointment.objects.create(
-            practice=practice,
-            clinician=clinician,
+    week = [
+        make_appointment(
+            clinician,
             kind=Appointment.Kind.EVENT,
             title=f"Block {day}",
             start=local(practice, days=day, hour=9),
             end=local(practice, days=day, hour=10),
-            created_at=FIXED,
-            updated_at=FIXED,
         )
         for day in range(1, 8)
     ]
+    # Straight to the table: no page chooses when a change happened.
+    Appointment.objects.filter(pk__in=[block.pk for block in week]).update(
+        created_at=FIXED, updated_at=FIXED
+    )
+    for block in week:
+        block.refresh_from_db()
+    return week
 
 
 def prepare(client, path, state: str, week) -> None:
@@ -46,6 +49,8 @@ def prepare(client, path, state: str, week) -> None:
         return
     assert client.get(path).status_code == 200
     if state == "changed":
+        # Straight to the table, to the same fixed moment on every call (each call
+        # is rolled back): the bytes must come out identical every time.
         Appointment.objects.filter(pk=week[3].pk).update(
             start=week[3].start + timedelta(hours=1),
             end=week[3].end + timedelta(hours=1),

@@ -16,10 +16,15 @@ from django.db.models import F
 
 from practice.models import Role
 from practice.services import user_update
-from scheduling.models import Appointment, Location, Patient
+from scheduling.models import Appointment
 from scheduling.services import location_update, patient_update
-from tests.calendarsync.conftest import local
-from tests.feedprops.conftest import feed_paths
+from tests.factories import (
+    feed_paths,
+    local,
+    make_appointment,
+    make_location,
+    make_patient,
+)
 
 
 def one_event(client, path, uid) -> icalendar.Event:
@@ -29,6 +34,7 @@ def one_event(client, path, uid) -> icalendar.Event:
 
 
 def age() -> None:
+    """A minute passes (straight to the table: the services never date back)."""
     Appointment.objects.update(
         created_at=F("created_at") - timedelta(minutes=1),
         updated_at=F("updated_at") - timedelta(minutes=1),
@@ -44,9 +50,8 @@ def assert_newer_version(before, after, name):
 def test_renaming_a_clinician_republishes_their_practice_wide_events(
     client, practice, clinician, admin_user
 ):
-    meeting = Appointment.objects.create(
-        practice=practice,
-        clinician=clinician,
+    meeting = make_appointment(
+        clinician,
         kind=Appointment.Kind.EVENT,
         title="Supervision",
         start=local(practice, days=2, hour=9),
@@ -70,18 +75,15 @@ def test_renaming_a_clinician_republishes_their_practice_wide_events(
 def test_renames_republish_ended_appointments_still_in_the_feed(
     client, practice, clinician, admin_user, what
 ):
-    office = Location.objects.create(practice=practice, name="Main Street Office")
-    patient = Patient.objects.create(
-        practice=practice, first_name="Ann", last_name="Lee"
-    )
-    past = Appointment.objects.create(
-        practice=practice,
-        clinician=clinician,
+    office = make_location(practice, name="Main Street Office")
+    patient = make_patient(practice, first_name="Ann", last_name="Lee")
+    past = make_appointment(
+        clinician,
+        patients=[patient],
         location=office,
         start=local(practice, days=-3, hour=9),
         end=local(practice, days=-3, hour=10),
     )
-    past.patients.set([patient])
     path = feed_paths(clinician)["personal"]
     age()
     before = one_event(client, path, past.uid)

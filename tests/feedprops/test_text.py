@@ -21,14 +21,14 @@ from scheduling.models import Appointment, Location, Patient
 from scheduling.names import initials
 from scheduling.publication import URL_PATTERN
 from tests.conformance.harness import assert_byte_level_ok
-from tests.feedprops.conftest import (
+from tests.factories import feed_paths
+from tests.feedprops.oracles import (
     assert_only_expected_properties,
     calendar_text,
-    feed_paths,
-    rolled_back,
     storable,
     visible_text,
 )
+from tests.support import rolled_back
 
 # Characters that have broken calendar feeds somewhere: line breaks, TEXT delimiters,
 # C0/C1 controls, separators Python splits lines on, BOM, bidi and joiners,
@@ -94,7 +94,10 @@ def label(display_name: str, credentials: str, email: str) -> str:
 
 def book(typed: Typed):
     """The practice, its one clinician (an administrator too, so it has the
-    practice-wide feed) and three appointments, with the typed text stored as is."""
+    practice-wide feed) and three appointments, with the typed text stored as is.
+
+    Straight to the table on purpose: the services clean text on input (and refuse
+    empty titles), and the feed must clean it even when that was bypassed."""
     practice = Practice.objects.create(
         name=storable(typed.practice_name), time_zone="America/New_York"
     )

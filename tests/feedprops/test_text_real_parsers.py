@@ -22,17 +22,14 @@ from tests.conformance.harness import (
     assert_feed_structure_ok,
     expected_event,
 )
-from tests.feedprops.conftest import (
-    assert_only_expected_properties,
-    rolled_back,
-    visible_text,
-)
+from tests.feedprops.oracles import assert_only_expected_properties, visible_text
 from tests.feedprops.test_text import (
     NASTY,
     NASTY_EXAMPLE,
     check_feeds,
     typed,
 )
+from tests.support import rolled_back
 
 SLOW = dict(
     deadline=None,

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from calendarsync.models import FeedScope
 from practice.models import Practice, Role
-from practice.services import user_create
 from scheduling.models import Appointment
 from scheduling.publication import calendar_days
 from tests.conformance.harness import (
@@ -23,11 +22,9 @@ from tests.conformance.harness import (
     assert_feed_structure_ok,
     expected_event,
 )
-from tests.feedprops.conftest import (
-    assert_only_expected_properties,
-    feed_paths,
-    rolled_back,
-)
+from tests.factories import feed_paths, make_appointment, make_practice, make_user
+from tests.feedprops.oracles import assert_only_expected_properties
+from tests.support import rolled_back
 
 ZONES = [
     "America/St_Johns",  # -03:30, DST at 02:00 local
@@ -83,12 +80,11 @@ def around(change: datetime) -> list[tuple[datetime, datetime]]:
 
 
 def book(practice: Practice):
-    clinician = user_create(
-        practice=practice,
+    clinician = make_user(
+        practice,
         email=f"tz-{practice.pk}@feed.test",
-        display_name="Zone Clinician",
+        name="Zone Clinician",
         roles=[Role.ADMINISTRATOR, Role.CLINICIAN],
-        password="a-long-enough-password-1",
     )
     zone = practice.zone
     now = timezone.now()
@@ -108,9 +104,8 @@ def book(practice: Practice):
         slots.append((late, late + timedelta(hours=2)))
         slots.append((late + timedelta(minutes=50), late + timedelta(minutes=70)))
     for index, (start, end) in enumerate(slots):
-        Appointment.objects.create(
-            practice=practice,
-            clinician=clinician,
+        make_appointment(
+            clinician,
             kind=Appointment.Kind.EVENT,
             title=f"Slot {index}",
             start=start,
@@ -123,9 +118,7 @@ def book(practice: Practice):
 def test_every_parser_reads_the_database_instants_across_clock_changes(
     db, client, zone_key
 ):
-    practice = Practice.objects.create(
-        name=f"Practice in {zone_key}", time_zone=zone_key
-    )
+    practice = make_practice(name=f"Practice in {zone_key}", time_zone=zone_key)
     clinician, changes = book(practice)
     if zone_key == "Asia/Kolkata":
         assert changes == []
@@ -186,14 +179,8 @@ def test_a_practice_cannot_hold_a_windows_zone_name(db, name):
 )
 def test_any_instant_in_any_zone_reads_back_as_stored(db, client, zone_key, slots):
     with rolled_back():
-        practice = Practice.objects.create(name="Anywhere", time_zone=zone_key)
-        clinician = user_create(
-            practice=practice,
-            email="anywhere@feed.test",
-            display_name="Anywhere",
-            roles=[Role.CLINICIAN],
-            password="a-long-enough-password-1",
-        )
+        practice = make_practice(name="Anywhere", time_zone=zone_key)
+        clinician = make_user(practice, email="anywhere@feed.test", name="Anywhere")
         first_day, after_last_day = calendar_days(
             scope=FeedScope.PERSONAL, zone=practice.zone, now=timezone.now()
         )
@@ -204,9 +191,8 @@ def test_any_instant_in_any_zone_reads_back_as_stored(db, client, zone_key, slot
             start = origin + timedelta(minutes=offset)
             if start >= last:
                 continue
-            appointment = Appointment.objects.create(
-                practice=practice,
-                clinician=clinician,
+            appointment = make_appointment(
+                clinician,
                 kind=Appointment.Kind.EVENT,
                 title=f"Slot {index}",
                 start=start,

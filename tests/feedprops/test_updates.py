@@ -15,7 +15,7 @@ from django.db.models import F
 from django.utils.http import http_date, parse_http_date
 
 from calendarsync.models import FeedLink
-from scheduling.models import Appointment, Location, Patient
+from scheduling.models import Appointment
 from scheduling.services import (
     appointment_delete,
     appointment_set_status,
@@ -23,8 +23,13 @@ from scheduling.services import (
     location_update,
     patient_update,
 )
-from tests.calendarsync.conftest import local
-from tests.feedprops.conftest import feed_paths
+from tests.factories import (
+    feed_paths,
+    local,
+    make_appointment,
+    make_location,
+    make_patient,
+)
 
 VEVENT = re.compile(rb"BEGIN:VEVENT\r\n.*?END:VEVENT\r\n", re.DOTALL)
 UID = re.compile(rb"\r\nUID:([^\r]+)\r\n")
@@ -34,7 +39,7 @@ MINUTE = timedelta(minutes=1)
 def age(delta: timedelta = MINUTE) -> None:
     """Move every appointment's moments ``delta`` into the past, as if time had
     passed. What the server last told clients (the link's Last-Modified) stays: a
-    client keeps it as it was."""
+    client keeps it as it was. Straight to the table: the services never date back."""
     Appointment.objects.update(
         created_at=F("created_at") - delta,
         updated_at=F("updated_at") - delta,
@@ -54,31 +59,26 @@ def read(block: bytes) -> icalendar.Event:
 
 @pytest.fixture
 def booked(practice, clinician, admin_user):
-    office = Location.objects.create(practice=practice, name="Main Street Office")
-    annex = Location.objects.create(practice=practice, name="Annex")
-    elodie = Patient.objects.create(
-        practice=practice, first_name="Élodie", last_name="O'Brien"
-    )
-    mary = Patient.objects.create(practice=practice, first_name="Mary", last_name="Kay")
-    session = Appointment.objects.create(
-        practice=practice,
-        clinician=clinician,
+    office = make_location(practice, name="Main Street Office")
+    annex = make_location(practice, name="Annex")
+    elodie = make_patient(practice, first_name="Élodie", last_name="O'Brien")
+    mary = make_patient(practice, first_name="Mary", last_name="Kay")
+    session = make_appointment(
+        clinician,
+        patients=[elodie],
         location=office,
         start=local(practice, days=3, hour=10),
         end=local(practice, days=3, hour=10, minute=50),
     )
-    session.patients.set([elodie])
-    meeting = Appointment.objects.create(
-        practice=practice,
-        clinician=clinician,
+    meeting = make_appointment(
+        clinician,
         kind=Appointment.Kind.EVENT,
         title="Supervision",
         start=local(practice, days=4, hour=8),
         end=local(practice, days=4, hour=9),
     )
-    steady = Appointment.objects.create(
-        practice=practice,
-        clinician=clinician,
+    steady = make_appointment(
+        clinician,
         kind=Appointment.Kind.EVENT,
         title="Steady",
         start=local(practice, days=5, hour=8),

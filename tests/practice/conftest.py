@@ -1,12 +1,9 @@
-"""Fixtures for the practice app: network restrictions and client addresses."""
+"""Fixtures for the practice app: network restrictions and a second administrator."""
 
 import pytest
 
-from practice.models import AllowedNetwork
-
-OFFICE = "10.20.0.0/16"
-OFFICE_IP = "10.20.0.7"
-ELSEWHERE_IP = "203.0.113.50"
+from practice.models import AllowedNetwork, Role
+from tests.factories import make_user
 
 
 @pytest.fixture
@@ -22,7 +19,7 @@ def restrict():
 
 
 @pytest.fixture
-def second_admin(practice, make_user):
-    from practice.models import Role
-
-    return make_user(practice, Role.ADMINISTRATOR, email="owner2@riverside.test")
+def second_admin(practice):
+    return make_user(
+        practice, roles=[Role.ADMINISTRATOR], email="owner2@riverside.test"
+    )

@@ -4,7 +4,7 @@ import pytest
 
 from practice.models import Role, User
 from practice.services import networks_set
-from tests.conftest import browser_login
+from tests.support import browser_login
 
 pytestmark = pytest.mark.browser
 

@@ -118,6 +118,7 @@ def test_seed_demo_loads_both_practices_idempotently(db, client):
 def test_seed_demo_keeps_a_changed_password(db):
     call_command("seed_demo", stdout=io.StringIO())
     user = User.objects.get(email="chen@riverside.test")
+    # What the password change form does (no service of Tend's own).
     user.set_password("chens-own-secret")
     user.save()
     call_command("seed_demo", stdout=io.StringIO())

@@ -13,7 +13,8 @@ from practice.selectors import (
     practice_allowed_cidrs,
     user_list,
 )
-from practice.services import audit_record
+from practice.services import audit_record, user_set_active
+from tests.factories import make_user
 
 
 def without_csrf(html: bytes) -> str:
@@ -21,9 +22,12 @@ def without_csrf(html: bytes) -> str:
 
 
 @pytest.fixture
-def harbor_member(other_practice, make_user):
+def harbor_member(other_practice):
     return make_user(
-        other_practice, Role.CLINICIAN, email="lee@harbor.test", name="Jordan Lee"
+        other_practice,
+        roles=[Role.CLINICIAN],
+        email="lee@harbor.test",
+        name="Jordan Lee",
     )
 
 
@@ -166,8 +170,7 @@ def test_selectors_are_scoped(
 def test_clinician_list_leaves_out_deactivated_unless_asked(
     practice, clinician, other_clinician
 ):
-    other_clinician.is_active = False
-    other_clinician.save()
+    user_set_active(user=other_clinician, active=False, actor=clinician, client_ip=None)
     assert list(clinician_list(practice=practice)) == [clinician]
     assert set(clinician_list(practice=practice, include_inactive=True)) == {
         clinician,

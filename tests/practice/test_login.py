@@ -7,7 +7,8 @@ from django.contrib.sessions.models import Session
 from django.utils import timezone
 
 from practice.models import AuditEvent, Practice, User
-from tests.conftest import PASSWORD
+from practice.services import user_set_active
+from tests.factories import PASSWORD
 
 SAME_ERROR = "That email and password do not match an active account."
 
@@ -54,9 +55,11 @@ def test_login_follows_safe_next_only(client, admin_user):
 
 
 @pytest.mark.parametrize("case", ["wrong_password", "unknown_email", "inactive"])
-def test_failed_login_gives_one_answer_whatever_the_reason(client, clinician, case):
+def test_failed_login_gives_one_answer_whatever_the_reason(
+    client, clinician, admin_user, case
+):
     if case == "inactive":
-        User.objects.filter(pk=clinician.pk).update(is_active=False)
+        user_set_active(user=clinician, active=False, actor=admin_user, client_ip=None)
     email = "nobody@riverside.test" if case == "unknown_email" else clinician.email
     password = "wrong-password" if case == "wrong_password" else PASSWORD
     response = sign_in(client, email, password)

@@ -8,8 +8,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from practice.models import AllowedNetwork, AuditEvent
 from practice.net import NETWORK_EXEMPT_URL_NAMES, address_allowed, client_ip
-from tests.conftest import PASSWORD
-from tests.practice.conftest import ELSEWHERE_IP, OFFICE, OFFICE_IP
+from tests.factories import PASSWORD
+from tests.support import ELSEWHERE_IP, OFFICE, OFFICE_IP
 
 # -- The client address -------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 import pytest
 from django.db import IntegrityError, transaction
 
-from practice.models import Practice, Role, User
+from practice.models import Role, User
+from tests.factories import make_practice, make_user
 
 
 @pytest.fixture
@@ -65,6 +66,8 @@ def test_even_a_flagged_practice_user_is_kept_out(admin_user, operator):
     ],
 )
 def test_database_forbids_staff_flags_on_practice_users(practice, flags):
+    # Straight to the table: the services never write such a row; the database
+    # must refuse it even so.
     with pytest.raises(IntegrityError), transaction.atomic():
         User.objects.create(
             email="x@riverside.test",
@@ -76,13 +79,15 @@ def test_database_forbids_staff_flags_on_practice_users(practice, flags):
 
 
 def test_database_requires_a_practice_for_non_operators(db):
+    # Straight to the table, as above.
     with pytest.raises(IntegrityError), transaction.atomic():
         User.objects.create(email="loose@example.test", display_name="Loose")
 
 
-def test_database_refuses_duplicate_email_in_any_case(practice, make_user):
-    make_user(practice, Role.CLINICIAN, email="dup@riverside.test")
-    other = Practice.objects.create(name="Other", time_zone="UTC")
+def test_database_refuses_duplicate_email_in_any_case(practice):
+    make_user(practice, roles=[Role.CLINICIAN], email="dup@riverside.test")
+    other = make_practice(name="Other", time_zone="UTC")
+    # Straight to the table: user_create refuses the duplicate before the database.
     with pytest.raises(IntegrityError), transaction.atomic():
         User.objects.create(
             email="DUP@riverside.test", display_name="Dup", practice=other

@@ -6,8 +6,9 @@ import socket
 import pytest
 from django.core import mail
 
-from practice.models import AuditEvent, User
-from tests.conftest import PASSWORD
+from practice.models import AuditEvent
+from practice.services import user_set_active
+from tests.factories import PASSWORD
 
 LINK = re.compile(r"(https?://\S+/password/reset/\S+/\S+/)")
 
@@ -40,8 +41,8 @@ def test_reset_answers_the_same_for_known_and_unknown_addresses(client, clinicia
     assert b"If the address you entered belongs to an active account" in page.content
 
 
-def test_reset_sends_nothing_to_deactivated_users(client, clinician):
-    User.objects.filter(pk=clinician.pk).update(is_active=False)
+def test_reset_sends_nothing_to_deactivated_users(client, clinician, admin_user):
+    user_set_active(user=clinician, active=False, actor=admin_user, client_ip=None)
     response = client.post("/password/reset/", {"email": clinician.email})
     assert response.status_code == 302
     assert mail.outbox == []

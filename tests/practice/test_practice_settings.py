@@ -4,7 +4,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from practice.models import AuditEvent, Practice
-from practice.services import practice_create
+from practice.services import practice_create, practice_update
 
 
 def test_practice_page_shows_current_values(login, admin_user):
@@ -61,8 +61,9 @@ def test_the_self_scheduling_switch_is_saved_as_posted(
 
 
 def test_pages_show_times_in_the_practice_zone(login, admin_user, practice):
-    practice.time_zone = "Asia/Kolkata"
-    practice.save()
+    practice_update(
+        practice=practice, actor=admin_user, client_ip=None, time_zone="Asia/Kolkata"
+    )
     page = login(admin_user).get("/settings/audit/").content.decode()
     assert "IST" in page
     assert "Asia/Kolkata" in page

@@ -1,17 +1,12 @@
-"""Scheduling fixtures: services, locations and patients of both practices, and a
-helper for wall-clock times in a practice's zone."""
+"""Scheduling fixtures: services, locations and patients of both practices (made by
+``tests.factories``), and wall-clock times in a practice's zone."""
 
 from datetime import datetime
 
 import pytest
 
 from scheduling.recurrence import local_to_utc
-from scheduling.services import (
-    appointment_create,
-    location_create,
-    patient_create,
-    service_create,
-)
+from tests.factories import make_appointment, make_location, make_patient, make_service
 
 
 @pytest.fixture
@@ -27,31 +22,28 @@ def at(practice):
 
 @pytest.fixture
 def service(practice):
-    return service_create(practice=practice, name="Psychotherapy", default_minutes=53)
+    return make_service(practice, name="Psychotherapy", minutes=53)
 
 
 @pytest.fixture
 def intake(practice):
-    return service_create(practice=practice, name="Intake", default_minutes=60)
+    return make_service(practice, name="Intake", minutes=60)
 
 
 @pytest.fixture
 def office(practice):
-    return location_create(
-        practice=practice, name="Main Street office", is_telehealth=False
-    )
+    return make_location(practice, name="Main Street office")
 
 
 @pytest.fixture
 def telehealth(practice):
-    return location_create(practice=practice, name="Telehealth", is_telehealth=True)
+    return make_location(practice, name="Telehealth", telehealth=True)
 
 
 @pytest.fixture
 def patient(practice, clinician):
-    return patient_create(
-        practice=practice,
-        actor=None,
+    return make_patient(
+        practice,
         first_name="Élodie",
         last_name="O'Brien",
         primary_clinician=clinician,
@@ -61,9 +53,8 @@ def patient(practice, clinician):
 
 @pytest.fixture
 def second_patient(practice, clinician):
-    return patient_create(
-        practice=practice,
-        actor=None,
+    return make_patient(
+        practice,
         first_name="Mary-Kate",
         last_name="van der Berg",
         primary_clinician=clinician,
@@ -73,9 +64,8 @@ def second_patient(practice, clinician):
 @pytest.fixture
 def other_patient(practice, other_clinician):
     """A patient of another clinician of the same practice."""
-    return patient_create(
-        practice=practice,
-        actor=None,
+    return make_patient(
+        practice,
         first_name="Kwame",
         last_name="Mensah",
         primary_clinician=other_clinician,
@@ -84,9 +74,8 @@ def other_patient(practice, other_clinician):
 
 @pytest.fixture
 def outsider_patient(other_practice, outsider_admin):
-    return patient_create(
-        practice=other_practice,
-        actor=None,
+    return make_patient(
+        other_practice,
         first_name="Zed",
         last_name="Outside",
         primary_clinician=outsider_admin,
@@ -95,16 +84,12 @@ def outsider_patient(other_practice, outsider_admin):
 
 @pytest.fixture
 def outsider_service(other_practice):
-    return service_create(
-        practice=other_practice, name="Harbor session", default_minutes=50
-    )
+    return make_service(other_practice, name="Harbor session", minutes=50)
 
 
 @pytest.fixture
 def outsider_location(other_practice):
-    return location_create(
-        practice=other_practice, name="Harbor office", is_telehealth=False
-    )
+    return make_location(other_practice, name="Harbor office")
 
 
 @pytest.fixture
@@ -112,19 +97,11 @@ def book(practice, scheduler, service, office):
     """Book a session (or series) through the service, as the scheduler."""
 
     def make(*, clinician, patients, start, minutes=53, **kwargs):
-        from datetime import timedelta
-
         kwargs.setdefault("service", service)
         kwargs.setdefault("location", office)
-        kwargs.setdefault("allow_conflicts", True)
-        return appointment_create(
-            practice=practice,
-            actor=scheduler,
-            clinician=clinician,
-            patients=patients,
-            start=start,
-            end=start + timedelta(minutes=minutes),
-            **kwargs,
+        kwargs.setdefault("actor", scheduler)
+        return make_appointment(
+            clinician, patients=patients, start=start, minutes=minutes, **kwargs
         )
 
     return make

@@ -2,6 +2,7 @@
 
 import pytest
 
+from practice.services import practice_update
 from scheduling.models import Appointment, AppointmentChange
 from tests.scheduling.helpers import main
 
@@ -342,8 +343,12 @@ def test_clinician_manages_own_when_allowed(
         ),
     )
     assert response.context["form"].errors["clinician"]
-    practice.clinicians_may_schedule_themselves = False
-    practice.save()
+    practice_update(
+        practice=practice,
+        actor=None,
+        client_ip=None,
+        clinicians_may_schedule_themselves=False,
+    )
     client = login(clinician)
     assert client.get(f"/scheduling/appointments/{own.pk}/").status_code == 200
     assert (

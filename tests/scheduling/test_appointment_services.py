@@ -21,6 +21,7 @@ from scheduling.services import (
     location_update,
     patient_set_active,
 )
+from tests.factories import make_location
 
 pytestmark = pytest.mark.django_db
 
@@ -778,10 +779,9 @@ def test_a_location_turned_telehealth_republishes_its_appointments(
     book, clinician, patient, at
 ):
     """Calendars show a telehealth location only as "Telehealth"."""
-    from scheduling.models import Location
     from scheduling.services import location_update
 
-    office = Location.objects.create(practice=clinician.practice, name="Room 2")
+    office = make_location(clinician.practice, name="Room 2")
     future = book(
         clinician=clinician,
         patients=[patient],

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from scheduling.models import Appointment
-from tests.conftest import browser_login
+from tests.support import browser_login
 
 pytestmark = pytest.mark.browser
 

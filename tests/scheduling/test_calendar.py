@@ -7,9 +7,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from practice.models import Role
+from practice.services import practice_update
 from scheduling.models import Appointment
 from scheduling.recurrence import WEEKLY, Recurrence
 from scheduling.services import appointment_set_status
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -145,8 +147,12 @@ def test_admin_who_is_a_clinician_starts_on_own_calendar(
 def test_clinician_without_self_scheduling_sees_no_booking_links(
     login, practice, clinician
 ):
-    practice.clinicians_may_schedule_themselves = False
-    practice.save()
+    practice_update(
+        practice=practice,
+        actor=None,
+        client_ip=None,
+        clinicians_may_schedule_themselves=False,
+    )
     html = login(clinician).get("/scheduling/").content.decode()
     assert "cal-slot" not in html and "New appointment" not in html
     assert login(clinician).get("/scheduling/new/").status_code == 403
@@ -207,11 +213,11 @@ def _week_queries(client, url):
 
 
 def test_week_view_query_count_does_not_grow_with_clinicians(
-    login, practice, scheduler, make_user, patient, book, at
+    login, practice, scheduler, patient, book, at
 ):
     """Pinned: the same number of queries for 1 clinician and for 50, each with a
     week of appointments (several patients each)."""
-    first = make_user(practice, Role.CLINICIAN, name="Clinician 0")
+    first = make_user(practice, roles=[Role.CLINICIAN], name="Clinician 0")
     book(
         clinician=first,
         patients=[patient],
@@ -222,7 +228,9 @@ def test_week_view_query_count_does_not_grow_with_clinicians(
     url = "/scheduling/?date=2026-12-01&clinician=all"
     one = _week_queries(client, url)
     for number in range(1, 50):
-        clinician = make_user(practice, Role.CLINICIAN, name=f"Clinician {number}")
+        clinician = make_user(
+            practice, roles=[Role.CLINICIAN], name=f"Clinician {number}"
+        )
         for day in range(5):
             book(
                 clinician=clinician,

@@ -2,6 +2,7 @@
 
 import pytest
 
+from practice.services import practice_update
 from scheduling.models import Patient
 from scheduling.selectors import patient_list
 from scheduling.services import patient_create, patient_update
@@ -165,8 +166,12 @@ def test_clinician_adds_own_patient_and_cannot_deactivate(login, clinician, prac
         client.post(f"/patients/{patient.pk}/active/", {"active": "0"}).status_code
         == 403
     )
-    practice.clinicians_may_schedule_themselves = False
-    practice.save()
+    practice_update(
+        practice=practice,
+        actor=None,
+        client_ip=None,
+        clinicians_may_schedule_themselves=False,
+    )
     client = login(clinician)
     assert client.get("/patients/new/").status_code == 403
     assert client.get(f"/patients/{patient.pk}/").status_code == 200

@@ -1,18 +1,12 @@
-"""Helpers for the feed property tests: per-example rollback, links issued by the
-real service, and an independent reading of a feed's structure."""
+"""What the feed property tests check a feed against, independently of the code
+that writes it: which properties may appear where, how a typed text should look on a
+calendar, and a line-by-line reading of a feed's structure."""
 
-import contextlib
 import re
 import unicodedata
-from collections.abc import Iterator
 
 import icalendar
-from django.db import connection, transaction
-
-from calendarsync.models import FeedScope
-from calendarsync.services import feed_links_issue
-from tests.calendarsync.conftest import feed_path
-from tests.conftest import clear_caches
+from django.db import connection
 
 # What a feed may contain, per component. Anything else is something nobody put there.
 ALLOWED_PROPERTIES = {
@@ -57,34 +51,11 @@ ALLOWED_PARENTS = {
 NAME = re.compile(r"[A-Za-z0-9-]+")
 
 
-@contextlib.contextmanager
-def rolled_back() -> Iterator[None]:
-    """One Hypothesis example's rows, gone afterwards whether it passed or not. The
-    caches are emptied first, as between tests: SQLite hands out a rolled-back
-    example's ids again, and nothing may be remembered under them."""
-    clear_caches()
-    with transaction.atomic():
-        yield
-        transaction.set_rollback(True)
-
-
 def storable(text: str) -> str:
     """PostgreSQL cannot store NUL in text at all; everything else goes in as is."""
     if connection.vendor == "postgresql":
         return text.replace("\x00", "")
     return text
-
-
-def feed_paths(user) -> dict[str, str]:
-    """{scope: path} of the user's feeds, tokens made by calendarsync itself."""
-    _access, issued = feed_links_issue(user=user)
-    paths = {}
-    for item in issued:
-        key = item.link.scope
-        if key == FeedScope.CLINICIAN:
-            key = f"clinician:{item.link.clinician_id}"
-        paths[key] = feed_path(item.https_url)
-    return paths
 
 
 # Removed wherever they appear: bidirectional controls can disguise text.

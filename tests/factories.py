@@ -1,0 +1,227 @@
+"""Test data, made the way the application makes it.
+
+Every factory goes through the services the pages call (``practice.services``,
+``scheduling.services``, ``calendarsync.services``), so test rows are validated,
+recorded in the history and carry the same ``sequence``/``updated_at``/``cancelled_at``
+bookkeeping as rows made in the SCHEDULING tab. Fixtures in the ``conftest`` modules
+only call these. The few tests that write rows straight to the database (to fake the
+passage of time, or a state no page can produce) say so where they do it.
+"""
+
+import itertools
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
+from urllib.parse import urlsplit
+
+from django.utils import timezone
+
+from calendarsync.models import FeedScope
+from calendarsync.services import feed_links_issue
+from practice.models import Practice, Role, User
+from practice.services import practice_create, user_create
+from scheduling.models import Appointment, Location, Patient, Service
+from scheduling.recurrence import Recurrence
+from scheduling.services import (
+    appointment_create,
+    appointment_delete,
+    appointment_set_status,
+    appointment_update,
+    location_create,
+    patient_create,
+    service_create,
+)
+
+PASSWORD = "correct-horse-battery"
+
+_numbers = itertools.count(1)
+
+
+def local(practice: Practice, *, days: int = 0, hour: int = 9, minute: int = 0):
+    """A time ``days`` from today at ``hour:minute`` in the practice's zone."""
+    zone = practice.zone
+    today = timezone.now().astimezone(zone).date() + timedelta(days=days)
+    return datetime(today.year, today.month, today.day, hour, minute, tzinfo=zone)
+
+
+def make_practice(
+    *, name: str = "Riverside Counseling", time_zone: str = "America/New_York"
+) -> Practice:
+    """A practice, created as the operator's setup creates one."""
+    return practice_create(name=name, time_zone=time_zone)
+
+
+def make_user(
+    practice: Practice,
+    *,
+    roles: Iterable[Role] = (Role.CLINICIAN,),
+    email: str | None = None,
+    name: str | None = None,
+    credentials: str = "",
+    password: str | None = PASSWORD,
+) -> User:
+    """A user of ``practice`` with ``roles``, added as Settings → Users adds one."""
+    number = next(_numbers)
+    return user_create(
+        practice=practice,
+        email=email or f"user{number}@{practice.pk}.example.test",
+        display_name=name or f"User {number}",
+        credentials=credentials,
+        roles=list(roles),
+        password=password,
+    )
+
+
+def make_patient(
+    practice: Practice,
+    *,
+    first_name: str = "Élodie",
+    last_name: str = "",
+    preferred_name: str = "",
+    date_of_birth: date | None = None,
+    email: str = "",
+    phone: str = "",
+    primary_clinician: User | None = None,
+    actor: User | None = None,
+) -> Patient:
+    """A patient of ``practice``, added as the Patients tab adds one."""
+    return patient_create(
+        practice=practice,
+        actor=actor,
+        first_name=first_name,
+        last_name=last_name,
+        preferred_name=preferred_name,
+        date_of_birth=date_of_birth,
+        email=email,
+        phone=phone,
+        primary_clinician=primary_clinician,
+    )
+
+
+def make_location(
+    practice: Practice, *, name: str = "Main Street Office", telehealth: bool = False
+) -> Location:
+    """An office (or a telehealth location) of ``practice``."""
+    return location_create(practice=practice, name=name, is_telehealth=telehealth)
+
+
+def make_service(
+    practice: Practice, *, name: str = "Psychotherapy", minutes: int = 50
+) -> Service:
+    """A service of ``practice`` with its usual length in minutes."""
+    return service_create(practice=practice, name=name, default_minutes=minutes)
+
+
+def make_appointment(
+    clinician: User,
+    *,
+    start: datetime | None = None,
+    minutes: int = 50,
+    end: datetime | None = None,
+    patients: Sequence[Patient] | None = None,
+    kind: str = Appointment.Kind.SESSION,
+    title: str = "",
+    location: Location | None = None,
+    service: Service | None = None,
+    notes: str = "",
+    recurrence: Recurrence | None = None,
+    actor: User | None = None,
+    allow_conflicts: bool = True,
+) -> Appointment:
+    """An appointment of ``clinician`` (a session with a new patient unless given
+    ``patients``), booked as the SCHEDULING tab books one: tomorrow 09:00 local for
+    ``minutes`` unless told otherwise, overlaps allowed unless ``allow_conflicts`` is
+    false."""
+    practice = clinician.practice
+    start = start or local(practice, days=1, hour=9)
+    if patients is None:
+        patients = (
+            [make_patient(practice, first_name="Pat", last_name="Doe")]
+            if kind == Appointment.Kind.SESSION
+            else []
+        )
+    return appointment_create(
+        practice=practice,
+        actor=actor,
+        clinician=clinician,
+        start=start,
+        end=end or start + timedelta(minutes=minutes),
+        kind=kind,
+        patients=patients,
+        title=title,
+        service=service,
+        location=location,
+        notes=notes,
+        recurrence=recurrence,
+        allow_conflicts=allow_conflicts,
+    )
+
+
+def change_appointment(
+    appointment: Appointment,
+    *,
+    actor: User | None = None,
+    status: str | None = None,
+    scope: str = "this",
+    **fields,
+) -> Appointment:
+    """Change ``appointment`` as its edit page does (``fields`` through
+    ``appointment_update``, then ``status`` through ``appointment_set_status``) and
+    bring the given instance up to date."""
+    if fields:
+        appointment_update(
+            appointment=appointment,
+            actor=actor,
+            expected_revision=None,
+            scope=scope,
+            allow_conflicts=True,
+            **fields,
+        )
+    if status is not None:
+        appointment_set_status(
+            appointment=appointment,
+            actor=actor,
+            status=status,
+            expected_revision=None,
+            scope=scope,
+        )
+    appointment.refresh_from_db()
+    return appointment
+
+
+def delete_appointment(
+    appointment: Appointment, *, actor: User | None = None, scope: str = "this"
+) -> Appointment:
+    """Delete ``appointment`` as its edit page does (softly) and bring it up to date."""
+    appointment_delete(
+        appointment=appointment, actor=actor, expected_revision=None, scope=scope
+    )
+    appointment.refresh_from_db()
+    return appointment
+
+
+def feed_links(user: User) -> dict[tuple[str, int | None], str]:
+    """{(scope, clinician id): feed path} of the user's links, issued by the service."""
+    _access, issued = feed_links_issue(user=user)
+    return {
+        (item.link.scope, item.link.clinician_id): urlsplit(item.https_url).path
+        for item in issued
+    }
+
+
+def feed_paths(user: User) -> dict[str, str]:
+    """{scope, or "clinician:<id>": feed path} of the user's links."""
+    paths = {}
+    for (scope, clinician_id), path in feed_links(user).items():
+        key = f"clinician:{clinician_id}" if scope == FeedScope.CLINICIAN else scope
+        paths[key] = path
+    return paths
+
+
+def personal_feed_path(user: User) -> str:
+    """The path of the user's own calendar feed."""
+    return feed_links(user)[(FeedScope.PERSONAL, user.pk)]
+
+
+def practice_feed_path(user: User) -> str:
+    """The path of the practice-wide calendar feed as ``user`` is issued it."""
+    return feed_links(user)[(FeedScope.PRACTICE, None)]
