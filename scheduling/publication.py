@@ -234,6 +234,8 @@ def event_location(*, name: str | None, is_telehealth: bool) -> str:
     return published_text(URL_PATTERN.sub(" ", published_text(name)))
 
 
+# Remembered: a practice-wide feed names the same few clinicians thousands of times.
+@functools.lru_cache(maxsize=10_000)
 def clinician_label(*, display_name: str, credentials: str, email: str) -> str:
     """How calendars name a clinician: as Tend's own pages do."""
     return User(display_name=display_name, credentials=credentials, email=email).label
