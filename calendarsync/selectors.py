@@ -4,7 +4,7 @@ poll makes, and every user's sync state for administrators. Nothing here writes.
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Case, Count, Max, OuterRef, QuerySet, Subquery, When
+from django.db.models import Count, Max, QuerySet
 
 from calendarsync.models import FeedLink, FeedScope
 from practice.models import Practice, User
@@ -60,49 +60,30 @@ def feed_calendar_name(*, link: FeedLink) -> str:
     )
 
 
-# The calendar's version, aggregated in the poll's own query: the same rows and
-# rule as ``publication.calendar_version``, as correlated subqueries.
-VERSION_FIELDS = ("count", "shown", "changed", "deleted")
-
-
-def _version_annotations(now: datetime) -> dict:
-    def aggregate(scope: str, name: str):
-        rows = publication.calendar_version_rows(
-            scope=scope,
-            practice_id=OuterRef("access__practice_id"),
-            clinician_id=OuterRef("clinician_id"),
-            now=now,
-        )
-        value = publication.calendar_version(now=now)[name]
-        return Subquery(
-            rows.order_by().values("practice_id").annotate(v=value).values("v")[:1]
-        )
-
-    return {
-        f"version_{name}": Case(
-            When(scope=FeedScope.PRACTICE, then=aggregate(FeedScope.PRACTICE, name)),
-            default=aggregate(FeedScope.CLINICIAN, name),
-        )
-        for name in VERSION_FIELDS
-    }
-
-
 def feed_link_for_poll(*, public_id: str, now: datetime) -> FeedLink | None:
     """The link with ``public_id`` (None if there is none) with what authorising a
-    poll needs (its access, owner, practice and clinician) and the version of its
-    calendar's schedule (``schedule_version``), in one query. Not authorised yet:
-    see ``permissions.access_feed_link``."""
+    poll needs (its access, owner, practice and clinician), and the version of its
+    calendar's schedule (``schedule_version``, ``version_changed``): the contract's
+    ``calendar_version`` aggregates over its ``calendar_version_rows``. Two
+    queries; not authorised yet (see ``permissions.access_feed_link``)."""
     link = (
         FeedLink.objects.select_related("access__user", "access__practice", "clinician")
-        .annotate(**_version_annotations(now))
         .filter(public_id=public_id)
         .first()
     )
-    if link is not None:
-        link.schedule_version = "/".join(
-            "" if value is None else str(value)
-            for value in (getattr(link, f"version_{name}") for name in VERSION_FIELDS)
-        )
+    if link is None:
+        return None
+    version = publication.calendar_version_rows(
+        scope=link.scope,
+        practice_id=link.access.practice_id,
+        clinician_id=link.clinician_id,
+        now=now,
+    ).aggregate(**publication.calendar_version(now=now))
+    link.schedule_version = "/".join(
+        "" if version[name] is None else str(version[name])
+        for name in publication.VERSION_FIELDS
+    )
+    link.version_changed = version["changed"]
     return link
 
 

@@ -160,6 +160,9 @@ def calendar_appointments(
     ).filter(shown(now), start__lt=end, end__gt=start)
 
 
+VERSION_FIELDS = ("count", "shown", "changed", "deleted")
+
+
 def calendar_version(*, now: datetime) -> dict:
     """Aggregates over ``calendar_version_rows`` that change whenever what the
     calendar shows may have changed: every publish moves the latest change

@@ -564,15 +564,15 @@ def test_feed_query_count_does_not_grow_with_events(
     client.get(path)
     with CaptureQueriesContext(connection) as captured:
         assert client.get(path).status_code == 200
-    # The link with its owner, practice, clinician and schedule version: the
-    # bytes come from the cache. (The savepoints only exist because the test runs
-    # inside a transaction.)
+    # The link with its owner, practice and clinician, then its schedule's
+    # version: the bytes come from the cache. (The savepoints only exist because
+    # the test runs inside a transaction.)
     statements = [
         query["sql"]
         for query in captured.captured_queries
         if "SAVEPOINT" not in query["sql"]
     ]
-    assert len(statements) == 1
+    assert len(statements) == 2
 
 
 def test_render_event_strips_every_control_character():

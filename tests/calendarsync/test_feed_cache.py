@@ -1,4 +1,4 @@
-"""Polling that costs almost nothing: one query for an unchanged feed, three for a
+"""Polling that costs almost nothing: two queries for an unchanged feed, four for a
 rebuild, whatever the feed's size; and no reset, role change, rename or
 appointment change is ever answered from an out-of-date cache entry."""
 
@@ -71,20 +71,21 @@ def test_queries_per_poll_are_constant_in_feed_size(client, practice, clinician,
     first = client.get(path, headers=GOOGLE)  # records the client, this minute
     assert first.status_code == 200
 
-    # Unchanged, conditional: the link query alone answers 304.
+    # Unchanged, conditional: the link and its calendar's version answer 304.
     with CaptureQueriesContext(connection) as captured:
         response = client.get(path, headers={**GOOGLE, "If-None-Match": first["ETag"]})
     assert response.status_code == 304
-    assert len(statements(captured)) == 1
+    assert len(statements(captured)) == 2
 
-    # Unchanged, unconditional: the same query, the bytes from the cache.
+    # Unchanged, unconditional: the same queries, the bytes from the cache.
     with CaptureQueriesContext(connection) as captured:
         response = client.get(path, headers=GOOGLE)
     assert response.status_code == 200
     assert response.content == first.content
-    assert len(statements(captured)) == 1
+    assert len(statements(captured)) == 2
 
-    # One appointment changed: link, events, and remembering what was served.
+    # One appointment changed: link, version, events, and remembering what was
+    # served.
     change_appointment(
         appointments[0], start=appointments[0].start + timedelta(minutes=15)
     )
@@ -92,7 +93,7 @@ def test_queries_per_poll_are_constant_in_feed_size(client, practice, clinician,
         response = client.get(path, headers={**GOOGLE, "If-None-Match": first["ETag"]})
     assert response.status_code == 200
     assert response.content != first.content
-    assert len(statements(captured)) == 3
+    assert len(statements(captured)) == 4
     assert len(summaries(response.content)) == size
 
 
@@ -117,11 +118,13 @@ def test_links_to_the_same_calendar_share_one_rendering(
     with CaptureQueriesContext(connection) as captured:
         second = client.get(mine)
     assert second.content == first.content
-    # No events query: only the link, remembering what it was served, and the
-    # first-fetch record of this link's client (a look, an insert, the audit row).
+    # No events query: only the link and its calendar's version, remembering what
+    # it was served, and the first-fetch record of this link's client (a look, an
+    # insert, the audit row).
     sql = statements(captured)
-    assert not any("scheduling_appointment" in query for query in sql[1:])
-    assert len(sql) == 5
+    assert "COUNT(" in sql[1]
+    assert not any("scheduling_appointment" in query for query in sql[2:])
+    assert len(sql) == 6
 
 
 @pytest.fixture
