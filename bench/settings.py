@@ -17,7 +17,6 @@ DATABASES = {"default": _env.db_url("BENCH_DATABASE_URL")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"]["CONN_MAX_AGE"] = 600
-    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 CACHES = {"default": _env.cache("BENCH_CACHE_URL", default="locmemcache://bench")}
 CACHE_SHARED = CACHES["default"]["BACKEND"].endswith("RedisCache")
 ROOT_URLCONF = "bench.urls"

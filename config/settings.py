@@ -103,11 +103,6 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
-    # QuerySet.iterator() reads a chunk at a time from an ordinary cursor, not a
-    # server-side one: a feed's rows come in one round trip and are planned for the
-    # whole result (a server-side cursor's plan favours the first rows), and it
-    # works behind a transaction-pooling PgBouncer.
-    DATABASES["default"].setdefault("DISABLE_SERVER_SIDE_CURSORS", True)
 elif DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Concurrent requests on the embedded default (calendar polls write): WAL lets
     # readers run beside the one writer; a write transaction takes the write lock
