@@ -40,6 +40,8 @@ from scheduling.publication import PublishedAppointment
 # (the ``deflate`` package) writes standard gzip that every client reads; at level
 # 9 it is ~6% smaller than zlib's best and faster.
 GZIP_LEVEL = 9
+# Rows read per event that could fit (one per appointment and patient), at most.
+ROWS_PER_EVENT = 4
 
 
 @dataclass(frozen=True)
@@ -318,15 +320,15 @@ def _by_priority(
         F("start").desc(),
         F("id").asc(),
     )
+    # No more appointments than could fit, with room for several patients each:
+    # a busy practice's window is not read (and sorted, and sent) beyond them.
     most = settings.CALENDAR_FEED_MAX_BYTES // _min_event_bytes() + 1
-    first = appointments.model.objects.filter(
-        pk__in=appointments.order_by(*order).values("pk")[:most]
-    )
     return publication.published_appointments(
-        first,
+        appointments,
         order_by=order,
         with_clinician=link.scope == FeedScope.PRACTICE,
         now=now,
+        most_rows=most * ROWS_PER_EVENT,
     )
 
 
@@ -361,6 +363,9 @@ def _fit(
                 return kept, day
             day_events.append((event, fragment))
             day_used += len(fragment)
+    except publication.RowLimitReached:
+        # More may follow on the last day read: leave that day out.
+        return kept, current_day or today.date()
     finally:
         events.close()
     return kept + day_events, None

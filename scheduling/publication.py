@@ -278,7 +278,6 @@ PUBLISHED_COLUMNS = (
     "title",
     "start",
     "end",
-    "clinician_id",
     "clinician__display_name",
     "clinician__credentials",
     "clinician__email",
@@ -287,13 +286,34 @@ PUBLISHED_COLUMNS = (
     "patients__first_name",
     "patients__last_name",
 )
+# Positions in a row of PUBLISHED_COLUMNS (plain tuples: a feed reads thousands).
+(
+    ID,
+    UID,
+    SEQUENCE,
+    CREATED_AT,
+    UPDATED_AT,
+    DELETED_AT,
+    STATUS,
+    KIND,
+    TITLE,
+    START,
+    END,
+    CLINICIAN_NAME,
+    CLINICIAN_CREDENTIALS,
+    CLINICIAN_EMAIL,
+    LOCATION_NAME,
+    LOCATION_IS_TELEHEALTH,
+    PATIENT_FIRST_NAME,
+    PATIENT_LAST_NAME,
+) = range(len(PUBLISHED_COLUMNS))
 
 
 def _published(rows: list, *, with_clinician: bool, now: datetime):
     first = rows[0]
-    deleted_at = first.deleted_at
-    cancelled = bool(deleted_at) or first.status in Appointment.CANCELLED_STATUSES
-    changed = max(first.updated_at, deleted_at) if deleted_at else first.updated_at
+    deleted_at = first[DELETED_AT]
+    cancelled = bool(deleted_at) or first[STATUS] in Appointment.CANCELLED_STATUSES
+    changed = max(first[UPDATED_AT], deleted_at) if deleted_at else first[UPDATED_AT]
     # Never later than the moment of publication, in whole seconds (several
     # changes within one second are each dated a second later, so the last can be
     # ahead of the clock).
@@ -301,37 +321,41 @@ def _published(rows: list, *, with_clinician: bool, now: datetime):
     label = None
     if with_clinician:
         label = clinician_label(
-            display_name=first.clinician__display_name,
-            credentials=first.clinician__credentials,
-            email=first.clinician__email,
+            display_name=first[CLINICIAN_NAME],
+            credentials=first[CLINICIAN_CREDENTIALS],
+            email=first[CLINICIAN_EMAIL],
         )
     names = tuple(
-        patient_initials(row.patients__first_name or "", row.patients__last_name or "")
+        patient_initials(row[PATIENT_FIRST_NAME] or "", row[PATIENT_LAST_NAME] or "")
         for row in rows
-        if row.patients__first_name is not None or row.patients__last_name is not None
+        if row[PATIENT_FIRST_NAME] is not None or row[PATIENT_LAST_NAME] is not None
     )
     return PublishedAppointment(
-        uid=str(first.uid),
+        uid=str(first[UID]),
         # A deletion is a change a calendar must notice even if nothing else about
         # the appointment moved.
-        sequence=first.sequence + (1 if deleted_at else 0),
-        created_at=min(first.created_at, changed),
+        sequence=first[SEQUENCE] + (1 if deleted_at else 0),
+        created_at=min(first[CREATED_AT], changed),
         changed_at=changed,
-        start=first.start,
-        end=first.end,
+        start=first[START],
+        end=first[END],
         cancelled=cancelled,
         summary=event_summary(
-            is_event=first.kind == Appointment.Kind.EVENT,
-            title=first.title,
+            is_event=first[KIND] == Appointment.Kind.EVENT,
+            title=first[TITLE],
             initials=names,
             clinician_label=label,
             cancelled=cancelled,
         ),
         location=event_location(
-            name=first.location__name,
-            is_telehealth=bool(first.location__is_telehealth),
+            name=first[LOCATION_NAME],
+            is_telehealth=bool(first[LOCATION_IS_TELEHEALTH]),
         ),
     )
+
+
+class RowLimitReached(Exception):
+    """``published_appointments`` stopped at its row limit: there may be more."""
 
 
 def published_appointments(
@@ -340,21 +364,28 @@ def published_appointments(
     order_by: tuple = ("start", "id"),
     with_clinician: bool,
     now: datetime,
+    most_rows: int | None = None,
 ) -> Generator[PublishedAppointment]:
     """``appointments`` as published, in the order of ``order_by`` (which must end
     with the id), in one query read a chunk at a time; closing the iterator early
     stops reading. ``with_clinician`` names each one's clinician first (the
-    practice-wide calendar)."""
-    rows = (
-        appointments.order_by(*order_by, "patients__id")
-        .values_list(*PUBLISHED_COLUMNS, named=True)
-        .iterator(chunk_size=1000)
+    practice-wide calendar). With ``most_rows``, at most that many rows (one per
+    appointment and patient) are read; reaching the limit raises RowLimitReached
+    after the last appointment it cannot have cut short."""
+    rows = appointments.order_by(*order_by, "patients__id").values_list(
+        *PUBLISHED_COLUMNS
     )
+    if most_rows is not None:
+        rows = rows[:most_rows]
+    read = 0
     current: list = []
-    for row in rows:
-        if current and row.id != current[0].id:
+    for row in rows.iterator(chunk_size=1000):
+        read += 1
+        if current and row[ID] != current[0][ID]:
             yield _published(current, with_clinician=with_clinician, now=now)
             current = []
         current.append(row)
+    if most_rows is not None and read >= most_rows:
+        raise RowLimitReached
     if current:
         yield _published(current, with_clinician=with_clinician, now=now)
