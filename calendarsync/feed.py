@@ -40,8 +40,6 @@ from scheduling.publication import PublishedAppointment
 # (the ``deflate`` package) writes standard gzip that every client reads; at level
 # 9 it is ~6% smaller than zlib's best and faster.
 GZIP_LEVEL = 9
-# Rows read per event that could fit (one per appointment and patient), at most.
-ROWS_PER_EVENT = 4
 
 
 @dataclass(frozen=True)
@@ -320,15 +318,20 @@ def _by_priority(
         F("start").desc(),
         F("id").asc(),
     )
-    # No more appointments than could fit, with room for several patients each:
-    # a busy practice's window is not read (and sorted, and sent) beyond them.
+    # No more appointments than could fit (every event takes at least
+    # _min_event_bytes, so the size limit is always reached first): a busy
+    # practice's window is not read, sorted and sent beyond them. Only worth its
+    # subquery when the calendar's version counted more than that.
     most = settings.CALENDAR_FEED_MAX_BYTES // _min_event_bytes() + 1
+    if link.version_count is None or link.version_count > most:
+        appointments = appointments.model.objects.filter(
+            pk__in=appointments.order_by(*order).values("pk")[:most]
+        )
     return publication.published_appointments(
         appointments,
         order_by=order,
         with_clinician=link.scope == FeedScope.PRACTICE,
         now=now,
-        most_rows=most * ROWS_PER_EVENT,
     )
 
 
@@ -363,9 +366,6 @@ def _fit(
                 return kept, day
             day_events.append((event, fragment))
             day_used += len(fragment)
-    except publication.RowLimitReached:
-        # More may follow on the last day read: leave that day out.
-        return kept, current_day or today.date()
     finally:
         events.close()
     return kept + day_events, None

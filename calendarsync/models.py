@@ -96,6 +96,7 @@ class FeedLink(models.Model):
     # change.
     schedule_version: str
     version_changed: datetime | None
+    version_count: int | None
     objects = ChangeNotifyingManager()
 
     class Meta:

@@ -84,6 +84,7 @@ def feed_link_for_poll(*, public_id: str, now: datetime) -> FeedLink | None:
         for name in publication.VERSION_FIELDS
     )
     link.version_changed = version["changed"]
+    link.version_count = version["count"]
     return link
 
 

@@ -354,38 +354,25 @@ def _published(rows: list, *, with_clinician: bool, now: datetime):
     )
 
 
-class RowLimitReached(Exception):
-    """``published_appointments`` stopped at its row limit: there may be more."""
-
-
 def published_appointments(
     appointments: QuerySet[Appointment],
     *,
     order_by: tuple = ("start", "id"),
     with_clinician: bool,
     now: datetime,
-    most_rows: int | None = None,
 ) -> Generator[PublishedAppointment]:
     """``appointments`` as published, in the order of ``order_by`` (which must end
     with the id), in one query read a chunk at a time; closing the iterator early
     stops reading. ``with_clinician`` names each one's clinician first (the
-    practice-wide calendar). With ``most_rows``, at most that many rows (one per
-    appointment and patient) are read; reaching the limit raises RowLimitReached
-    after the last appointment it cannot have cut short."""
+    practice-wide calendar)."""
     rows = appointments.order_by(*order_by, "patients__id").values_list(
         *PUBLISHED_COLUMNS
     )
-    if most_rows is not None:
-        rows = rows[:most_rows]
-    read = 0
     current: list = []
     for row in rows.iterator(chunk_size=1000):
-        read += 1
         if current and row[ID] != current[0][ID]:
             yield _published(current, with_clinician=with_clinician, now=now)
             current = []
         current.append(row)
-    if most_rows is not None and read >= most_rows:
-        raise RowLimitReached
     if current:
         yield _published(current, with_clinician=with_clinician, now=now)

@@ -356,35 +356,3 @@ def test_keys_change_with_the_code_that_writes_feeds(monkeypatch):
         monkeypatch.undo()
         feed_cache._writer_fingerprint.cache_clear()
     assert feed_cache.feed_cache_key("same", "inputs") == before
-
-
-def test_a_feed_read_to_its_row_limit_claims_only_whole_days(
-    client, monkeypatch, practice, clinician
-):
-    """The events query reads at most a few rows per event that could fit; when
-    many-patient sessions reach that limit first, the day it stopped in is left
-    out whole, no session loses a patient's initials, and the feed says so."""
-    from calendarsync import feed as feeds
-
-    # As if only four events could fit: the query then reads at most 16 rows.
-    monkeypatch.setattr(feeds, "_min_event_bytes", lambda: 1_000_000 // 3)
-    patients = [
-        make_patient(practice, first_name=f"P{index}", last_name="Person")
-        for index in range(5)
-    ]
-    for day in (1, 2, 3):
-        for hour in (9, 11):
-            make_appointment(
-                clinician, patients=patients, start=local(practice, days=day, hour=hour)
-            )
-    body = client.get(personal_feed_path(clinician)).content
-    calendar = icalendar.Calendar.from_ical(body)
-    events = calendar.walk("VEVENT")
-    # Sixteen rows are three whole sessions and the first row of a fourth, on day
-    # 2; day 2 may go on past the limit, so only day 1 is kept.
-    assert len(events) == 2
-    assert {len(str(event["SUMMARY"]).split(" & ")) for event in events} == {5}
-    today = timezone.localdate(timezone.now(), practice.zone)
-    description = str(calendar["X-WR-CALDESC"])
-    assert f"to {(today + timedelta(days=1)).isoformat()}." in description
-    assert "left out" in description
