@@ -18,7 +18,6 @@ which of its days fit and writes them with ``calendarsync.ical``.
 """
 
 import functools
-import gzip
 import hashlib
 import uuid
 from collections.abc import Callable, Generator
@@ -145,10 +144,7 @@ def _from_database(poll: _Poll) -> FeedAnswer:
     the feed's, else rebuilt; leaves a snapshot for the next poll."""
     now = poll.now
     try:
-        link = access_feed_link(
-            selectors.feed_link_for_poll(public_id=poll.public_id, now=now),
-            poll.secret,
-        )
+        link = _authorised_link(public_id=poll.public_id, secret=poll.secret, now=now)
     except Http404:
         if poll.known.tallied is not None:
             freshness.tally_undo(poll.known.tallied)
@@ -193,13 +189,18 @@ def last_modified_header(stored: datetime, *, now: datetime) -> datetime:
     return min(stored, now.replace(microsecond=0))
 
 
+def _authorised_link(*, public_id: str, secret: str, now: datetime) -> FeedLink:
+    """The link from the poll's queries, when ``secret`` opens it (404 otherwise)."""
+    return access_feed_link(
+        selectors.feed_link_for_poll(public_id=public_id, now=now), secret
+    )
+
+
 def _verify(snapshot, *, public_id: str, secret: str, now: datetime) -> None:
     """Fail loudly when the database disagrees with a snapshot about to be used:
     some write did not end it."""
     try:
-        link = access_feed_link(
-            selectors.feed_link_for_poll(public_id=public_id, now=now), secret
-        )
+        link = _authorised_link(public_id=public_id, secret=secret, now=now)
     except Http404:
         raise AssertionError(
             f"Stale feed snapshot: link {public_id} is no longer authorised, but "
@@ -245,21 +246,11 @@ class FeedDocument:
     gzipped: bytes
     etag: str  # quoted, strong, of the raw bytes
     changed_at: datetime  # latest change the feed reflects, for this link
-    raw_length: int
-    event_count: int
-    truncated: bool
-    key: str
-
-    @property
-    def body(self) -> bytes:
-        """The feed as served to a client that does not accept gzip."""
-        return gzip.decompress(self.gzipped)
 
 
-def feed_document(*, link: FeedLink, now: datetime, key: str | None = None):
-    """The feed of ``link``: stored under its key, else rendered (one query) and
-    stored. ``link`` comes from ``selectors.feed_link_for_poll``."""
-    key = key or feed_key(link=link, now=now)
+def feed_document(*, link: FeedLink, key: str, now: datetime) -> FeedDocument:
+    """The feed of ``link`` (from ``selectors.feed_link_for_poll``) whose bytes are
+    named ``key``: stored, else rendered (one query) and stored."""
     entry = freshness.feed_bytes_get(key)
     if entry is None:
         entry = feed_render(link=link, now=now)
@@ -267,15 +258,7 @@ def feed_document(*, link: FeedLink, now: datetime, key: str | None = None):
     changed = [link.access.changed_at, link.created_at]
     if entry.latest_change is not None:
         changed.append(entry.latest_change)
-    return FeedDocument(
-        gzipped=entry.gzipped,
-        etag=entry.etag,
-        changed_at=max(changed),
-        raw_length=entry.raw_length,
-        event_count=entry.event_count,
-        truncated=entry.truncated,
-        key=key,
-    )
+    return FeedDocument(gzipped=entry.gzipped, etag=entry.etag, changed_at=max(changed))
 
 
 @functools.cache
@@ -395,13 +378,8 @@ def feed_render(*, link: FeedLink, now: datetime) -> freshness.CachedFeed:
         + len(ical.FOOTER)
     )
     budget = settings.CALENDAR_FEED_MAX_BYTES - overhead
-    events = _by_priority(
-        link,
-        start=datetime.combine(first_day, time(0), tzinfo=zone),
-        end=datetime.combine(after_last_day, time(0), tzinfo=zone),
-        today=today_start,
-        now=now,
-    )
+    start, end = publication.calendar_bounds(scope=link.scope, zone=zone, now=now)
+    events = _by_priority(link, start=start, end=end, today=today_start, now=now)
     kept, dropped_day = _fit(events, budget=budget, zone=zone, today=today_start)
     complete = (first_day, last_day)
     if dropped_day is not None:
@@ -419,12 +397,8 @@ def feed_render(*, link: FeedLink, now: datetime) -> freshness.CachedFeed:
         truncated=dropped_day is not None,
     )
     latest = max((event.changed_at for event, _ in kept), default=None)
-    entry = freshness.CachedFeed(
+    return freshness.CachedFeed(
         etag=f'"{hashlib.sha256(body).hexdigest()}"',
         gzipped=bytes(deflate.gzip_compress(body, GZIP_LEVEL)),
         latest_change=latest,
-        raw_length=len(body),
-        event_count=len(kept),
-        truncated=dropped_day is not None,
     )
-    return entry

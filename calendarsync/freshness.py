@@ -80,7 +80,7 @@ from practice.changes import quiet_fields, rows_changed
 logger = logging.getLogger("calendarsync.freshness")
 
 # Bump to drop every entry at once; the writer's own source is in every key too.
-FORMAT_VERSION = "4"
+FORMAT_VERSION = "5"
 # The code that decides a feed's bytes for given inputs.
 WRITER_MODULES = (
     "calendarsync.ical",
@@ -411,18 +411,10 @@ class CachedFeed:
     etag: str
     gzipped: bytes
     latest_change: datetime | None
-    raw_length: int
-    event_count: int
-    truncated: bool
 
     def dumps(self) -> bytes:
-        header = {
-            "etag": self.etag,
-            "latest": self.latest_change.timestamp() if self.latest_change else None,
-            "raw": self.raw_length,
-            "events": self.event_count,
-            "truncated": self.truncated,
-        }
+        latest = self.latest_change.timestamp() if self.latest_change else None
+        header = {"etag": self.etag, "latest": latest}
         return json.dumps(header).encode() + b"\n" + self.gzipped
 
     @classmethod
@@ -439,9 +431,6 @@ class CachedFeed:
                 latest_change=None
                 if latest is None
                 else datetime.fromtimestamp(latest, UTC),
-                raw_length=header["raw"],
-                event_count=header["events"],
-                truncated=header["truncated"],
             )
         except (ValueError, KeyError, TypeError):
             return None

@@ -71,9 +71,6 @@ PUBLISHED_FIELDS = (
     "status",
     "title",
 )
-# What else a published appointment is made of: renaming one of these republishes
-# every appointment a calendar may still show (``scheduling.services``).
-PUBLISHED_NAMES = ("patient initials", "location name", "clinician label")
 
 CANCELLED_PREFIX = "Cancelled: "
 TELEHEALTH = "Telehealth"
@@ -309,15 +306,14 @@ PUBLISHED_COLUMNS = (
 ) = range(len(PUBLISHED_COLUMNS))
 
 
-def _published(rows: list, *, with_clinician: bool, now: datetime):
+def _published(rows: list, *, with_clinician: bool, published_at: datetime):
     first = rows[0]
     deleted_at = first[DELETED_AT]
     cancelled = bool(deleted_at) or first[STATUS] in Appointment.CANCELLED_STATUSES
     changed = max(first[UPDATED_AT], deleted_at) if deleted_at else first[UPDATED_AT]
-    # Never later than the moment of publication, in whole seconds (several
-    # changes within one second are each dated a second later, so the last can be
-    # ahead of the clock).
-    changed = min(changed, now.replace(microsecond=0))
+    # Never later than the moment of publication (several changes within one
+    # second are each dated a second later, so the last can be ahead of the clock).
+    changed = min(changed, published_at)
     label = None
     if with_clinician:
         label = clinician_label(
@@ -368,11 +364,17 @@ def published_appointments(
     rows = appointments.order_by(*order_by, "patients__id").values_list(
         *PUBLISHED_COLUMNS
     )
+    # In whole seconds, as calendars date it.
+    published_at = now.replace(microsecond=0)
     current: list = []
     for row in rows.iterator(chunk_size=1000):
         if current and row[ID] != current[0][ID]:
-            yield _published(current, with_clinician=with_clinician, now=now)
+            yield _published(
+                current, with_clinician=with_clinician, published_at=published_at
+            )
             current = []
         current.append(row)
     if current:
-        yield _published(current, with_clinician=with_clinician, now=now)
+        yield _published(
+            current, with_clinician=with_clinician, published_at=published_at
+        )
