@@ -317,10 +317,15 @@ def test_a_cut_feed_keeps_today_and_the_coming_days_first(
     assert days == [days[0] + timedelta(days=n) for n in range(len(days))]
     if days[-1] < today + timedelta(days=19):
         assert days[0] == today
+        # Every day has blocks, so the last day kept is the last complete one.
+        complete = (today, days[-1])
     else:
         assert days[0] < today
+        # The future is whole: complete to the window's end (a year ahead).
+        complete = (days[0], today + timedelta(days=365))
     description = str(icalendar.Calendar.from_ical(cut)["X-WR-CALDESC"])
-    assert f"Complete from {days[0].isoformat()}" in description or days[0] == today
+    first, last = (day.isoformat() for day in complete)
+    assert f"Complete from {first} to {last}." in description
     assert "further from today are left out" in description
     assert len(days) < 40
 
