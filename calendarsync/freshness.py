@@ -221,6 +221,29 @@ class StoreUnavailable(Exception):
     """The store failed, or is left alone for a moment after failing."""
 
 
+# The keys' values, then the tally (see ``tally``): the count is taken and
+# started again when the ``:written`` marker is new, keeping whatever other
+# workers add meanwhile; the counter's expiry is renewed only then, once per turn.
+_READ_AND_TALLY = """
+local n = tonumber(ARGV[1])
+local result = {}
+if n > 0 then result = redis.call('MGET', unpack(KEYS, 1, n)) end
+local first = redis.call('SET', KEYS[n + 2], 1, 'NX', 'EX', ARGV[2])
+local count = redis.call('INCR', KEYS[n + 1])
+if first then
+  redis.call('DECRBY', KEYS[n + 1], count)
+  redis.call('EXPIRE', KEYS[n + 1], ARGV[3])
+end
+result[n + 1] = first and 1 or 0
+result[n + 2] = count
+return result
+"""
+
+
+def _found(keys: list[str], values: list) -> dict:
+    return {key: value for key, value in zip(keys, values, strict=True) if value}
+
+
 class _RedisStore:
     """Redis through redis-py's public client: short timeouts, no retries, and the
     server's run id (its epoch) read on every new connection."""
@@ -246,32 +269,18 @@ class _RedisStore:
             redis_connect_func=on_connect,
             health_check_interval=0,
         )
+        self._read_and_tally = self.client.register_script(_READ_AND_TALLY)
 
     def read(self, keys: list[str], tally_key: str | None, seconds: int):
-        pipe = self.client.pipeline(transaction=False)
-        if keys:
-            pipe.mget(keys)
-        if tally_key is not None:
-            pipe.set(f"{tally_key}:written", 1, nx=True, ex=seconds)
-            pipe.incr(tally_key)
-        results = pipe.execute()
-        values = {}
-        if keys:
-            found = results.pop(0)
-            values = {
-                key: value for key, value in zip(keys, found, strict=True) if value
-            }
         if tally_key is None:
-            return values, None
-        first, count = results
-        if first:
-            # Take what was counted, keeping whatever other workers add meanwhile.
-            # The counter's expiry is renewed only here, once per turn.
-            pipe = self.client.pipeline(transaction=False)
-            pipe.decrby(tally_key, count)
-            pipe.expire(tally_key, COUNTER_SECONDS)
-            pipe.execute()
-        return values, Tallied(tally_key, count if first else None)
+            found = self.client.mget(keys) if keys else []
+            return _found(keys, found), None
+        # One command: a poll's whole round trip is a single EVALSHA.
+        *found, first, count = self._read_and_tally(
+            keys=[*keys, tally_key, f"{tally_key}:written"],
+            args=[len(keys), seconds, COUNTER_SECONDS],
+        )
+        return _found(keys, found), Tallied(tally_key, count if first else None)
 
     def set_many(self, values: Mapping[str, str | bytes], seconds: int) -> None:
         pipe = self.client.pipeline(transaction=False)

@@ -5,6 +5,9 @@ from calendarsync import views
 app_name = "calendarsync"
 
 urlpatterns = [
+    # The feed, first: the most requested URL by far. Exempt from network
+    # restrictions by name ("calendarsync:feed").
+    path("calendar/<str:token>.ics", views.feed, name="feed"),
     path("settings/sync/", views.sync, name="sync"),
     path("settings/sync/access/", views.sync_action, name="sync_action"),
     path("settings/sync/email/", views.email_link, name="email_link"),
@@ -15,6 +18,4 @@ urlpatterns = [
         views.admin_member,
         name="admin_member",
     ),
-    # The feed: exempt from network restrictions by name ("calendarsync:feed").
-    path("calendar/<str:token>.ics", views.feed, name="feed"),
 ]

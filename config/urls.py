@@ -8,6 +8,8 @@ from practice import views as practice_views
 handler500 = "practice.views.server_error"
 
 urlpatterns = [
+    # First: it holds the calendar feed, which subscribers poll all day.
+    path("", include("calendarsync.urls")),
     path("", practice_views.home, name="home"),
     path("healthz", practice_views.healthz, name="healthz"),
     path("robots.txt", practice_views.robots_txt, name="robots_txt"),
@@ -39,7 +41,6 @@ urlpatterns = [
         name="password_reset_complete",
     ),
     path("settings/", include("practice.urls")),
-    path("", include("calendarsync.urls")),
     path("", include("scheduling.urls")),
     path("operator/", admin.site.urls),
 ]
