@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 
+from practice.admin_audit import AuditedModelAdmin
 from practice.models import AllowedNetwork, AuditEvent, Practice, User
 
 
@@ -14,7 +15,7 @@ class AllowedNetworkInline(admin.TabularInline):
 
 
 @admin.register(Practice)
-class PracticeAdmin(admin.ModelAdmin):
+class PracticeAdmin(AuditedModelAdmin):
     list_display = ["name", "time_zone", "calendar_sync_enabled", "created_at"]
     search_fields = ["name"]
     inlines = [AllowedNetworkInline]
@@ -42,7 +43,7 @@ class OperatorUserChangeForm(UserChangeForm):
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(AuditedModelAdmin, BaseUserAdmin):
     form = OperatorUserChangeForm
     add_form = OperatorUserCreationForm
     ordering = ["email"]
@@ -78,7 +79,9 @@ class UserAdmin(BaseUserAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(AuditedModelAdmin):
+    """Read-only: the log cannot be changed or deleted, not even here."""
+
     list_display = [
         "created_at",
         "kind",
@@ -86,6 +89,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         "actor",
         "target_user",
         "client_ip",
+        "patient_ids",
     ]
     list_filter = ["kind", "practice"]
     list_select_related = ["practice", "actor", "target_user"]

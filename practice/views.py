@@ -7,13 +7,16 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordResetForm
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views import defaults
 from django.views.decorators.http import require_GET, require_POST
 
+from practice.export import audit_csv_lines
 from practice.forms import (
     ActiveForm,
+    AuditFilterForm,
     LoginForm,
     NetworksForm,
     PracticeForm,
@@ -29,7 +32,12 @@ from practice.permissions import (
     practice_user_required,
     role_required,
 )
-from practice.selectors import audit_event_list, practice_allowed_cidrs, user_list
+from practice.selectors import (
+    audit_event_list,
+    audit_patients,
+    practice_allowed_cidrs,
+    user_list,
+)
 from practice.services import (
     audit_record,
     networks_set,
@@ -301,11 +309,78 @@ def network_settings(request):
     )
 
 
+AUDIT_PAGE_SIZE = 50
+
+
+def _audit_filter_form(request) -> AuditFilterForm:
+    # Only the filter fields: "page" belongs to the pager.
+    query = request.GET.copy()
+    query.pop("page", None)
+    return AuditFilterForm(query or None, practice=request.user.practice)
+
+
 @role_required(Role.ADMINISTRATOR)
 def audit_log(request):
-    page = Paginator(audit_event_list(practice=request.user.practice), 50).get_page(
-        request.GET.get("page")
-    )
+    practice = request.user.practice
+    form = _audit_filter_form(request)
+    page, entries = None, []
+    if not form.is_bound or form.is_valid():
+        audit_filter = form.audit_filter() if form.is_bound else None
+        page = Paginator(
+            audit_event_list(practice=practice, audit_filter=audit_filter),
+            AUDIT_PAGE_SIZE,
+        ).get_page(request.GET.get("page"))
+        patients = audit_patients(
+            practice=practice,
+            patient_ids=(
+                patient_id for event in page for patient_id in event.patient_id_list
+            ),
+        )
+        entries = [
+            (
+                event,
+                [
+                    (patient_id, patients.get(patient_id))
+                    for patient_id in event.patient_id_list
+                ],
+            )
+            for event in page
+        ]
+    filter_query = form.data.urlencode() if form.is_bound else ""
     return render(
-        request, "practice/settings_audit.html", {"page": page, "section": "audit"}
+        request,
+        "practice/settings_audit.html",
+        {
+            "form": form,
+            "page": page,
+            "entries": entries,
+            "filter_query": filter_query,
+            "section": "audit",
+        },
+        status=200 if page is not None else 400,
     )
+
+
+@role_required(Role.ADMINISTRATOR)
+def audit_export(request):
+    """The filtered log as CSV; bad filters go back to the page with the message."""
+    practice = request.user.practice
+    form = _audit_filter_form(request)
+    if form.is_bound and not form.is_valid():
+        return audit_log(request)
+    audit_filter = form.audit_filter() if form.is_bound else None
+    audit_record(
+        kind=AuditEvent.Kind.AUDIT_EXPORTED,
+        practice=practice,
+        actor=request.user,
+        client_ip=client_ip(request),
+        details={"filter": form.data.urlencode() if form.is_bound else "none"},
+    )
+    events = audit_event_list(practice=practice, audit_filter=audit_filter)
+    stamp = timezone.localtime(timezone.now(), practice.zone).strftime("%Y%m%d-%H%M")
+    response = StreamingHttpResponse(
+        audit_csv_lines(practice=practice, events=events.iterator(chunk_size=2000)),
+        content_type="text/csv; charset=utf-8",
+    )
+    response["Content-Disposition"] = f'attachment; filename="audit-log-{stamp}.csv"'
+    return response

@@ -217,8 +217,9 @@ def test_detail_page_query_count_does_not_grow_with_appointments(
         book(clinician=clinician, patients=[patient], start=at(2026, 12, day, 9))
     client = login(scheduler)
     client.get(f"/patients/{patient.pk}/")
-    # Session, user, practice, networks; the patient (clinician joined); the
-    # appointments (clinician, service and location joined); the session's save.
-    with django_assert_num_queries(9):
+    # Session, user, practice, networks; the patient (clinician joined); the audit
+    # event; the appointments (clinician, service and location joined); the
+    # session's save.
+    with django_assert_num_queries(10):
         response = client.get(f"/patients/{patient.pk}/")
     assert response.content.count(b"Dec 2026, 09:00") == 12
