@@ -1,3 +1,5 @@
+from typing import cast
+
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
@@ -164,7 +166,8 @@ class AuditFilterForm(forms.Form):
     def __init__(self, *args, practice: Practice, **kwargs):
         super().__init__(*args, **kwargs)
         self.practice = practice
-        self.fields["person"].queryset = audit_user_choices(practice=practice)
+        person = cast(forms.ModelChoiceField, self.fields["person"])
+        person.queryset = audit_user_choices(practice=practice)
 
     def clean_patient(self) -> tuple[int, ...]:
         text = self.cleaned_data["patient"].strip()
@@ -192,7 +195,7 @@ class AuditFilterForm(forms.Form):
         return tuple(found)
 
     def clean(self):
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         first, last = cleaned.get("first_day"), cleaned.get("last_day")
         if first and last and first > last:
             self.add_error(
@@ -202,7 +205,7 @@ class AuditFilterForm(forms.Form):
 
     def audit_filter(self) -> AuditFilter:
         """The valid form's filter for ``audit_event_list``."""
-        data = self.cleaned_data
+        data = self.cleaned_data or {}
         return AuditFilter(
             actor=data.get("person"),
             patient_ids=data.get("patient") or (),

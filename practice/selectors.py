@@ -1,6 +1,7 @@
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import cast
 
 from django.db.models import Q, QuerySet
 
@@ -96,7 +97,7 @@ def audit_patients(
     for _receiver, answer in audit_patients_described.send(
         sender=None, practice=practice, patient_ids=ids
     ):
-        described.update(answer or {})
+        described.update(cast(dict[int, AuditPatient], answer or {}))
     return described
 
 
@@ -109,5 +110,5 @@ def audit_patient_ids_matching(
     for _receiver, answer in audit_patients_matching.send(
         sender=None, practice=practice, text=text, limit=limit
     ):
-        found.extend(answer or [])
+        found.extend(cast(list[int], answer or []))
     return found[: limit + 1]

@@ -312,17 +312,18 @@ def network_settings(request):
 AUDIT_PAGE_SIZE = 50
 
 
-def _audit_filter_form(request) -> AuditFilterForm:
-    # Only the filter fields: "page" belongs to the pager.
+def _audit_filter_form(request) -> tuple[AuditFilterForm, str]:
+    """The filter form and its query string; "page" belongs to the pager."""
     query = request.GET.copy()
     query.pop("page", None)
-    return AuditFilterForm(query or None, practice=request.user.practice)
+    form = AuditFilterForm(query or None, practice=request.user.practice)
+    return form, query.urlencode()
 
 
 @role_required(Role.ADMINISTRATOR)
 def audit_log(request):
     practice = request.user.practice
-    form = _audit_filter_form(request)
+    form, filter_query = _audit_filter_form(request)
     page, entries = None, []
     if not form.is_bound or form.is_valid():
         audit_filter = form.audit_filter() if form.is_bound else None
@@ -346,7 +347,6 @@ def audit_log(request):
             )
             for event in page
         ]
-    filter_query = form.data.urlencode() if form.is_bound else ""
     return render(
         request,
         "practice/settings_audit.html",
@@ -365,7 +365,7 @@ def audit_log(request):
 def audit_export(request):
     """The filtered log as CSV; bad filters go back to the page with the message."""
     practice = request.user.practice
-    form = _audit_filter_form(request)
+    form, filter_query = _audit_filter_form(request)
     if form.is_bound and not form.is_valid():
         return audit_log(request)
     audit_filter = form.audit_filter() if form.is_bound else None
@@ -374,7 +374,7 @@ def audit_export(request):
         practice=practice,
         actor=request.user,
         client_ip=client_ip(request),
-        details={"filter": form.data.urlencode() if form.is_bound else "none"},
+        details={"filter": filter_query or "none"},
     )
     events = audit_event_list(practice=practice, audit_filter=audit_filter)
     stamp = timezone.localtime(timezone.now(), practice.zone).strftime("%Y%m%d-%H%M")
