@@ -277,6 +277,7 @@ class AuditEvent(models.Model):
         SYNC_LINK_EMAILED = "sync_link_emailed", "Calendar link emailed"
         FEED_FETCHED = "feed_fetched", "Calendar feed fetched"
         PATIENT_VIEWED = "patient_viewed", "Patient viewed"
+        PATIENT_LIST_VIEWED = "patient_list_viewed", "Patient list viewed"
         APPOINTMENT_VIEWED = "appointment_viewed", "Appointment viewed"
         CALENDAR_VIEWED = "calendar_viewed", "Calendar viewed"
         PATIENT_CREATED = "patient_created", "Patient added"

@@ -287,6 +287,31 @@ def patient_view_record(
     )
 
 
+def patient_list_view_record(
+    *,
+    user: User,
+    patients: Sequence[Patient],
+    searched: bool,
+    page_number: int,
+    client_ip: str | None,
+) -> AuditEvent:
+    """Record that ``user`` was shown a page of the patient list (names and dates
+    of birth): the patients on it by id, and whether it answered a search, never
+    the search text (one INSERT)."""
+    return audit_record(
+        kind=AuditEvent.Kind.PATIENT_LIST_VIEWED,
+        practice=user.practice,
+        actor=user,
+        client_ip=client_ip,
+        patient_ids=[patient.pk for patient in patients],
+        details={
+            "page": page_number,
+            "patients shown": len(patients),
+            "search": "yes" if searched else "no",
+        },
+    )
+
+
 def appointment_view_record(
     *,
     user: User,

@@ -63,6 +63,7 @@ from scheduling.services import (
     location_create,
     location_update,
     patient_create,
+    patient_list_view_record,
     patient_set_active,
     patient_update,
     patient_view_record,
@@ -350,6 +351,13 @@ def patients(request):
         ),
         50,
     ).get_page(request.GET.get("page"))
+    patient_list_view_record(
+        user=request.user,
+        patients=list(page),
+        searched=bool(query),
+        page_number=page.number,
+        client_ip=client_ip(request),
+    )
     return render(
         request,
         "scheduling/patients.html",

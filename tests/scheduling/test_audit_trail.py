@@ -205,3 +205,20 @@ def test_date_of_birth_change_is_masked(scheduler, patient):
     first, second = _events(Kind.PATIENT_CHANGED)
     assert first.details["changed"] == {"date_of_birth": "added"}
     assert second.details["changed"] == {"date_of_birth": "changed (value hidden)"}
+
+
+def test_the_patient_list_records_who_was_on_the_page_not_the_search(
+    login, scheduler, patient, second_patient, other_patient
+):
+    client = login(scheduler)
+    client.get("/patients/?q=obrien", REMOTE_ADDR=ADDRESS)
+    client.get("/patients/")
+    searched, listed = _events(Kind.PATIENT_LIST_VIEWED)
+    assert searched.actor == scheduler
+    assert searched.client_ip == ADDRESS
+    assert searched.patient_id_list == [patient.pk]
+    assert searched.details == {"page": 1, "patients shown": 1, "search": "yes"}
+    assert "obrien" not in str(searched.details)
+    assert listed.patient_id_list == sorted(
+        [patient.pk, second_patient.pk, other_patient.pk]
+    )

@@ -78,8 +78,8 @@ def test_list_page_and_query_count(
     client = login(scheduler)
     client.get("/patients/")
     # Session, user, practice, networks; count and page of patients (with their
-    # clinicians joined); the session's save.
-    with django_assert_num_queries(9):
+    # clinicians joined); the audit event; the session's save.
+    with django_assert_num_queries(10):
         response = client.get("/patients/?q=example")
     assert response.status_code == 200
     assert response.content.count(b"Example, Pat") == 30
