@@ -139,7 +139,7 @@ class AuditFilterForm(forms.Form):
     patient = forms.CharField(
         required=False,
         max_length=100,
-        help_text="Name or patient number.",
+        widget=forms.TextInput(attrs={"placeholder": "Name or number"}),
     )
     kind = forms.ChoiceField(
         label="Event",
@@ -188,7 +188,7 @@ class AuditFilterForm(forms.Form):
         if len(found) > AUDIT_PATIENT_MATCH_LIMIT:
             raise forms.ValidationError(
                 "More than %(limit)s patients match “%(text)s”. Type more of the "
-                "name, or the patient number shown on the patient's page.",
+                "name, or open the audit log from the patient's page.",
                 params={"text": text, "limit": AUDIT_PATIENT_MATCH_LIMIT},
                 code="too_many_patients",
             )

@@ -175,6 +175,20 @@ def test_the_log_page_names_the_patients_and_links_to_them(
     login, admin_user, scheduler, patient, outsider_patient, outsider_admin
 ):
     login(scheduler).get(f"/patients/{patient.pk}/")
+    # Administrators reach the patient's log from the patient's page.
+    detail = login(admin_user).get(f"/patients/{patient.pk}/").content.decode()
+    assert f'href="/settings/audit/?patient={patient.pk}">Audit log</a>' in detail
+    assert (
+        "Audit log</a>"
+        not in login(scheduler).get(f"/patients/{patient.pk}/").content.decode()
+    )
+    filtered = login(admin_user).get(f"/settings/audit/?patient={patient.pk}")
+    assert [event.actor for event in filtered.context["page"]] == [
+        scheduler,
+        admin_user,
+        scheduler,
+        None,  # created by the factory, without an actor
+    ]
     html = login(admin_user).get("/settings/audit/").content.decode()
     assert f'<a href="/patients/{patient.pk}/">Élodie O&#x27;Brien</a>' in html
     assert "Patient viewed" in html
