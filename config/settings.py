@@ -187,6 +187,9 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=1
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 # The login form posts the email in the "username" field (AuthenticationForm).
 AXES_USERNAME_FORM_FIELD = "username"
+# Counted under the email as sign-in matches it (trimmed, case folded), so that no
+# other spelling of a locked account's address gets past the lock.
+AXES_USERNAME_CALLABLE = "practice.lockout.axes_username"
 AXES_CLIENT_IP_CALLABLE = "practice.net.axes_client_ip"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
