@@ -2,8 +2,39 @@ from django.contrib.sessions import middleware as sessions
 from django.shortcuts import render
 from django.utils import timezone
 
-from practice.net import NETWORK_EXEMPT_URL_NAMES, address_allowed, client_ip
+from practice.net import (
+    NETWORK_EXEMPT_URL_NAMES,
+    address_allowed,
+    client_ip,
+    from_trusted_proxy,
+)
 from practice.selectors import practice_allowed_cidrs
+
+# What a reverse proxy tells us about the client. Django believes X-Forwarded-Proto
+# from anyone once SECURE_PROXY_SSL_HEADER is set; the others are dropped as well so
+# that no code can come to rely on them unchecked.
+FORWARDED_HEADERS = (
+    "HTTP_X_FORWARDED_FOR",
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_FORWARDED_PORT",
+    "HTTP_FORWARDED",
+)
+
+
+class ForwardedHeadersMiddleware:
+    """Drop the forwarding headers of a request that did not come from one of the
+    trusted proxies (``TRUSTED_PROXY_NETWORKS``): whoever reaches gunicorn directly
+    must not pass for an allowed network or for HTTPS."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not from_trusted_proxy(request):
+            for header in FORWARDED_HEADERS:
+                request.META.pop(header, None)
+        return self.get_response(request)
 
 
 class NetworkRestrictionMiddleware:
