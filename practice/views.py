@@ -17,7 +17,9 @@ from practice.forms import (
     ActiveForm,
     LoginForm,
     NetworksForm,
+    PasswordChangeForm,
     PracticeForm,
+    SetPasswordForm,
     UserCreateForm,
     UserForm,
     practice_form_initial,
@@ -97,6 +99,8 @@ class PasswordResetView(auth_views.PasswordResetView):
 
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    form_class = SetPasswordForm
+
     def form_valid(self, form):
         response = super().form_valid(form)
         audit_record(
@@ -110,6 +114,8 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
+    form_class = PasswordChangeForm
+
     def form_valid(self, form):
         response = super().form_valid(form)
         audit_record(
