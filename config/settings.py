@@ -83,6 +83,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "practice.middleware.NoStoreMiddleware",
     "practice.middleware.NetworkRestrictionMiddleware",
     "practice.middleware.PracticeTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
