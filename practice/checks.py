@@ -1,7 +1,7 @@
 """Deployment checks (``manage.py check --deploy``) for Tend's own settings."""
 
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, register
 from django.core.checks import Warning as CheckWarning
 
 
@@ -11,7 +11,7 @@ def _weak(secret: str) -> bool:
 
 @register(Tags.security, deploy=True)
 def tend_deploy_settings(app_configs, **kwargs):
-    problems = []
+    problems: list[CheckMessage] = []
     if not settings.SITE_URL.startswith("https://"):
         problems.append(
             CheckWarning(
