@@ -4,6 +4,7 @@ Local development keeps generated secrets in the git-ignored ``var/local.env`` (
 by ``make run`` / ``make test``); production sets real environment variables.
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -43,6 +44,17 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# Where those proxies connect from: only a connection from one of these networks has
+# its X-Forwarded-For and X-Forwarded-Proto believed (practice.net).
+TRUSTED_PROXY_NETWORKS = env.list("TRUSTED_PROXY_NETWORKS", default=[])
+for _cidr in TRUSTED_PROXY_NETWORKS:
+    try:
+        ipaddress.ip_network(_cidr, strict=False)
+    except ValueError as _error:
+        raise ImproperlyConfigured(
+            f"TRUSTED_PROXY_NETWORKS: {_cidr!r} is not an address or network "
+            "(e.g. 10.0.0.0/8 or 127.0.0.1)."
+        ) from _error
 DEMO_DATA_ALLOWED = env.bool("DEMO_DATA_ALLOWED", default=DEBUG)
 
 INSTALLED_APPS = [
@@ -60,6 +72,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the forwarding headers of anyone but our proxies never reach the rest
+    # (SecurityMiddleware reads X-Forwarded-Proto through SECURE_PROXY_SSL_HEADER).
+    "practice.middleware.ForwardedHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -68,6 +83,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "practice.middleware.NoStoreMiddleware",
     "practice.middleware.NetworkRestrictionMiddleware",
     "practice.middleware.PracticeTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -157,14 +173,19 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+# NIST SP 800-63B: a minimum length and a list of common passwords, and no
+# composition rules (which make passwords harder to remember, not to guess). The
+# forms where a password is chosen say the rule (practice.forms.password_rule).
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": f"django.contrib.auth.password_validation.{name}"}
-    for name in (
-        "UserAttributeSimilarityValidator",
-        "MinimumLengthValidator",
-        "CommonPasswordValidator",
-        "NumericPasswordValidator",
-    )
+    {
+        "NAME": "django.contrib.auth.password_validation."
+        "UserAttributeSimilarityValidator"
+    },
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -187,6 +208,9 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=1
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 # The login form posts the email in the "username" field (AuthenticationForm).
 AXES_USERNAME_FORM_FIELD = "username"
+# Counted under the email as sign-in matches it (trimmed, case folded), so that no
+# other spelling of a locked account's address gets past the lock.
+AXES_USERNAME_CALLABLE = "practice.lockout.axes_username"
 AXES_CLIENT_IP_CALLABLE = "practice.net.axes_client_ip"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
@@ -242,6 +266,8 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool(
 )
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=SECURE_HSTS_SECONDS > 0)
 if TRUSTED_PROXY_COUNT:
+    # Believed from TRUSTED_PROXY_NETWORKS only: ForwardedHeadersMiddleware drops
+    # the header from every other connection before Django reads it.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # Scheduling limits.

@@ -1,7 +1,12 @@
 from typing import cast
 
 from django import forms
+from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.password_validation import (
+    MinimumLengthValidator,
+    get_default_password_validators,
+)
 
 from practice.models import (
     AuditEvent,
@@ -29,6 +34,35 @@ class LoginForm(AuthenticationForm):
         "invalid_login": "That email and password do not match an active account.",
         "inactive": "That email and password do not match an active account.",
     }
+
+
+def password_rule() -> str:
+    """The password rule in one sentence, as the configured validators apply it."""
+    lengths = [
+        validator.min_length
+        for validator in get_default_password_validators()
+        if isinstance(validator, MinimumLengthValidator)
+    ]
+    length = f"At least {max(lengths)} characters. " if lengths else ""
+    return (
+        f"{length}Any characters you like, spaces included: a few unrelated words "
+        "make a password that is strong and easy to remember. Very common passwords "
+        "and ones too close to your name or email are refused."
+    )
+
+
+class SetPasswordForm(auth_forms.SetPasswordForm):
+    """Choosing a password from an invitation or a reset link."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["new_password1"].help_text = password_rule()
+
+
+class PasswordChangeForm(auth_forms.PasswordChangeForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["new_password1"].help_text = password_rule()
 
 
 def time_zone_choices():

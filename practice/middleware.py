@@ -1,9 +1,68 @@
 from django.contrib.sessions import middleware as sessions
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 
-from practice.net import NETWORK_EXEMPT_URL_NAMES, address_allowed, client_ip
+from practice.net import (
+    NETWORK_EXEMPT_URL_NAMES,
+    address_allowed,
+    client_ip,
+    from_trusted_proxy,
+)
 from practice.selectors import practice_allowed_cidrs
+
+# What a reverse proxy tells us about the client. Django believes X-Forwarded-Proto
+# from anyone once SECURE_PROXY_SSL_HEADER is set; the others are dropped as well so
+# that no code can come to rely on them unchecked.
+FORWARDED_HEADERS = (
+    "HTTP_X_FORWARDED_FOR",
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_FORWARDED_PORT",
+    "HTTP_FORWARDED",
+)
+
+
+class ForwardedHeadersMiddleware:
+    """Drop the forwarding headers of a request that did not come from one of the
+    trusted proxies (``TRUSTED_PROXY_NETWORKS``): whoever reaches gunicorn directly
+    must not pass for an allowed network or for HTTPS."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not from_trusted_proxy(request):
+            for header in FORWARDED_HEADERS:
+                request.META.pop(header, None)
+        return self.get_response(request)
+
+
+class NoStoreMiddleware:
+    """Ask browsers and caches to keep no copy of any answer to a signed-in user:
+    pages show patients' details, and neither a shared computer's disk cache nor its
+    back button may show them after signing out. A view that says how its answer
+    may be cached keeps its own word (the calendar feed, which no one signs in to).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if not response.has_header("Cache-Control") and _signed_in(request):
+            add_never_cache_headers(response)
+        return response
+
+
+def _signed_in(request) -> bool:
+    session = getattr(request, "session", None)
+    if session is None or not session.accessed:
+        # Nothing asked who is signed in, so nothing in the answer depends on it;
+        # asking now would cost a query, or fail again with the database down.
+        return False
+    user = getattr(request, "user", None)
+    return user is not None and user.is_authenticated
 
 
 class NetworkRestrictionMiddleware:

@@ -5,6 +5,7 @@ from django.contrib.auth import logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordResetForm
+from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
@@ -19,12 +20,13 @@ from practice.forms import (
     AuditFilterForm,
     LoginForm,
     NetworksForm,
+    PasswordChangeForm,
     PracticeForm,
+    SetPasswordForm,
     UserCreateForm,
     UserForm,
     practice_form_initial,
 )
-from practice.middleware import network_blocked_response
 from practice.models import AuditEvent, Role
 from practice.net import address_allowed, client_ip
 from practice.permissions import (
@@ -71,6 +73,10 @@ class LoginView(auth_views.LoginView):
         if user.practice_id and not address_allowed(
             address, practice_allowed_cidrs(practice_id=user.practice_id)
         ):
+            # From outside the practice's networks the right password gets exactly
+            # what a wrong one gets: the same page, and one more failure towards the
+            # lockout. A different answer would confirm the password to whoever
+            # guessed it from anywhere. Only the audit log says what happened.
             audit_record(
                 kind=AuditEvent.Kind.NETWORK_BLOCKED,
                 practice=user.practice,
@@ -78,7 +84,13 @@ class LoginView(auth_views.LoginView):
                 client_ip=address,
                 details={"where": "login"},
             )
-            return network_blocked_response(self.request, address)
+            user_login_failed.send(
+                sender=__name__,
+                credentials={"username": form.cleaned_data["username"]},
+                request=self.request,
+            )
+            form.add_error(None, form.get_invalid_login_error())
+            return self.form_invalid(form)
         return super().form_valid(form)
 
 
@@ -95,6 +107,8 @@ class PasswordResetView(auth_views.PasswordResetView):
 
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    form_class = SetPasswordForm
+
     def form_valid(self, form):
         response = super().form_valid(form)
         audit_record(
@@ -108,6 +122,8 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
+    form_class = PasswordChangeForm
+
     def form_valid(self, form):
         response = super().form_valid(form)
         audit_record(

@@ -132,3 +132,90 @@ def test_password_change(login, clinician, client):
     assert client.get("/settings/").status_code == 200
     event = AuditEvent.objects.get(kind=AuditEvent.Kind.PASSWORD_CHANGED)
     assert (event.actor, event.client_ip) == (clinician, "192.0.2.9")
+
+
+# -- The password rule (NIST SP 800-63B) ----------------------------------------------
+
+RULE = "At least 12 characters."
+
+
+def change_password(client, new_password):
+    return client.post(
+        "/password/change/",
+        {
+            "old_password": PASSWORD,
+            "new_password1": new_password,
+            "new_password2": new_password,
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("new_password", "refusal"),
+    [
+        ("eleven-char", "This password is too short."),
+        ("password1234", "This password is too common."),
+        ("rivera-riverside", "The password is too similar to the email"),
+    ],
+)
+def test_a_password_is_long_and_not_common(
+    login, clinician, client, new_password, refusal
+):
+    login(clinician)
+    response = change_password(client, new_password)
+    assert response.status_code == 200
+    assert refusal in response.content.decode()
+    clinician.refresh_from_db()
+    assert clinician.check_password(PASSWORD)
+
+
+@pytest.mark.parametrize(
+    "new_password",
+    [
+        "twelve chars",  # letters and a space, nothing else
+        "731948205617",  # digits only
+        "ALLCAPSWORDS",
+        "élan vital près du lac",
+    ],
+)
+def test_a_password_needs_no_mix_of_kinds_of_character(
+    login, clinician, client, new_password
+):
+    login(clinician)
+    response = change_password(client, new_password)
+    assert response.status_code == 302, response.content.decode()
+    clinician.refresh_from_db()
+    assert clinician.check_password(new_password)
+
+
+def test_the_validators_are_length_common_list_and_similarity_only(settings):
+    names = [v["NAME"].rsplit(".", 1)[1] for v in settings.AUTH_PASSWORD_VALIDATORS]
+    assert names == [
+        "UserAttributeSimilarityValidator",
+        "MinimumLengthValidator",
+        "CommonPasswordValidator",
+    ]
+
+
+def test_every_form_that_chooses_a_password_says_the_rule(
+    client, login, admin_user, practice
+):
+    # Invitation: the link in the email opens the set-password form.
+    client.force_login(admin_user)
+    client.post(
+        "/settings/users/add/",
+        {"email": "kim@riverside.test", "display_name": "Kim", "roles": ["clinician"]},
+    )
+    # Reset: the same form, reached by asking for a link.
+    client.post("/logout/")
+    client.post("/password/reset/", {"email": admin_user.email})
+    assert len(mail.outbox) == 2
+    for message in mail.outbox:
+        path = "/" + LINK.search(message.body).group(1).split("/", 3)[3]
+        page = client.get(path, follow=True)
+        assert b"Save password" in page.content
+        assert RULE in page.content.decode(), message.subject
+    # Change, for someone signed in.
+    login(admin_user)
+    page = client.get("/password/change/")
+    assert RULE in page.content.decode()
