@@ -77,6 +77,20 @@ class UserAdmin(AuditedModelAdmin, BaseUserAdmin):
     ]
     filter_horizontal = []
 
+    def user_change_password(self, request, id, form_url=""):
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:
+            member = self.get_object(request, id)
+            if member is not None:
+                self.record_access(
+                    request,
+                    AuditEvent.Kind.OPERATOR_CHANGED,
+                    [member],
+                    {"action": "password set", "object": member.pk},
+                    counted=False,
+                )
+        return response
+
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(AuditedModelAdmin):

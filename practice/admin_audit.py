@@ -26,7 +26,10 @@ class AuditedModelAdmin(admin.ModelAdmin):
         """The patients ``obj`` is about, for the log's patient filter."""
         return []
 
-    def _record(self, request, kind: str, rows: list, details: dict, counted: bool):
+    def record_access(
+        self, request, kind: str, rows: list, details: dict, counted: bool
+    ) -> None:
+        """One event per practice of ``rows``, all in one INSERT."""
         seen: dict[int | None, set[int]] = defaultdict(set)
         counts: Counter[int | None] = Counter()
         for row in rows:
@@ -48,7 +51,7 @@ class AuditedModelAdmin(admin.ModelAdmin):
         response = super().changelist_view(request, extra_context)
         changelist = (getattr(response, "context_data", None) or {}).get("cl")
         if changelist is not None:
-            self._record(
+            self.record_access(
                 request,
                 AuditEvent.Kind.OPERATOR_VIEWED,
                 list(changelist.result_list),
@@ -61,7 +64,7 @@ class AuditedModelAdmin(admin.ModelAdmin):
         response = super().change_view(request, object_id, form_url, extra_context)
         shown = (getattr(response, "context_data", None) or {}).get("original")
         if shown is not None and request.method == "GET":
-            self._record(
+            self.record_access(
                 request,
                 AuditEvent.Kind.OPERATOR_VIEWED,
                 [shown],
@@ -72,7 +75,7 @@ class AuditedModelAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        self._record(
+        self.record_access(
             request,
             AuditEvent.Kind.OPERATOR_CHANGED,
             [obj],
@@ -85,7 +88,7 @@ class AuditedModelAdmin(admin.ModelAdmin):
         )
 
     def delete_model(self, request, obj):
-        self._record(
+        self.record_access(
             request,
             AuditEvent.Kind.OPERATOR_CHANGED,
             [obj],
@@ -95,7 +98,7 @@ class AuditedModelAdmin(admin.ModelAdmin):
         super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):
-        self._record(
+        self.record_access(
             request,
             AuditEvent.Kind.OPERATOR_CHANGED,
             list(queryset),

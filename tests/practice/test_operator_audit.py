@@ -166,3 +166,24 @@ def test_a_user_with_events_cannot_be_deleted_through_admin(
     assert not AuditEvent.objects.filter(
         kind=Kind.OPERATOR_CHANGED, details__action="deleted"
     ).exists()
+
+
+def test_a_password_set_by_an_operator_is_recorded(
+    operator_client, operator, practice, clinician
+):
+    response = operator_client.post(
+        f"/operator/practice/user/{clinician.pk}/password/",
+        {
+            "password1": "a-long-new-password-2026",
+            "password2": "a-long-new-password-2026",
+        },
+    )
+    assert response.status_code == 302
+    [event] = _operator_events(kind=Kind.OPERATOR_CHANGED)
+    assert event.practice == practice
+    assert event.actor == operator
+    assert event.details == {
+        "what": "users",
+        "action": "password set",
+        "object": clinician.pk,
+    }
