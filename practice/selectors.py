@@ -3,6 +3,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import cast
 
+from django.core.paginator import Page, Paginator
 from django.db.models import Q, QuerySet
 
 from practice.hooks import (
@@ -99,6 +100,41 @@ def audit_patients(
     ):
         described.update(cast(dict[int, AuditPatient], answer or {}))
     return described
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One row of the audit log page: the event and its patients, each with how
+    the app that owns patients describes them (None: not a patient it knows)."""
+
+    event: AuditEvent
+    patients: list[tuple[int, AuditPatient | None]]
+
+
+def audit_log_page(
+    *,
+    practice: Practice,
+    audit_filter: AuditFilter | None,
+    page_number: str | int | None,
+    per_page: int,
+) -> tuple[Page, list[AuditEntry]]:
+    """One page of the practice's filtered log, with its patients described in one
+    query for the whole page."""
+    page = Paginator(
+        audit_event_list(practice=practice, audit_filter=audit_filter), per_page
+    ).get_page(page_number)
+    events = list(page)
+    described = audit_patients(
+        practice=practice,
+        patient_ids=(pid for event in events for pid in event.patient_id_list),
+    )
+    return page, [
+        AuditEntry(
+            event=event,
+            patients=[(pid, described.get(pid)) for pid in event.patient_id_list],
+        )
+        for event in events
+    ]
 
 
 def audit_patient_ids_matching(

@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordResetForm
 from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
+from django.core.paginator import Page
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -35,8 +35,9 @@ from practice.permissions import (
     role_required,
 )
 from practice.selectors import (
+    AuditEntry,
     audit_event_list,
-    audit_patients,
+    audit_log_page,
     practice_allowed_cidrs,
     user_list,
 )
@@ -340,29 +341,15 @@ def _audit_filter_form(request) -> tuple[AuditFilterForm, str]:
 def audit_log(request):
     practice = request.user.practice
     form, filter_query = _audit_filter_form(request)
-    page, entries = None, []
+    page: Page | None = None
+    entries: list[AuditEntry] = []
     if not form.is_bound or form.is_valid():
-        audit_filter = form.audit_filter() if form.is_bound else None
-        page = Paginator(
-            audit_event_list(practice=practice, audit_filter=audit_filter),
-            AUDIT_PAGE_SIZE,
-        ).get_page(request.GET.get("page"))
-        patients = audit_patients(
+        page, entries = audit_log_page(
             practice=practice,
-            patient_ids=(
-                patient_id for event in page for patient_id in event.patient_id_list
-            ),
+            audit_filter=form.audit_filter() if form.is_bound else None,
+            page_number=request.GET.get("page"),
+            per_page=AUDIT_PAGE_SIZE,
         )
-        entries = [
-            (
-                event,
-                [
-                    (patient_id, patients.get(patient_id))
-                    for patient_id in event.patient_id_list
-                ],
-            )
-            for event in page
-        ]
     return render(
         request,
         "practice/settings_audit.html",
