@@ -3,7 +3,9 @@
 ``practice`` is the ground floor: it imports no other Tend app. Where one of its
 actions concerns the apps built on it, it sends a signal here and they connect
 their receivers in their ``AppConfig.ready`` (in ``INSTALLED_APPS`` order), as
-``django.contrib.auth`` announces sign-ins without knowing who listens.
+``django.contrib.auth`` announces sign-ins without knowing who listens. Where a page
+of its own must show their data (the audit log's patients), it asks through a signal
+and the receivers answer with their return value.
 """
 
 from dataclasses import dataclass
