@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 
+from practice.admin_audit import AuditedModelAdmin
 from practice.models import AllowedNetwork, AuditEvent, Practice, User
 
 
@@ -14,7 +15,7 @@ class AllowedNetworkInline(admin.TabularInline):
 
 
 @admin.register(Practice)
-class PracticeAdmin(admin.ModelAdmin):
+class PracticeAdmin(AuditedModelAdmin):
     list_display = ["name", "time_zone", "calendar_sync_enabled", "created_at"]
     search_fields = ["name"]
     inlines = [AllowedNetworkInline]
@@ -42,7 +43,7 @@ class OperatorUserChangeForm(UserChangeForm):
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(AuditedModelAdmin, BaseUserAdmin):
     form = OperatorUserChangeForm
     add_form = OperatorUserCreationForm
     ordering = ["email"]
@@ -76,9 +77,25 @@ class UserAdmin(BaseUserAdmin):
     ]
     filter_horizontal = []
 
+    def user_change_password(self, request, id, form_url=""):
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:
+            member = self.get_object(request, id)
+            if member is not None:
+                self.record_access(
+                    request,
+                    AuditEvent.Kind.OPERATOR_CHANGED,
+                    [member],
+                    {"action": "password set", "object": member.pk},
+                    counted=False,
+                )
+        return response
+
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(AuditedModelAdmin):
+    """Read-only: the log cannot be changed or deleted, not even here."""
+
     list_display = [
         "created_at",
         "kind",
@@ -86,6 +103,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         "actor",
         "target_user",
         "client_ip",
+        "patient_ids",
     ]
     list_filter = ["kind", "practice"]
     list_select_related = ["practice", "actor", "target_user"]

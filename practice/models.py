@@ -217,8 +217,43 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.has_role(Role.ADMINISTRATOR, Role.SCHEDULER)
 
 
+class AuditLogImmutable(Exception):
+    """An attempt to change or delete an audit event: the log only grows."""
+
+    def __init__(self):
+        super().__init__("The audit log cannot be changed or deleted.")
+
+
+class AuditEventQuerySet(models.QuerySet):
+    """Refuses the bulk writes that would change or remove events. Deleting a
+    practice or a user who has events is refused too (``on_delete=PROTECT``), and
+    on PostgreSQL a trigger refuses UPDATE and DELETE whatever issues them."""
+
+    def update(self, **kwargs):
+        raise AuditLogImmutable
+
+    def delete(self):
+        raise AuditLogImmutable
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise AuditLogImmutable
+
+
+def patient_ids_text(patient_ids) -> str:
+    """``AuditEvent.patient_ids`` for these ids: ",12,34," (empty for none), so that
+    one patient is found with ``patient_ids__contains=",12,"`` on any database."""
+    ids = sorted({int(patient_id) for patient_id in patient_ids})
+    return f",{','.join(str(patient_id) for patient_id in ids)}," if ids else ""
+
+
 class AuditEvent(models.Model):
-    """A security-relevant event in a practice, kept for administrators to read."""
+    """A security-relevant event in a practice, kept for administrators to read.
+
+    Append-only: rows are inserted and never changed or deleted (see
+    ``AuditEventQuerySet``). ``practice`` may not import the apps above it, so an
+    event about patients names them by id (``patient_ids``) and by initials in
+    ``details``; ``scheduling`` turns the ids into names for the log page.
+    """
 
     class Kind(models.TextChoices):
         LOGIN = "login", "Signed in"
@@ -241,20 +276,37 @@ class AuditEvent(models.Model):
         SYNC_PRACTICE_ON = "sync_practice_on", "Calendar sync switched on"
         SYNC_LINK_EMAILED = "sync_link_emailed", "Calendar link emailed"
         FEED_FETCHED = "feed_fetched", "Calendar feed fetched"
+        PATIENT_VIEWED = "patient_viewed", "Patient viewed"
+        PATIENT_LIST_VIEWED = "patient_list_viewed", "Patient list viewed"
+        APPOINTMENT_VIEWED = "appointment_viewed", "Appointment viewed"
+        CALENDAR_VIEWED = "calendar_viewed", "Calendar viewed"
+        PATIENT_CREATED = "patient_created", "Patient added"
+        PATIENT_CHANGED = "patient_changed", "Patient details changed"
+        PATIENT_DEACTIVATED = "patient_deactivated", "Patient deactivated"
+        PATIENT_REACTIVATED = "patient_reactivated", "Patient reactivated"
+        OPERATOR_VIEWED = "operator_viewed", "Operator viewed practice data"
+        OPERATOR_CHANGED = "operator_changed", "Operator changed practice data"
+        AUDIT_EXPORTED = "audit_exported", "Audit log exported"
 
+    # PROTECT, not CASCADE or SET_NULL: either would change or delete events.
+    # Users are deactivated, never deleted, so their events keep their name.
     practice = models.ForeignKey(
-        Practice, on_delete=models.CASCADE, related_name="audit_events", null=True
+        Practice, on_delete=models.PROTECT, related_name="audit_events", null=True
     )
     kind = models.CharField(max_length=32, choices=Kind.choices)
     actor = models.ForeignKey(
-        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     target_user = models.ForeignKey(
-        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     client_ip = models.GenericIPAddressField(null=True, blank=True)
+    # The patients the event concerns, as ",12,34," (``patient_ids_text``).
+    patient_ids = models.TextField(blank=True, default="")
     details = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -263,6 +315,18 @@ class AuditEvent(models.Model):
     def __str__(self):
         return f"{self.get_kind_display()} at {self.created_at:%Y-%m-%d %H:%M}"
 
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AuditLogImmutable
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditLogImmutable
+
+    @property
+    def patient_id_list(self) -> list[int]:
+        return [int(part) for part in self.patient_ids.split(",") if part]
+
     def detail_lines(self) -> list[str]:
         """Details as short readable lines for the audit log page."""
         lines: list[str] = []
@@ -270,6 +334,8 @@ class AuditEvent(models.Model):
             if key == "changed" and isinstance(value, dict):
                 lines.extend(
                     f"{field.replace('_', ' ')}: {change[0]} → {change[1]}"
+                    if isinstance(change, list) and len(change) == 2
+                    else f"{field.replace('_', ' ')}: {change}"
                     for field, change in value.items()
                 )
                 continue

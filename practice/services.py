@@ -1,6 +1,6 @@
 import logging
 import smtplib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -20,6 +20,7 @@ from practice.models import (
     Practice,
     Role,
     User,
+    patient_ids_text,
 )
 from practice.net import address_allowed
 from practice.selectors import practice_allowed_cidrs
@@ -35,17 +36,50 @@ def audit_record(
     actor: User | None = None,
     target_user: User | None = None,
     client_ip: str | None = None,
+    patient_ids: Iterable[int] = (),
     details: dict | None = None,
 ) -> AuditEvent:
-    """Append one event to the practice's audit log."""
+    """Append one event to the practice's audit log (one INSERT)."""
     return AuditEvent.objects.create(
         kind=kind,
         practice=practice,
         actor=actor if actor is not None and actor.pk else None,
         target_user=target_user,
         client_ip=client_ip,
+        patient_ids=patient_ids_text(patient_ids),
         details=details or {},
     )
+
+
+def operator_access_record(
+    *,
+    operator: User,
+    kind: str,
+    client_ip: str | None,
+    details: dict,
+    seen: Mapping[int | None, Collection[int]],
+    count_rows: Mapping[int | None, int] | None = None,
+) -> list[AuditEvent]:
+    """Record that an installation operator saw or changed data of practices at
+    /operator/: one event in the log of each practice in ``seen`` (practice id →
+    ids of the patients concerned; None for rows of no practice, such as other
+    operators), with its row count from ``count_rows``, all in one INSERT."""
+    events = []
+    for practice_id in sorted(seen, key=lambda key: (key is None, key or 0)):
+        event_details = dict(details)
+        if count_rows is not None:
+            event_details["rows"] = count_rows.get(practice_id, 0)
+        events.append(
+            AuditEvent(
+                kind=kind,
+                practice_id=practice_id,
+                actor=operator,
+                client_ip=client_ip,
+                patient_ids=patient_ids_text(seen[practice_id]),
+                details=event_details,
+            )
+        )
+    return AuditEvent.objects.bulk_create(events)
 
 
 def _user_for_login_email(email: str) -> User | None:

@@ -13,4 +13,5 @@ urlpatterns = [
     path("users/<int:user_id>/active/", views.user_active, name="user_active"),
     path("network/", views.network_settings, name="settings_network"),
     path("audit/", views.audit_log, name="audit_log"),
+    path("audit/export.csv", views.audit_export, name="audit_export"),
 ]

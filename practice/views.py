@@ -7,14 +7,17 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordResetForm
 from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
-from django.http import HttpResponse, JsonResponse
+from django.core.paginator import Page
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views import defaults
 from django.views.decorators.http import require_GET, require_POST
 
+from practice.export import audit_csv_lines
 from practice.forms import (
     ActiveForm,
+    AuditFilterForm,
     LoginForm,
     NetworksForm,
     PasswordChangeForm,
@@ -31,7 +34,13 @@ from practice.permissions import (
     practice_user_required,
     role_required,
 )
-from practice.selectors import audit_event_list, practice_allowed_cidrs, user_list
+from practice.selectors import (
+    AuditEntry,
+    audit_event_list,
+    audit_log_page,
+    practice_allowed_cidrs,
+    user_list,
+)
 from practice.services import (
     audit_record,
     networks_set,
@@ -317,11 +326,64 @@ def network_settings(request):
     )
 
 
+AUDIT_PAGE_SIZE = 50
+
+
+def _audit_filter_form(request) -> tuple[AuditFilterForm, str]:
+    """The filter form and its query string; "page" belongs to the pager."""
+    query = request.GET.copy()
+    query.pop("page", None)
+    form = AuditFilterForm(query or None, practice=request.user.practice)
+    return form, query.urlencode()
+
+
 @role_required(Role.ADMINISTRATOR)
 def audit_log(request):
-    page = Paginator(audit_event_list(practice=request.user.practice), 50).get_page(
-        request.GET.get("page")
-    )
+    practice = request.user.practice
+    form, filter_query = _audit_filter_form(request)
+    page: Page | None = None
+    entries: list[AuditEntry] = []
+    if not form.is_bound or form.is_valid():
+        page, entries = audit_log_page(
+            practice=practice,
+            audit_filter=form.audit_filter() if form.is_bound else None,
+            page_number=request.GET.get("page"),
+            per_page=AUDIT_PAGE_SIZE,
+        )
     return render(
-        request, "practice/settings_audit.html", {"page": page, "section": "audit"}
+        request,
+        "practice/settings_audit.html",
+        {
+            "form": form,
+            "page": page,
+            "entries": entries,
+            "filter_query": filter_query,
+            "section": "audit",
+        },
+        status=200 if page is not None else 400,
     )
+
+
+@role_required(Role.ADMINISTRATOR)
+def audit_export(request):
+    """The filtered log as CSV; bad filters go back to the page with the message."""
+    practice = request.user.practice
+    form, filter_query = _audit_filter_form(request)
+    if form.is_bound and not form.is_valid():
+        return audit_log(request)
+    audit_filter = form.audit_filter() if form.is_bound else None
+    audit_record(
+        kind=AuditEvent.Kind.AUDIT_EXPORTED,
+        practice=practice,
+        actor=request.user,
+        client_ip=client_ip(request),
+        details={"filter": filter_query or "none"},
+    )
+    events = audit_event_list(practice=practice, audit_filter=audit_filter)
+    stamp = timezone.localtime(timezone.now(), practice.zone).strftime("%Y%m%d-%H%M")
+    response = StreamingHttpResponse(
+        audit_csv_lines(practice=practice, events=events.iterator(chunk_size=2000)),
+        content_type="text/csv; charset=utf-8",
+    )
+    response["Content-Disposition"] = f'attachment; filename="audit-log-{stamp}.csv"'
+    return response

@@ -6,9 +6,11 @@ from datetime import date, datetime, time, timedelta
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import Http404
+from django.urls import reverse
 from django.utils import timezone
 
-from practice.models import User
+from practice.hooks import AuditPatient
+from practice.models import Practice, User
 from practice.selectors import clinician_list
 from scheduling.models import Appointment, AppointmentChange, Location, Patient, Service
 from scheduling.names import search_fold
@@ -394,3 +396,35 @@ def calendar_page(
                 column.slots.append(CalendarSlot(row=row, start=naive))
         page.columns.append(column)
     return page
+
+
+# -- the audit log's view of patients (see practice.hooks) -------------------------
+
+
+def audit_patients_described(
+    *, practice: Practice, patient_ids: list[int]
+) -> dict[int, AuditPatient]:
+    """Names and pages of these patients of ``practice`` for its audit log (one
+    query); ids of other practices' patients are left out."""
+    patients = Patient.objects.filter(practice=practice, pk__in=patient_ids).only(
+        "pk", "first_name", "last_name"
+    )
+    return {
+        patient.pk: AuditPatient(
+            name=patient.full_name,
+            url=reverse("scheduling:patient", kwargs={"patient_id": patient.pk}),
+        )
+        for patient in patients
+    }
+
+
+def audit_patients_matching(*, practice: Practice, text: str, limit: int) -> list[int]:
+    """Ids of at most ``limit`` + 1 of ``practice``'s patients, deactivated ones
+    too, whose names contain every word of ``text`` (as the Patients search)."""
+    patients = Patient.objects.filter(practice=practice)
+    words = search_fold(text).split()[:6]
+    if not words:
+        return []
+    for word in words:
+        patients = patients.filter(search_name__contains=word)
+    return list(patients.order_by("pk").values_list("pk", flat=True)[: limit + 1])

@@ -16,7 +16,8 @@ from django.db import transaction
 from django.db.models import Q, prefetch_related_objects
 from django.utils import timezone
 
-from practice.models import Practice, User
+from practice.models import AuditEvent, Practice, User
+from practice.services import audit_record
 from practice.text import single_line
 from scheduling.models import (
     Appointment,
@@ -124,8 +125,10 @@ def patient_create(
     email: str = "",
     phone: str = "",
     primary_clinician: User | None = None,
+    client_ip: str | None = None,
 ) -> Patient:
-    """Add a patient to the practice, keeping the search name in step."""
+    """Add a patient to the practice, keeping the search name in step, and record
+    it in the audit log."""
     _check_primary_clinician(practice, primary_clinician)
     values = {
         "first_name": first_name,
@@ -143,18 +146,35 @@ def patient_create(
     patient.search_name = _patient_search_name(patient)
     patient.full_clean()
     patient.save()
+    _patient_audit(
+        kind=AuditEvent.Kind.PATIENT_CREATED,
+        patient=patient,
+        actor=actor,
+        client_ip=client_ip,
+        details={
+            "details": [
+                name.replace("_", " ")
+                for name in PATIENT_FIELDS
+                if getattr(patient, name) not in (None, "")
+            ]
+        },
+    )
     return patient
 
 
 @transaction.atomic
-def patient_update(*, patient: Patient, actor: User, **fields) -> Patient:
-    """Change a patient's details (any of PATIENT_FIELDS)."""
+def patient_update(
+    *, patient: Patient, actor: User, client_ip: str | None = None, **fields
+) -> Patient:
+    """Change a patient's details (any of PATIENT_FIELDS), recording old and new
+    values in the audit log (sensitive ones only as changed)."""
     unknown = set(fields) - set(PATIENT_FIELDS)
     if unknown:
         raise TypeError(f"Unknown patient fields: {sorted(unknown)}")
     if "primary_clinician" in fields:
         _check_primary_clinician(patient.practice, fields["primary_clinician"])
     initials_before = patient.initials
+    before = {name: getattr(patient, name) for name in PATIENT_FIELDS}
     for name, value in fields.items():
         setattr(patient, name, _clean_patient_value(name, value))
     patient.search_name = _patient_search_name(patient)
@@ -162,17 +182,186 @@ def patient_update(*, patient: Patient, actor: User, **fields) -> Patient:
     patient.save()
     if patient.initials != initials_before:
         _republish_future(Appointment.objects.filter(patients=patient))
+    changed = _patient_changes(before, patient)
+    if changed:
+        _patient_audit(
+            kind=AuditEvent.Kind.PATIENT_CHANGED,
+            patient=patient,
+            actor=actor,
+            client_ip=client_ip,
+            details={"changed": changed},
+        )
     return patient
 
 
 @transaction.atomic
-def patient_set_active(*, patient: Patient, actor: User, active: bool) -> Patient:
+def patient_set_active(
+    *, patient: Patient, actor: User, active: bool, client_ip: str | None = None
+) -> Patient:
     """Deactivate or reactivate a patient. Patients are never deleted: their
     appointments keep pointing at them; a deactivated patient cannot be booked."""
     if patient.is_active != active:
         patient.is_active = active
         patient.save(update_fields=["is_active"])
+        _patient_audit(
+            kind=AuditEvent.Kind.PATIENT_REACTIVATED
+            if active
+            else AuditEvent.Kind.PATIENT_DEACTIVATED,
+            patient=patient,
+            actor=actor,
+            client_ip=client_ip,
+        )
     return patient
+
+
+# -- the audit trail of patient data -----------------------------------------------
+#
+# practice/ owns the log and may not know patients: events name them by id (the
+# log page asks ``selectors.audit_patients_described`` for names) and carry only
+# initials. Each page view is one INSERT; a calendar page records the range it
+# shows, not each patient on it.
+
+# Recorded only as added, changed or removed, never with the value: contact details
+# and the date of birth would otherwise sit in the log and in every CSV export.
+SENSITIVE_PATIENT_FIELDS = frozenset({"date_of_birth", "email", "phone"})
+
+
+def _patient_audit(
+    *,
+    kind: str,
+    patient: Patient,
+    actor: User | None,
+    client_ip: str | None,
+    details: dict | None = None,
+) -> AuditEvent:
+    return audit_record(
+        kind=kind,
+        practice=patient.practice,
+        actor=actor,
+        client_ip=client_ip,
+        patient_ids=[patient.pk],
+        details={"patient": patient.initials, **(details or {})},
+    )
+
+
+def _audit_text(value) -> str:
+    if value in (None, ""):
+        return "—"
+    if isinstance(value, User):
+        return value.label
+    return str(value)
+
+
+def _patient_changes(before: dict, patient: Patient) -> dict:
+    """{field: [old, new]} for changed details; a sensitive field maps to "added",
+    "changed" or "removed" instead."""
+    changed: dict[str, object] = {}
+    for name in PATIENT_FIELDS:
+        old, new = before[name], getattr(patient, name)
+        if old == new:
+            continue
+        if name in SENSITIVE_PATIENT_FIELDS:
+            empty_before, empty_after = old in (None, ""), new in (None, "")
+            changed[name] = (
+                "added"
+                if empty_before
+                else "removed"
+                if empty_after
+                else "changed (value hidden)"
+            )
+        else:
+            changed[name] = [_audit_text(old), _audit_text(new)]
+    return changed
+
+
+def patient_view_record(
+    *, user: User, patient: Patient, client_ip: str | None, page: str = "details"
+) -> AuditEvent:
+    """Record that ``user`` was shown ``patient``'s details (one INSERT)."""
+    return _patient_audit(
+        kind=AuditEvent.Kind.PATIENT_VIEWED,
+        patient=patient,
+        actor=user,
+        client_ip=client_ip,
+        details={"page": page},
+    )
+
+
+def patient_list_view_record(
+    *,
+    user: User,
+    patients: Sequence[Patient],
+    searched: bool,
+    page_number: int,
+    client_ip: str | None,
+) -> AuditEvent:
+    """Record that ``user`` was shown a page of the patient list (names and dates
+    of birth): the patients on it by id, and whether it answered a search, never
+    the search text (one INSERT)."""
+    return audit_record(
+        kind=AuditEvent.Kind.PATIENT_LIST_VIEWED,
+        practice=user.practice,
+        actor=user,
+        client_ip=client_ip,
+        patient_ids=[patient.pk for patient in patients],
+        details={
+            "page": page_number,
+            "patients shown": len(patients),
+            "search": "yes" if searched else "no",
+        },
+    )
+
+
+def appointment_view_record(
+    *,
+    user: User,
+    appointment: Appointment,
+    client_ip: str | None,
+    page: str = "details",
+) -> AuditEvent:
+    """Record that ``user`` was shown an appointment and so its patients (one
+    INSERT; the patients are expected prefetched, as ``access_appointment`` does)."""
+    patients = list(appointment.patients.all())
+    details: dict[str, object] = {
+        "appointment": appointment.pk,
+        "page": page,
+        "when": _when(appointment.practice, appointment.start, appointment.end),
+    }
+    if patients:
+        details["patients"] = [patient.initials for patient in patients]
+    return audit_record(
+        kind=AuditEvent.Kind.APPOINTMENT_VIEWED,
+        practice=appointment.practice,
+        actor=user,
+        client_ip=client_ip,
+        patient_ids=[patient.pk for patient in patients],
+        details=details,
+    )
+
+
+def calendar_view_record(
+    *,
+    user: User,
+    view: str,
+    first_day: date,
+    last_day: date,
+    clinician: User | None,
+    client_ip: str | None,
+) -> AuditEvent:
+    """Record that ``user`` was shown a calendar page: the days and whose calendar,
+    not each patient on it (one INSERT, however full the page). Which patients that
+    was follows from the appointments of those days."""
+    return audit_record(
+        kind=AuditEvent.Kind.CALENDAR_VIEWED,
+        practice=user.practice,
+        actor=user,
+        client_ip=client_ip,
+        details={
+            "view": view,
+            "days": f"{first_day.isoformat()} – {last_day.isoformat()}",
+            "calendar": clinician.label if clinician else "all clinicians",
+        },
+    )
 
 
 def _republish_future(appointments) -> int:

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from practice.forms import ActiveForm
 from practice.models import Role
+from practice.net import client_ip
 from practice.permissions import practice_user_required, role_required
 from scheduling.forms import (
     EVENT_TITLE_WARNING,
@@ -57,11 +58,15 @@ from scheduling.services import (
     appointment_delete,
     appointment_set_status,
     appointment_update,
+    appointment_view_record,
+    calendar_view_record,
     location_create,
     location_update,
     patient_create,
+    patient_list_view_record,
     patient_set_active,
     patient_update,
+    patient_view_record,
     service_create,
     service_update,
 )
@@ -100,6 +105,14 @@ def calendar(request):
         clinician_id=clinician if isinstance(clinician, int) else None,
         all_clinicians=clinician == "all",
         show_cancelled=params.get("cancelled") != "hide",
+    )
+    calendar_view_record(
+        user=request.user,
+        view=page.view,
+        first_day=page.first_day,
+        last_day=page.last_day,
+        clinician=page.selected,
+        client_ip=client_ip(request),
     )
     keep = {"view": view, "cancelled": params.get("cancelled") or ""}
     if request.user.can_manage_all_schedules:
@@ -199,6 +212,9 @@ def appointment_new(request):
 @practice_user_required
 def appointment_detail(request, appointment_id: int):
     appointment = access_appointment(request.user, appointment_id)
+    appointment_view_record(
+        user=request.user, appointment=appointment, client_ip=client_ip(request)
+    )
     may_change = can_schedule_for(request.user, appointment.clinician)
     return render(
         request,
@@ -225,6 +241,13 @@ def appointment_edit(request, appointment_id: int):
         appointment=appointment,
         initial=appointment_initial(appointment),
     )
+    if request.method != "POST":
+        appointment_view_record(
+            user=request.user,
+            appointment=appointment,
+            client_ip=client_ip(request),
+            page="edit form",
+        )
     conflicts, stale = [], False
     if request.method == "POST" and form.is_valid():
         try:
@@ -328,6 +351,13 @@ def patients(request):
         ),
         50,
     ).get_page(request.GET.get("page"))
+    patient_list_view_record(
+        user=request.user,
+        patients=list(page),
+        searched=bool(query),
+        page_number=page.number,
+        client_ip=client_ip(request),
+    )
     return render(
         request,
         "scheduling/patients.html",
@@ -351,7 +381,10 @@ def patient_add(request):
     if request.method == "POST" and form.is_valid():
         try:
             patient = patient_create(
-                practice=request.user.practice, actor=request.user, **form.cleaned_data
+                practice=request.user.practice,
+                actor=request.user,
+                client_ip=client_ip(request),
+                **form.cleaned_data,
             )
         except ValidationError as error:
             form.add_error(None, error)
@@ -364,6 +397,9 @@ def patient_add(request):
 @practice_user_required
 def patient_detail(request, patient_id: int):
     patient = access_patient(request.user, patient_id)
+    patient_view_record(
+        user=request.user, patient=patient, client_ip=client_ip(request)
+    )
     return render(
         request,
         "scheduling/patient_detail.html",
@@ -385,9 +421,21 @@ def patient_edit(request, patient_id: int):
     form = PatientForm(
         request.POST or None, user=request.user, initial=patient_initial(patient)
     )
+    if request.method != "POST":
+        patient_view_record(
+            user=request.user,
+            patient=patient,
+            client_ip=client_ip(request),
+            page="edit form",
+        )
     if request.method == "POST" and form.is_valid():
         try:
-            patient_update(patient=patient, actor=request.user, **form.cleaned_data)
+            patient_update(
+                patient=patient,
+                actor=request.user,
+                client_ip=client_ip(request),
+                **form.cleaned_data,
+            )
         except ValidationError as error:
             form.add_error(None, error)
         else:
@@ -407,7 +455,9 @@ def patient_active(request, patient_id: int):
         messages.error(request, "Choose Deactivate or Reactivate.")
         return redirect("scheduling:patient", patient_id=patient.pk)
     active = form.cleaned_data["active"]
-    patient_set_active(patient=patient, actor=request.user, active=active)
+    patient_set_active(
+        patient=patient, actor=request.user, active=active, client_ip=client_ip(request)
+    )
     verb = "reactivated" if active else "deactivated"
     messages.success(request, f"{patient.full_name} was {verb}.")
     return redirect("scheduling:patient", patient_id=patient.pk)

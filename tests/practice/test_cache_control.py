@@ -157,6 +157,7 @@ def app_paths(world) -> dict[str, str]:
         "practice:user_active": reverse("practice:user_active", args=[member]),
         "practice:settings_network": reverse("practice:settings_network"),
         "practice:audit_log": reverse("practice:audit_log"),
+        "practice:audit_export": reverse("practice:audit_export"),
         "scheduling:calendar": reverse("scheduling:calendar"),
         "scheduling:appointment_new": reverse("scheduling:appointment_new"),
         "scheduling:appointment": reverse("scheduling:appointment", args=[appointment]),
