@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from practice.hooks import user_label_changed
+from practice.hooks import user_authority_changed, user_label_changed
 from practice.models import (
     AllowedNetwork,
     AuditEvent,
@@ -309,6 +309,7 @@ def user_update(
         user_label_changed.send(sender=User, user=user)
     after = [str(role) for role in user.roles]
     if before != after:
+        user_authority_changed.send(sender=User, user=user)
         audit_record(
             kind=AuditEvent.Kind.ROLE_CHANGED,
             practice=user.practice,
@@ -332,6 +333,8 @@ def user_set_active(
         return user
     user.is_active = active
     user.save(update_fields=["is_active"])
+    if not active:
+        user_authority_changed.send(sender=User, user=user)
     audit_record(
         kind=(
             AuditEvent.Kind.USER_REACTIVATED
