@@ -238,7 +238,7 @@ class AppointmentForm(forms.Form):
         cleaned = super().clean()
         if self.appointment is None:
             cleaned["kind"] = self.appointment_kind
-        elif cleaned.get("revision") is None:
+        elif self.cleaned_data.get("revision") is None:
             # Without it the edit would overwrite whatever changed meanwhile.
             self.errors.pop("revision", None)
             self.add_error(None, ValidationError(MISSING_REVISION, code="no_revision"))
@@ -381,7 +381,7 @@ class PatientForm(forms.Form):
         cleaned = super().clean()
         if self.fields["primary_clinician"].disabled:
             # Unchanged: leave it out, so the save does not touch it.
-            cleaned.pop("primary_clinician", None)
+            self.cleaned_data.pop("primary_clinician", None)
         return cleaned
 
 

@@ -82,7 +82,7 @@ def primary_clinician_choices(
     if current is not None:
         allowed |= Q(pk=current)
     return (
-        clinician_list(practice=user.practice, include_inactive=True)
+        User.objects.filter(practice_id=user.practice_id, is_clinician=True)
         .filter(allowed)
         .order_by("-is_active", "display_name", "email")
     )
