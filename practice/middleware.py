@@ -1,9 +1,20 @@
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.views import redirect_to_login
 from django.contrib.sessions import middleware as sessions
 from django.shortcuts import render
 from django.utils import timezone
 
 from practice.net import NETWORK_EXEMPT_URL_NAMES, address_allowed, client_ip
 from practice.selectors import practice_allowed_cidrs
+from practice.sessions import session_outlived
+
+# Answered whatever the session: they never need a signed-in user, and a calendar
+# application holding a browser's cookie must still get its feed.
+SESSION_LIFETIME_EXEMPT_URL_NAMES = frozenset(
+    {"healthz", "robots_txt", "calendarsync:feed"}
+)
 
 
 class NetworkRestrictionMiddleware:
@@ -85,3 +96,33 @@ class SessionMiddleware(sessions.SessionMiddleware):
         if getattr(getattr(request, "session", None), "load_failed", False):
             return response
         return super().process_response(request, response)
+
+
+class SessionLifetimeMiddleware:
+    """Sign the user out ``SESSION_ABSOLUTE_HOURS`` after they signed in, however
+    active they have been since (the idle timeout alone lets a busy session, or a
+    stolen one kept busy, live for ever), and send them to sign in again with a
+    message saying why. Listed after authentication; acts before any view."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        match = request.resolver_match
+        if match is not None and match.view_name in SESSION_LIFETIME_EXEMPT_URL_NAMES:
+            return None
+        session = getattr(request, "session", None)
+        if session is None or not session_outlived(session):
+            return None
+        logout(request)
+        hours = settings.SESSION_ABSOLUTE_HOURS
+        messages.info(
+            request,
+            f"You were signed out because you signed in more than {hours} "
+            f"hour{'s' if hours != 1 else ''} ago, the longest a session lasts. "
+            "Please sign in again.",
+        )
+        return redirect_to_login(request.get_full_path())
