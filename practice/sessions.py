@@ -6,7 +6,10 @@ yet), so a database outage there is reported as "AttributeError: 'SessionStore'
 object has no attribute '_session_cache'" followed by the real error. Loading
 first, outside that block, leaves only the database error. ``load_failed`` tells
 ``practice.middleware.SessionMiddleware`` not to read the session again on the
-way out."""
+way out.
+
+Also the absolute lifetime of a signed-in session (``SESSION_ABSOLUTE_HOURS``):
+stamped at sign-in, checked by ``practice.middleware.SessionLifetimeMiddleware``."""
 
 import time
 
