@@ -3,17 +3,18 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.contrib.sessions import middleware as sessions
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from practice.net import NETWORK_EXEMPT_URL_NAMES, address_allowed, client_ip
 from practice.selectors import practice_allowed_cidrs
 from practice.sessions import session_outlived
 
-# Answered whatever the session: they never need a signed-in user, and a calendar
-# application holding a browser's cookie must still get its feed.
+# Answered whatever the session: they never need a signed-in user, a calendar
+# application holding a browser's cookie must still get its feed, and signing out
+# signs out anyway.
 SESSION_LIFETIME_EXEMPT_URL_NAMES = frozenset(
-    {"healthz", "robots_txt", "calendarsync:feed"}
+    {"healthz", "robots_txt", "calendarsync:feed", "logout"}
 )
 
 
@@ -112,7 +113,8 @@ class SessionLifetimeMiddleware:
 
     def process_view(self, request, view_func, view_args, view_kwargs):
         match = request.resolver_match
-        if match is not None and match.view_name in SESSION_LIFETIME_EXEMPT_URL_NAMES:
+        view_name = match.view_name if match is not None else ""
+        if view_name in SESSION_LIFETIME_EXEMPT_URL_NAMES:
             return None
         session = getattr(request, "session", None)
         if session is None or not session_outlived(session):
@@ -125,4 +127,8 @@ class SessionLifetimeMiddleware:
             f"hour{'s' if hours != 1 else ''} ago, the longest a session lasts. "
             "Please sign in again.",
         )
+        if request.method not in ("GET", "HEAD") or view_name == "login":
+            # Coming back to a form's address (or to the login page itself) after
+            # signing in would fail: the login page's own default follows.
+            return redirect(settings.LOGIN_URL)
         return redirect_to_login(request.get_full_path())

@@ -70,11 +70,27 @@ def test_the_lifetime_is_a_setting_and_covers_posts(settings, admin_user, clinic
     signed_in_since(browser, 3600 + 1)
     response = browser.post(f"/settings/users/{clinician.pk}/active/", {"active": "0"})
     assert response.status_code == 302
-    assert response["Location"].startswith("/login/")
+    # Not back to a form's address after signing in: a GET there would be a 405.
+    assert response["Location"] == "/login/"
     clinician.refresh_from_db()
     assert clinician.is_active
     page = browser.get("/login/").content.decode()
     assert "more than 1 hour ago" in page
+
+
+def test_an_outlived_session_on_the_login_page_or_signing_out(clinician):
+    browser = signed_in(clinician)
+    signed_in_since(browser, 13 * 3600)
+    response = browser.get("/login/")
+    assert response["Location"] == "/login/"
+    assert "the longest a session lasts" in browser.get("/login/").content.decode()
+    again = browser.post("/login/", {"username": clinician.email, "password": PASSWORD})
+    assert again["Location"] == "/"
+
+    signed_in_since(browser, 13 * 3600)
+    response = browser.post("/logout/")
+    assert response["Location"] == "/login/"
+    assert not is_signed_in(browser)
 
 
 def test_a_session_from_before_the_stamp_starts_counting_now(clinician):
