@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -17,6 +17,7 @@ from django.utils import timezone
 from calendarsync import tokens
 from calendarsync.freshness import Tallied, first_in, tally, window_count
 from calendarsync.models import FeedAccess, FeedFetch, FeedLink, FeedScope, new_salt
+from calendarsync.permissions import may_sync_calendar
 from calendarsync.selectors import SyncCalendar, feed_link_title, sync_calendar_list
 from practice.models import AuditEvent, Practice, User
 from practice.services import audit_record
@@ -153,6 +154,28 @@ def feed_access_enable(*, user: User, actor: User, client_ip: str | None) -> Fee
 def _locked_access(user: User) -> FeedAccess:
     feed_access_ensure(user=user)
     return FeedAccess.objects.select_for_update().get(user=user)
+
+
+@transaction.atomic
+def feed_links_prune(*, user: User) -> int:
+    """Delete every link that ``user`` (just deactivated, or with other roles) may
+    no longer read, and every colleague's link to ``user``'s calendar that no
+    longer shows: the fetch refused them already, and deleting them means that
+    reactivating the user or giving a role back issues new links instead of
+    reviving the old ones. Returns how many were deleted."""
+    links = FeedLink.objects.filter(
+        Q(access__user=user) | Q(clinician=user)
+    ).select_related("access__user", "clinician")
+    dead = [
+        link.pk
+        for link in links
+        if not may_sync_calendar(
+            user=link.access.user, scope=link.scope, clinician=link.clinician
+        )
+    ]
+    if dead:
+        FeedLink.objects.filter(pk__in=dead).delete()
+    return len(dead)
 
 
 @transaction.atomic

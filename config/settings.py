@@ -84,6 +84,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "practice.middleware.NoStoreMiddleware",
+    "practice.middleware.SessionLifetimeMiddleware",
     "practice.middleware.NetworkRestrictionMiddleware",
     "practice.middleware.PracticeTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -194,6 +195,11 @@ LOGOUT_REDIRECT_URL = "login"
 # Automatic logoff: the session expires after this many idle minutes.
 SESSION_IDLE_MINUTES = env.int("SESSION_IDLE_MINUTES", default=30)
 SESSION_COOKIE_AGE = SESSION_IDLE_MINUTES * 60
+# ...and, however active, this many hours after signing in
+# (practice.middleware.SessionLifetimeMiddleware).
+SESSION_ABSOLUTE_HOURS = env.int("SESSION_ABSOLUTE_HOURS", default=12)
+if SESSION_ABSOLUTE_HOURS < 1:
+    raise ImproperlyConfigured("SESSION_ABSOLUTE_HOURS must be at least 1.")
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True

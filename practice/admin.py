@@ -6,7 +6,8 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 
 from practice.admin_audit import AuditedModelAdmin
-from practice.models import AllowedNetwork, AuditEvent, Practice, User
+from practice.hooks import user_authority_changed
+from practice.models import ROLE_FIELDS, AllowedNetwork, AuditEvent, Practice, User
 
 
 class AllowedNetworkInline(admin.TabularInline):
@@ -90,6 +91,13 @@ class UserAdmin(AuditedModelAdmin, BaseUserAdmin):
                     counted=False,
                 )
         return response
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        authority = {"is_active", "practice", *ROLE_FIELDS.values()}
+        if change and authority & set(form.changed_data):
+            # As Settings → Users does: links that stopped working stay dead.
+            user_authority_changed.send(sender=User, user=obj)
 
 
 @admin.register(AuditEvent)

@@ -25,6 +25,12 @@ class AuditPatient:
 # changed. sender: the User class; user: the saved user.
 user_label_changed = Signal()
 
+# A user was deactivated or their roles changed: what they may reach, and who may
+# reach their calendar, may have shrunk. Whatever stopped working must stay
+# stopped if the change is undone later (reactivation, a role given back).
+# sender: the User class; user: the saved user.
+user_authority_changed = Signal()
+
 # The demo practices were created or refreshed; each app adds its part.
 # sender: None; riverside, harbor: the two practices.
 demo_practices_seeded = Signal()

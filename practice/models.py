@@ -2,6 +2,7 @@ import functools
 import ipaddress
 import zoneinfo
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.core.exceptions import ValidationError
@@ -9,6 +10,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from practice.changes import ChangeNotifyingManager, ChangeNotifyingQuerySet
 
@@ -106,6 +108,9 @@ ROLE_FIELDS = {
 }
 
 
+SESSION_HASH_SALT = "tend.practice.User.session_auth_hash"
+
+
 class UserManager(BaseUserManager.from_queryset(ChangeNotifyingQuerySet)):
     use_in_migrations = True
 
@@ -151,10 +156,13 @@ class User(AbstractBaseUser, PermissionsMixin):
         default=False, help_text="Installation operators only: may use Django admin."
     )
     date_joined = models.DateTimeField(default=timezone.now)
+    # Raised to sign the user out everywhere: every session holds a hash of it
+    # (``get_session_auth_hash``), so sessions from before no longer match.
+    session_epoch = models.PositiveIntegerField(default=0, editable=False)
 
     objects = UserManager()
-    # Signing in changes nothing anyone else reads.
-    quiet_fields = ("last_login",)
+    # Signing in or out changes nothing anyone else reads.
+    quiet_fields = ("last_login", "session_epoch")
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
@@ -193,6 +201,24 @@ class User(AbstractBaseUser, PermissionsMixin):
         """Name as shown to patients and colleagues: "Dana Rivera, LCSW"."""
         name = self.display_name or self.email
         return f"{name}, {self.credentials}" if self.credentials else name
+
+    def get_session_auth_hash(self):
+        """What every session of this user holds and is checked against on each
+        request (``django.contrib.auth.get_user``): an HMAC of the password hash
+        and the session epoch, so changing either ends every session."""
+        return self._session_hash(secret=None)
+
+    def get_session_auth_fallback_hash(self):
+        for secret in settings.SECRET_KEY_FALLBACKS:
+            yield self._session_hash(secret=secret)
+
+    def _session_hash(self, *, secret: str | None) -> str:
+        return salted_hmac(
+            SESSION_HASH_SALT,
+            f"{self.password}|{self.session_epoch}",
+            secret=secret,
+            algorithm="sha256",
+        ).hexdigest()
 
     def get_full_name(self):
         return self.label
@@ -287,6 +313,7 @@ class AuditEvent(models.Model):
         OPERATOR_VIEWED = "operator_viewed", "Operator viewed practice data"
         OPERATOR_CHANGED = "operator_changed", "Operator changed practice data"
         AUDIT_EXPORTED = "audit_exported", "Audit log exported"
+        SIGNED_OUT_EVERYWHERE = "signed_out_everywhere", "Signed out everywhere"
 
     # PROTECT, not CASCADE or SET_NULL: either would change or delete events.
     # Users are deactivated, never deleted, so their events keep their name.

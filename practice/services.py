@@ -8,12 +8,13 @@ from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
+from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from practice.hooks import user_label_changed
+from practice.hooks import user_authority_changed, user_label_changed
 from practice.models import (
     AllowedNetwork,
     AuditEvent,
@@ -343,6 +344,7 @@ def user_update(
         user_label_changed.send(sender=User, user=user)
     after = [str(role) for role in user.roles]
     if before != after:
+        user_authority_changed.send(sender=User, user=user)
         audit_record(
             kind=AuditEvent.Kind.ROLE_CHANGED,
             practice=user.practice,
@@ -366,12 +368,36 @@ def user_set_active(
         return user
     user.is_active = active
     user.save(update_fields=["is_active"])
+    if not active:
+        # Reactivation must not bring back a session (or a link) from before.
+        _session_epoch_raise(user)
+        user_authority_changed.send(sender=User, user=user)
     audit_record(
         kind=(
             AuditEvent.Kind.USER_REACTIVATED
             if active
             else AuditEvent.Kind.USER_DEACTIVATED
         ),
+        practice=user.practice,
+        actor=actor,
+        target_user=user,
+        client_ip=client_ip,
+    )
+    return user
+
+
+def _session_epoch_raise(user: User) -> None:
+    User.objects.filter(pk=user.pk).update(session_epoch=F("session_epoch") + 1)
+    user.refresh_from_db(fields=["session_epoch"])
+
+
+@transaction.atomic
+def user_sessions_end(*, user: User, actor: User, client_ip: str | None) -> User:
+    """Sign ``user`` out on every device at once: every session signed in before
+    now stops matching the user on its next request (``User.session_epoch``)."""
+    _session_epoch_raise(user)
+    audit_record(
+        kind=AuditEvent.Kind.SIGNED_OUT_EVERYWHERE,
         practice=user.practice,
         actor=actor,
         target_user=user,

@@ -47,6 +47,7 @@ from practice.services import (
     password_reset_request,
     practice_update,
     user_create,
+    user_sessions_end,
     user_set_active,
     user_update,
 )
@@ -141,6 +142,21 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 @require_POST
 def logout_view(request):
     logout(request)
+    return redirect("login")
+
+
+SIGNED_OUT_EVERYWHERE = "You were signed out on every device, this one included."
+
+
+@require_POST
+@login_required
+def sign_out_everywhere(request):
+    """End every session of the signed-in user, this one included."""
+    user_sessions_end(
+        user=request.user, actor=request.user, client_ip=client_ip(request)
+    )
+    logout(request)
+    messages.success(request, SIGNED_OUT_EVERYWHERE)
     return redirect("login")
 
 
@@ -293,6 +309,19 @@ def user_active(request, user_id: int):
         verb = "reactivated" if active else "deactivated"
         messages.success(request, f"{member.label} was {verb}.")
     return redirect("practice:users")
+
+
+@require_POST
+@role_required(Role.ADMINISTRATOR)
+def user_sign_out(request, user_id: int):
+    member = access_user_by_id(request.user, user_id)
+    user_sessions_end(user=member, actor=request.user, client_ip=client_ip(request))
+    if member.pk == request.user.pk:
+        logout(request)
+        messages.success(request, SIGNED_OUT_EVERYWHERE)
+        return redirect("login")
+    messages.success(request, f"{member.label} was signed out on every device.")
+    return redirect("practice:user_edit", user_id=member.pk)
 
 
 @role_required(Role.ADMINISTRATOR)

@@ -18,6 +18,7 @@ from scheduling.selectors import (
     bookable_patients,
     clinician_choices,
     location_list,
+    primary_clinician_choices,
     service_list,
 )
 from scheduling.services import SCOPE_FOLLOWING, SCOPE_THIS
@@ -27,6 +28,11 @@ SCOPE_CHOICES = [
     (SCOPE_THIS, "Only this appointment"),
     (SCOPE_FOLLOWING, "This and all following appointments of the series"),
 ]
+MISSING_REVISION = (
+    "This form arrived without the version of the appointment it was opened on, so "
+    "Tend cannot tell whether someone changed the appointment meanwhile. Nothing was "
+    "saved: reload the appointment and make your change again."
+)
 EVENT_TITLE_WARNING = (
     "Titles are visible in synced calendars (phones, Google Calendar, Outlook). "
     "Do not put patient names or other private details in them."
@@ -158,6 +164,8 @@ class AppointmentForm(forms.Form):
         label="Apply to",
     )
     book_anyway = forms.BooleanField(required=False)
+    # The version the edit page was opened on (optimistic locking). Required on
+    # edits, checked in ``clean``: a hidden field's own error would not be shown.
     revision = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args, user: User, appointment: Appointment | None = None, **kw):
@@ -230,6 +238,10 @@ class AppointmentForm(forms.Form):
         cleaned = super().clean()
         if self.appointment is None:
             cleaned["kind"] = self.appointment_kind
+        elif self.cleaned_data.get("revision") is None:
+            # Without it the edit would overwrite whatever changed meanwhile.
+            self.errors.pop("revision", None)
+            self.add_error(None, ValidationError(MISSING_REVISION, code="no_revision"))
         start = self._to_utc("start", cleaned.get("start"))
         end = self._to_utc("end", cleaned.get("end"))
         if start is not None and end is None and "end" not in self.errors:
@@ -345,12 +357,32 @@ class PatientForm(forms.Form):
         error_messages={"invalid_choice": "Choose a clinician of this practice."},
     )
 
-    def __init__(self, *args, user: User, **kwargs):
+    def __init__(self, *args, user: User, patient: Patient | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["primary_clinician"].queryset = clinician_choices(user=user)
-        if not user.can_manage_all_schedules:
-            self.fields["primary_clinician"].required = True
-            self.fields["primary_clinician"].empty_label = None
+        field = self.fields["primary_clinician"]
+        field.queryset = primary_clinician_choices(user=user, patient=patient)
+        current = patient.primary_clinician_id if patient is not None else None
+        if user.can_manage_all_schedules:
+            return
+        if current is not None and current != user.pk:
+            # A colleague's patient: kept as it is, whatever is posted.
+            field.disabled = True
+            field.help_text = (
+                "Only an administrator or a scheduler can give this patient another "
+                "primary clinician."
+            )
+        elif current is not None or patient is None:
+            # Their own patient, or a new one: it stays, or becomes, theirs. A
+            # patient with no primary clinician may stay so, or become theirs.
+            field.required = True
+            field.empty_label = None
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.fields["primary_clinician"].disabled:
+            # Unchanged: leave it out, so the save does not touch it.
+            self.cleaned_data.pop("primary_clinician", None)
+        return cleaned
 
 
 def patient_initial(patient) -> dict:

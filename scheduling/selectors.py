@@ -66,6 +66,30 @@ def clinician_choices(*, user: User, include_inactive: bool = False) -> QuerySet
     return clinicians.order_by("-is_active", "display_name", "email")
 
 
+def primary_clinician_choices(
+    *, user: User, patient: Patient | None = None
+) -> QuerySet[User]:
+    """The clinicians ``user`` may name as ``patient``'s primary clinician: those
+    they may book for, and always the patient's current one (even if deactivated),
+    so that saving the form keeps it. A clinician editing a colleague's patient may
+    only keep the colleague: handing a patient over is for administrators and
+    schedulers."""
+    current = patient.primary_clinician_id if patient is not None else None
+    if current is not None and current != user.pk and not user.can_manage_all_schedules:
+        # Whatever the colleague's roles are now: the form keeps them as they are.
+        return User.objects.filter(pk=current, practice_id=user.practice_id)
+    allowed = Q(is_active=True)
+    if not user.can_manage_all_schedules:
+        allowed &= Q(pk=user.pk)
+    if current is not None:
+        allowed |= Q(pk=current)
+    return (
+        User.objects.filter(practice_id=user.practice_id, is_clinician=True)
+        .filter(allowed)
+        .order_by("-is_active", "display_name", "email")
+    )
+
+
 def service_list(*, practice, include_inactive: bool = True) -> QuerySet[Service]:
     """The practice's services, active first."""
     services = Service.objects.filter(practice=practice)

@@ -419,7 +419,10 @@ def patient_detail(request, patient_id: int):
 def patient_edit(request, patient_id: int):
     patient = access_patient(request.user, patient_id, for_change=True)
     form = PatientForm(
-        request.POST or None, user=request.user, initial=patient_initial(patient)
+        request.POST or None,
+        user=request.user,
+        patient=patient,
+        initial=patient_initial(patient),
     )
     if request.method != "POST":
         patient_view_record(

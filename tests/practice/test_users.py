@@ -267,6 +267,7 @@ def test_users_are_never_deleted(login, admin_user, clinician, client):
         "practice:user_add",
         "practice:user_edit",
         "practice:user_active",
+        "practice:user_sign_out",
     }
     login(admin_user)
     client.delete(f"/settings/users/{clinician.pk}/")
