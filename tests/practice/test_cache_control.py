@@ -33,7 +33,7 @@ OWN_CACHE_CONTROL = {"calendarsync:feed": "private, no-cache"}
 # admin's catch-all is there to answer 404 to a signed-in operator.
 NOT_FOUND_EXPECTED = {"admin:view_on_site", "operator/(?P<url>.*)$"}
 # Signing out from the walk would end it; their GET (405) is still checked.
-NEVER_POSTED = {"logout", "admin:logout"}
+NEVER_POSTED = {"logout", "admin:logout", "practice:sign_out_everywhere"}
 
 # Every model the operator's Django admin lists: each gets the same five pages.
 ADMIN_MODELS = {
@@ -155,6 +155,8 @@ def app_paths(world) -> dict[str, str]:
         "practice:user_add": reverse("practice:user_add"),
         "practice:user_edit": reverse("practice:user_edit", args=[member]),
         "practice:user_active": reverse("practice:user_active", args=[member]),
+        "practice:user_sign_out": reverse("practice:user_sign_out", args=[member]),
+        "practice:sign_out_everywhere": reverse("practice:sign_out_everywhere"),
         "practice:settings_network": reverse("practice:settings_network"),
         "practice:audit_log": reverse("practice:audit_log"),
         "practice:audit_export": reverse("practice:audit_export"),
