@@ -54,7 +54,9 @@ def browser_login(page, email: str, password: str = PASSWORD) -> None:
 
 def run_worker() -> None:
     """Run the database queue's worker (``manage.py db_worker``) in this process
-    until the queue is empty, as production's workers run every task."""
+    until the queue is empty, as production's workers run every task. Use it with
+    ``transactional_db``: the worker closes a connection left inside a transaction,
+    as the test's own would be (PostgreSQL)."""
     stops = [signal.SIGINT, signal.SIGTERM, signal.SIGQUIT]
     handlers = {stop: signal.getsignal(stop) for stop in stops}
     try:

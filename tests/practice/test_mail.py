@@ -35,26 +35,27 @@ def body(message) -> str:
 
 
 def test_worker_sends_queued_emails_through_smtp(
+    transactional_db,
     client,
     login,
     admin_user,
     clinician,
     database_queue,
     smtp_server,
-    django_capture_on_commit_callbacks,
 ):
-    with django_capture_on_commit_callbacks(execute=True):
-        client.post(RESET, {"email": clinician.email})
-        client.post(RESET, {"email": "nobody@riverside.test"})
-        login(admin_user).post(
-            "/settings/users/add/",
-            {"email": "kim@riverside.test", "display_name": "Robin Kim"}
-            | {"roles": ["clinician"]},
-        )
-        signed_in = login(clinician)
-        html = signed_in.get("/settings/sync/").content.decode()
-        public_id = re.search(r'name="link" value="([^"]+)"', html)[1]
-        signed_in.post("/settings/sync/email/", {"link": public_id})
+    # Each request commits for real (transactional_db), as in production, and the
+    # worker then runs in this process against what was committed.
+    client.post(RESET, {"email": clinician.email})
+    client.post(RESET, {"email": "nobody@riverside.test"})
+    login(admin_user).post(
+        "/settings/users/add/",
+        {"email": "kim@riverside.test", "display_name": "Robin Kim"}
+        | {"roles": ["clinician"]},
+    )
+    signed_in = login(clinician)
+    html = signed_in.get("/settings/sync/").content.decode()
+    public_id = re.search(r'name="link" value="([^"]+)"', html)[1]
+    signed_in.post("/settings/sync/email/", {"link": public_id})
 
     # Nothing went out during the requests: four tasks wait in the queue, and
     # none of them holds a secret (the links are made when the emails are).
@@ -200,18 +201,13 @@ def test_reset_links_work_for_one_hour(client, clinician, settings):
 
 
 def test_invitation_is_not_sent_to_a_user_deactivated_before_it_went_out(
-    login,
-    admin_user,
-    database_queue,
-    smtp_server,
-    django_capture_on_commit_callbacks,
+    transactional_db, login, admin_user, database_queue, smtp_server
 ):
-    with django_capture_on_commit_callbacks(execute=True):
-        login(admin_user).post(
-            "/settings/users/add/",
-            {"email": "kim@riverside.test", "display_name": "Robin Kim"}
-            | {"roles": ["clinician"]},
-        )
+    login(admin_user).post(
+        "/settings/users/add/",
+        {"email": "kim@riverside.test", "display_name": "Robin Kim"}
+        | {"roles": ["clinician"]},
+    )
     kim = User.objects.get(email="kim@riverside.test")
     user_set_active(user=kim, active=False, actor=admin_user, client_ip=None)
     run_worker()
