@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "axes",
+    "django_tasks_db",
     "practice",
     "scheduling",
     "calendarsync",
@@ -167,6 +168,14 @@ def _mailer_from_url(url: str) -> dict:
 
 
 MAILERS = {"default": _mailer_from_url(env.str("EMAIL_URL", default="consolemail://"))}
+# Background work (emails today): Django's Tasks framework. The default queue is a
+# table in the database, worked by `manage.py db_worker` (make run starts one).
+TASKS = {
+    "default": {
+        "BACKEND": env.str("TASKS_BACKEND", default="django_tasks_db.DatabaseBackend")
+    }
+}
+
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Tend <no-reply@tend.local>")
 
 AUTH_USER_MODEL = "practice.User"
@@ -188,6 +197,16 @@ AUTH_PASSWORD_VALIDATORS = [
     },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Emailed password links (resets and invitations) work for one hour.
+PASSWORD_RESET_TIMEOUT = 3600
+# Emails carrying a password link, per hour: to one account, and asked for from one
+# client address.
+PASSWORD_EMAILS_PER_ACCOUNT_HOUR = env.int(
+    "PASSWORD_EMAILS_PER_ACCOUNT_HOUR", default=3
+)
+PASSWORD_EMAILS_PER_ADDRESS_HOUR = env.int(
+    "PASSWORD_EMAILS_PER_ADDRESS_HOUR", default=10
+)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

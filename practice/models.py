@@ -370,3 +370,17 @@ class AuditEvent(models.Model):
                 value = ", ".join(str(part) for part in value) or "none"
             lines.append(f"{key.replace('_', ' ')}: {value}")
         return lines
+
+
+class RateLimitHit(models.Model):
+    """One attempt counted under a rate limit (``practice.services.rate_limit_take``),
+    in the database so that every process, worker and machine counts the same."""
+
+    key = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["key", "created_at"])]
+
+    def __str__(self):
+        return f"{self.key} at {self.created_at:%Y-%m-%d %H:%M:%S}"

@@ -250,8 +250,9 @@ def user_add(request):
         else:
             messages.success(
                 request,
-                f"{user.label} was added and has been emailed a link to choose "
-                "a password.",
+                f"{user.label} was added. An email with a link to choose a password "
+                "is on its way; the link works for one hour, after which they can "
+                "use “Forgot your password?” on the sign-in page.",
             )
             return redirect("practice:users")
     return render(
