@@ -4,6 +4,8 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django_tasks_db import admin as _task_admin  # noqa: F401 - registered first
+from django_tasks_db.models import DBTaskResult
 
 from practice.admin_audit import AuditedModelAdmin
 from practice.hooks import user_authority_changed
@@ -124,3 +126,10 @@ class AuditEventAdmin(AuditedModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# The background worker's task results name the addresses emails went to and are
+# not audited like practice data; operators read failed tasks in the worker's log.
+
+if admin.site.is_registered(DBTaskResult):
+    admin.site.unregister(DBTaskResult)
