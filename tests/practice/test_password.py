@@ -216,17 +216,23 @@ def test_the_validators_are_length_common_list_and_similarity_only(settings):
 
 
 def test_every_form_that_chooses_a_password_says_the_rule(
-    client, login, admin_user, practice
+    client, login, admin_user, practice, django_capture_on_commit_callbacks
 ):
     # Invitation: the link in the email opens the set-password form.
     client.force_login(admin_user)
-    client.post(
-        "/settings/users/add/",
-        {"email": "kim@riverside.test", "display_name": "Kim", "roles": ["clinician"]},
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            "/settings/users/add/",
+            {
+                "email": "kim@riverside.test",
+                "display_name": "Kim",
+                "roles": ["clinician"],
+            },
+        )
     # Reset: the same form, reached by asking for a link.
     client.post("/logout/")
-    client.post("/password/reset/", {"email": admin_user.email})
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/password/reset/", {"email": admin_user.email})
     assert len(mail.outbox) == 2
     for message in mail.outbox:
         path = "/" + LINK.search(message.body).group(1).split("/", 3)[3]
