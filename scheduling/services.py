@@ -106,6 +106,12 @@ def _phone_digits(phone: str) -> str:
     return "".join(char for char in phone if char.isdigit())
 
 
+def _same_phone(one: str, other: str) -> bool:
+    """The same number, with or without a country or trunk prefix."""
+    shorter, longer = sorted((one, other), key=len)
+    return len(shorter) >= 7 and longer.endswith(shorter)
+
+
 def _possible_duplicates(
     patient: Patient, *, actor: User | None
 ) -> list[PossibleDuplicate]:
@@ -147,7 +153,7 @@ def _possible_duplicates(
             reasons.append("the same name and date of birth")
         if patient.email and other.email.casefold() == patient.email.casefold():
             reasons.append("the same email")
-        if len(digits) >= 4 and _phone_digits(other.phone) == digits:
+        if _same_phone(_phone_digits(other.phone), digits):
             reasons.append("the same phone number")
         if reasons:
             found.append(
