@@ -2,6 +2,7 @@
 call; they never write."""
 
 from datetime import datetime, timedelta
+from typing import cast
 
 from django import forms
 from django.conf import settings
@@ -213,7 +214,8 @@ class AppointmentForm(forms.Form):
             and len(only := clinicians.filter(is_active=True)[:2]) == 1
         ):
             # The only clinician this user may book for: nothing to choose.
-            self.fields["clinician"].empty_label = None
+            clinician_field = cast(ClinicianChoiceField, self.fields["clinician"])
+            clinician_field.empty_label = None
             self.initial["clinician"] = only[0].pk
         self.fields["patients"].queryset = patients.order_by("last_name", "first_name")
         self.fields["service"].queryset = services.order_by("name")
