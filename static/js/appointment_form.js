@@ -263,10 +263,13 @@
           if (expanded && matches.length) setActive(Math.max(active - 1, 0));
           break;
         case "Enter":
-          // With no option active, Enter submits the form as in any text box.
+          // Enter in the empty box submits the form as in any text box; with a
+          // search typed it never does.
           if (expanded && active >= 0) {
             event.preventDefault();
             choose(active);
+          } else if (input.value.trim() !== "") {
+            event.preventDefault();
           }
           break;
         case "Escape":
