@@ -2,6 +2,7 @@
 call; they never write."""
 
 from datetime import datetime, timedelta
+from typing import cast
 
 from django import forms
 from django.conf import settings
@@ -93,8 +94,19 @@ class AppointmentForm(forms.Form):
     patients = PatientChoiceField(
         queryset=None,
         required=False,
-        widget=forms.SelectMultiple(attrs={"size": 8, "data-patient-select": ""}),
-        help_text="Several patients for a couples, family or group session.",
+        widget=forms.SelectMultiple(
+            attrs={
+                "size": 8,
+                "data-patient-select": "",
+                "data-picker-help": (
+                    "Type part of a name, then choose with the arrow keys and Enter, "
+                    "or tap it. Choose several for a couples, family or group session."
+                ),
+            }
+        ),
+        help_text="Several patients for a couples, family or group session: hold "
+        "Ctrl (⌘ on a Mac) while clicking to choose more than one; on a phone, tap "
+        "each name.",
         error_messages={
             "invalid_choice": "Choose patients from this practice's patient list.",
             "invalid_pk_value": "Choose patients from this practice's patient list.",
@@ -197,6 +209,14 @@ class AppointmentForm(forms.Form):
         else:
             del self.fields["scope"]
         self.fields["clinician"].queryset = clinicians
+        if (
+            appointment is None
+            and len(only := clinicians.filter(is_active=True)[:2]) == 1
+        ):
+            # The only clinician this user may book for: nothing to choose.
+            clinician_field = cast(ClinicianChoiceField, self.fields["clinician"])
+            clinician_field.empty_label = None
+            self.initial["clinician"] = only[0].pk
         self.fields["patients"].queryset = patients.order_by("last_name", "first_name")
         self.fields["service"].queryset = services.order_by("name")
         self.fields["location"].queryset = locations.order_by("is_telehealth", "name")
@@ -356,6 +376,9 @@ class PatientForm(forms.Form):
         empty_label="(none)",
         error_messages={"invalid_choice": "Choose a clinician of this practice."},
     )
+
+    # Set by "Save anyway" after a possible-duplicate warning.
+    save_anyway = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, user: User, patient: Patient | None = None, **kwargs):
         super().__init__(*args, **kwargs)

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q, prefetch_related_objects
+from django.db.models import Exists, OuterRef, Q, Value, prefetch_related_objects
 from django.utils import timezone
 
 from practice.models import AuditEvent, Practice, User
@@ -28,6 +28,7 @@ from scheduling.models import (
     Service,
 )
 from scheduling.names import search_fold
+from scheduling.permissions import visible_patients
 from scheduling.publication import LONGEST_LOOKBACK, PUBLISHED_FIELDS
 from scheduling.recurrence import (
     Recurrence,
@@ -79,7 +80,109 @@ class SchedulingConflict(Exception):
         self.conflicts = conflicts
 
 
+@dataclass(frozen=True)
+class PossibleDuplicate:
+    """An existing patient who may be the one being added or saved: why, and
+    whether the acting user may open their record."""
+
+    patient: Patient
+    reason: str
+    visible: bool
+
+
+class DuplicatePatient(Exception):
+    """Another patient of the practice has the same name and date of birth, email or
+    phone; retry with ``allow_duplicate=True`` once the user confirms."""
+
+    def __init__(self, duplicates: list[PossibleDuplicate]):
+        super().__init__("; ".join(item.reason for item in duplicates))
+        self.duplicates = duplicates
+
+
 # -- patients -----------------------------------------------------------------------
+
+
+def _phone_digits(phone: str) -> str:
+    return "".join(char for char in phone if char.isdigit())
+
+
+def _same_phone(one: str, other: str) -> bool:
+    """The same number, with or without a country or trunk prefix."""
+    shorter, longer = sorted((one, other), key=len)
+    return len(shorter) >= 7 and longer.endswith(shorter)
+
+
+def _possible_duplicates(
+    patient: Patient, *, actor: User | None
+) -> list[PossibleDuplicate]:
+    """Other patients of the practice with the same name and date of birth, the same
+    email, or the same phone number (compared by its digits). One query."""
+    same_name = (
+        Q(
+            first_name__iexact=patient.first_name,
+            last_name__iexact=patient.last_name,
+            date_of_birth=patient.date_of_birth,
+        )
+        if patient.date_of_birth is not None
+        else Q(pk__in=[])
+    )
+    same_email = Q(email__iexact=patient.email) if patient.email else Q(pk__in=[])
+    digits = _phone_digits(patient.phone)
+    # Narrowed by the last digits in SQL, compared on every digit below.
+    same_phone = Q(phone__endswith=digits[-4:]) if len(digits) >= 4 else Q(pk__in=[])
+    candidates = (
+        Patient.objects.filter(practice_id=patient.practice_id)
+        .filter(same_name | same_email | same_phone)
+        .exclude(pk=patient.pk)
+        .annotate(
+            visible=Exists(visible_patients(actor).filter(pk=OuterRef("pk")))
+            if actor is not None
+            else Value(False)
+        )
+        .order_by("last_name", "first_name", "pk")
+    )
+    found = []
+    for other in candidates:
+        reasons = []
+        if (
+            patient.date_of_birth is not None
+            and other.date_of_birth == patient.date_of_birth
+            and other.first_name.casefold() == patient.first_name.casefold()
+            and other.last_name.casefold() == patient.last_name.casefold()
+        ):
+            reasons.append("the same name and date of birth")
+        if patient.email and other.email.casefold() == patient.email.casefold():
+            reasons.append("the same email")
+        if _same_phone(_phone_digits(other.phone), digits):
+            reasons.append("the same phone number")
+        if reasons:
+            found.append(
+                PossibleDuplicate(
+                    patient=other,
+                    reason=" and ".join(reasons),
+                    visible=other.visible,
+                )
+            )
+    return found
+
+
+def _identity(patient: Patient) -> tuple:
+    """What duplicates are recognised by."""
+    return (
+        patient.first_name.casefold(),
+        patient.last_name.casefold(),
+        patient.date_of_birth,
+        patient.email.casefold(),
+        _phone_digits(patient.phone),
+    )
+
+
+def _check_duplicates(patient: Patient, *, actor: User | None, allow: bool) -> None:
+    if allow:
+        return
+    duplicates = _possible_duplicates(patient, actor=actor)
+    if duplicates:
+        raise DuplicatePatient(duplicates)
 
 
 def _patient_search_name(patient: Patient) -> str:
@@ -126,9 +229,11 @@ def patient_create(
     phone: str = "",
     primary_clinician: User | None = None,
     client_ip: str | None = None,
+    allow_duplicate: bool = False,
 ) -> Patient:
     """Add a patient to the practice, keeping the search name in step, and record
-    it in the audit log."""
+    it in the audit log. A possible duplicate of an existing patient raises
+    DuplicatePatient unless ``allow_duplicate``."""
     _check_primary_clinician(practice, primary_clinician)
     values = {
         "first_name": first_name,
@@ -145,6 +250,7 @@ def patient_create(
     )
     patient.search_name = _patient_search_name(patient)
     patient.full_clean()
+    _check_duplicates(patient, actor=actor, allow=allow_duplicate)
     patient.save()
     _patient_audit(
         kind=AuditEvent.Kind.PATIENT_CREATED,
@@ -164,10 +270,17 @@ def patient_create(
 
 @transaction.atomic
 def patient_update(
-    *, patient: Patient, actor: User, client_ip: str | None = None, **fields
+    *,
+    patient: Patient,
+    actor: User,
+    client_ip: str | None = None,
+    allow_duplicate: bool = False,
+    **fields,
 ) -> Patient:
     """Change a patient's details (any of PATIENT_FIELDS), recording old and new
-    values in the audit log (sensitive ones only as changed)."""
+    values in the audit log (sensitive ones only as changed). A change that makes
+    the patient look like another one (same name and date of birth, email or phone)
+    raises DuplicatePatient unless ``allow_duplicate``."""
     unknown = set(fields) - set(PATIENT_FIELDS)
     if unknown:
         raise TypeError(f"Unknown patient fields: {sorted(unknown)}")
@@ -175,10 +288,13 @@ def patient_update(
         _check_primary_clinician(patient.practice, fields["primary_clinician"])
     initials_before = patient.initials
     before = {name: getattr(patient, name) for name in PATIENT_FIELDS}
+    identity_before = _identity(patient)
     for name, value in fields.items():
         setattr(patient, name, _clean_patient_value(name, value))
     patient.search_name = _patient_search_name(patient)
     patient.full_clean()
+    if _identity(patient) != identity_before:
+        _check_duplicates(patient, actor=actor, allow=allow_duplicate)
     patient.save()
     if patient.initials != initials_before:
         _republish_future(Appointment.objects.filter(patients=patient))
@@ -534,7 +650,38 @@ def _local(practice: Practice, instant: datetime) -> datetime:
 
 def _when(practice: Practice, start: datetime, end: datetime) -> str:
     start, end = _local(practice, start), _local(practice, end)
+    if end.date() != start.date():
+        return f"{start:%a %d %b %Y, %H:%M} – {end:%a %d %b %Y, %H:%M}"
     return f"{start:%a %d %b %Y, %H:%M}–{end:%H:%M}"
+
+
+def _conflict_message(
+    practice: Practice, *, other: Appointment, clinician: User, shared: list[Patient]
+) -> str:
+    """What a booking overlapping ``other`` is told: whose time it is and when. A
+    clinician's own event (out of office, a meeting) blocks their time like a
+    session; a shared patient's other booking names its clinician."""
+    when = _when(practice, other.start, other.end)
+    if other.clinician_id == clinician.pk:
+        if other.kind == Appointment.Kind.EVENT:
+            return (
+                f"{clinician.label} is not available {when}: “{other.title}” "
+                "is in their calendar."
+            )
+        what = other.summary_text or "an appointment"
+        return f"{clinician.label} is already booked {when} ({what})."
+    start, end = _local(practice, other.start), _local(practice, other.end)
+    names = ", ".join(patient.initials for patient in shared)
+    day = f"{start:%a %d %b %Y}"
+    if end.date() != start.date():
+        return (
+            f"{names} already has an appointment with {other.clinician.label} "
+            f"from {when}."
+        )
+    return (
+        f"{names} already has an appointment with {other.clinician.label} at "
+        f"{start:%H:%M}–{end:%H:%M} on {day}."
+    )
 
 
 def _describe(practice: Practice, name: str, value) -> object:
@@ -661,16 +808,12 @@ def _conflicts(
         for clinician, patients, start, end in proposals:
             if not (other.start < end and other.end > start) or other.pk in seen:
                 continue
-            when = _when(practice, other.start, other.end)
-            if other.clinician_id == clinician.pk:
-                what = other.summary_text or "an appointment"
-                message = f"{clinician.label} is already booked {when} ({what})."
-            else:
-                shared = [p for p in patients if p.pk in other_patient_ids]
-                if not shared:
-                    continue
-                names = ", ".join(patient.full_name for patient in shared)
-                message = f"{names} already has an appointment {when}."
+            shared = [p for p in patients if p.pk in other_patient_ids]
+            if other.clinician_id != clinician.pk and not shared:
+                continue
+            message = _conflict_message(
+                practice, other=other, clinician=clinician, shared=shared
+            )
             seen.add(other.pk)
             found.append(Conflict(appointment=other, message=message))
     return found
@@ -1041,11 +1184,13 @@ def appointment_set_status(
     expected_revision: int | None,
     scope: str = SCOPE_THIS,
 ) -> Appointment:
-    """Move an appointment to ``status`` as the transitions table allows
-    (StatusTransitionError otherwise). With scope "following", later occurrences of
-    the series follow where the table allows it and are left alone where not."""
+    """Move an appointment to ``status`` as the transitions table allows, outcomes
+    (attended, no-show) only once it has started (StatusTransitionError otherwise).
+    With scope "following", later occurrences of the series follow where that allows
+    it and are left alone where not."""
     current = _lock(appointment, expected_revision)
-    current.check_transition(status)
+    now = timezone.now()
+    current.check_transition(status, now=now)
     action = (
         AppointmentChange.Action.CANCELLED
         if status in Appointment.CANCELLED_STATUSES
@@ -1053,9 +1198,8 @@ def appointment_set_status(
     )
     history = []
     changed = []
-    now = timezone.now()
     for target in _following(current, scope=scope):
-        if status not in target.allowed_statuses():
+        if status not in target.allowed_statuses(now=now):
             continue
         record = {
             "status": [

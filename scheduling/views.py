@@ -52,6 +52,7 @@ from scheduling.selectors import (
 )
 from scheduling.services import (
     SCOPE_THIS,
+    DuplicatePatient,
     SchedulingConflict,
     StaleAppointment,
     appointment_create,
@@ -216,6 +217,8 @@ def appointment_detail(request, appointment_id: int):
         user=request.user, appointment=appointment, client_ip=client_ip(request)
     )
     may_change = can_schedule_for(request.user, appointment.clinician)
+    now = timezone.now()
+    statuses = appointment.allowed_statuses(now=now)
     return render(
         request,
         "scheduling/appointment_detail.html",
@@ -224,9 +227,8 @@ def appointment_detail(request, appointment_id: int):
             "history": appointment_history(appointment=appointment),
             "series": series_overview(appointment=appointment),
             "may_change": may_change,
-            "statuses": [
-                Appointment.Status(status) for status in appointment.allowed_statuses()
-            ],
+            "statuses": [Appointment.Status(status) for status in statuses],
+            "outcomes_later": len(appointment.allowed_statuses()) > len(statuses),
             "calendar_url": _calendar_url(appointment),
         },
     )
@@ -378,20 +380,30 @@ def patient_add(request):
     if request.user.is_clinician:
         initial["primary_clinician"] = request.user.pk
     form = PatientForm(request.POST or None, user=request.user, initial=initial)
+    duplicates = []
     if request.method == "POST" and form.is_valid():
+        fields = dict(form.cleaned_data)
+        allow_duplicate = fields.pop("save_anyway")
         try:
             patient = patient_create(
                 practice=request.user.practice,
                 actor=request.user,
                 client_ip=client_ip(request),
-                **form.cleaned_data,
+                allow_duplicate=allow_duplicate,
+                **fields,
             )
+        except DuplicatePatient as warning:
+            duplicates = warning.duplicates
         except ValidationError as error:
             form.add_error(None, error)
         else:
             messages.success(request, f"{patient.full_name} was added.")
             return redirect("scheduling:patient", patient_id=patient.pk)
-    return render(request, "scheduling/patient_form.html", {"form": form})
+    return render(
+        request,
+        "scheduling/patient_form.html",
+        {"form": form, "duplicates": duplicates},
+    )
 
 
 @practice_user_required
@@ -431,21 +443,29 @@ def patient_edit(request, patient_id: int):
             client_ip=client_ip(request),
             page="edit form",
         )
+    duplicates = []
     if request.method == "POST" and form.is_valid():
+        fields = dict(form.cleaned_data)
+        allow_duplicate = fields.pop("save_anyway")
         try:
             patient_update(
                 patient=patient,
                 actor=request.user,
                 client_ip=client_ip(request),
-                **form.cleaned_data,
+                allow_duplicate=allow_duplicate,
+                **fields,
             )
+        except DuplicatePatient as warning:
+            duplicates = warning.duplicates
         except ValidationError as error:
             form.add_error(None, error)
         else:
             messages.success(request, f"{patient.full_name} was saved.")
             return redirect("scheduling:patient", patient_id=patient.pk)
     return render(
-        request, "scheduling/patient_form.html", {"form": form, "patient": patient}
+        request,
+        "scheduling/patient_form.html",
+        {"form": form, "patient": patient, "duplicates": duplicates},
     )
 
 
