@@ -32,6 +32,7 @@ from practice.net import address_allowed, client_ip
 from practice.permissions import (
     access_user_by_id,
     practice_user_required,
+    reauth_required,
     role_required,
 )
 from practice.selectors import (
@@ -201,7 +202,18 @@ def settings_index(request):
     return render(request, "practice/settings_index.html", {"section": "index"})
 
 
+def _changes_two_factor_requirement(request) -> bool:
+    """Only switching the two-factor requirement needs a recent confirmation."""
+    if request.method != "POST":
+        return False
+    wanted = PracticeForm.base_fields["two_factor_required"].clean(
+        request.POST.get("two_factor_required")
+    )
+    return wanted != request.user.practice.two_factor_required
+
+
 @role_required(Role.ADMINISTRATOR)
+@reauth_required(when=_changes_two_factor_requirement)
 def practice_settings(request):
     practice = request.user.practice
     form = PracticeForm(request.POST or None, initial=practice_form_initial(practice))
@@ -263,6 +275,7 @@ def user_add(request):
 
 
 @role_required(Role.ADMINISTRATOR)
+@reauth_required()
 def user_edit(request, user_id: int):
     member = access_user_by_id(request.user, user_id)
     initial = {
@@ -326,6 +339,7 @@ def user_sign_out(request, user_id: int):
 
 
 @role_required(Role.ADMINISTRATOR)
+@reauth_required()
 def network_settings(request):
     practice = request.user.practice
     current = practice_allowed_cidrs(practice_id=practice.pk)
