@@ -34,7 +34,7 @@ class TendWebAuthnHelper(WebAuthnHelper):
 
 class SecondStepLocked(exceptions.OTPWebAuthnApiError):
     status_code = 429
-    code = "second_step_locked"
+    default_code = "second_step_locked"
     default_detail = (
         "Too many wrong codes: the second step is locked for a while. Try again "
         "later."
