@@ -321,7 +321,10 @@ class AuditEvent(models.Model):
         SIGNED_OUT_EVERYWHERE = "signed_out_everywhere", "Signed out everywhere"
         TWO_FACTOR_PASSED = "two_factor_passed", "Passed the second sign-in step"
         TWO_FACTOR_FAILED = "two_factor_failed", "Wrong two-factor code"
-        TWO_FACTOR_LOCKOUT = "two_factor_lockout", "Second step locked after wrong codes"
+        TWO_FACTOR_LOCKOUT = (
+            "two_factor_lockout",
+            "Second step locked after wrong codes",
+        )
         TWO_FACTOR_ADDED = "two_factor_added", "Two-factor method added"
         TWO_FACTOR_REMOVED = "two_factor_removed", "Two-factor method removed"
         RECOVERY_CODES_ISSUED = "recovery_codes", "New recovery codes issued"

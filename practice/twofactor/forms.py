@@ -64,7 +64,7 @@ class ConfirmForm(forms.Form):
     next = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def clean(self):
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         if not cleaned.get("password") and not cleaned.get("code"):
             raise forms.ValidationError(
                 "Type your password or a code."

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from django_otp import devices_for_user, user_has_device
+from django_otp import user_has_device
 from django_otp.models import Device
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
@@ -69,7 +69,7 @@ def user_factors(*, user: User) -> Factors:
 def user_requires_two_factor(*, user: User) -> bool:
     """Whether this user may not work without a second factor: installation
     operators always, practice staff when their practice requires it."""
-    if user.practice_id is None:
+    if user.practice is None:
         return bool(user.is_superuser)
     return user.practice.two_factor_required
 
@@ -303,10 +303,9 @@ def factor_remove(
     if device is None:
         raise ValidationError("That sign-in method no longer exists.", code="gone")
     factors = user_factors(user=user)
-    if (
-        len(factors.authenticators) + len(factors.passkeys) == 1
-        and user_requires_two_factor(user=user)
-    ):
+    if len(factors.authenticators) + len(
+        factors.passkeys
+    ) == 1 and user_requires_two_factor(user=user):
         raise ValidationError(
             "Two-factor sign-in is required for your account, so you cannot remove "
             "your only method. Add another one first.",

@@ -135,8 +135,8 @@ def authenticator_add(request):
         return manage(request, authenticator_form=form, status=400)
     del request.session[services.PENDING_KEY_SESSION_KEY]
     if first:
-        request.session[services.NEW_CODES_SESSION_KEY] = (
-            services.recovery_codes_issue(user=user, client_ip=address)
+        request.session[services.NEW_CODES_SESSION_KEY] = services.recovery_codes_issue(
+            user=user, client_ip=address
         )
         second_step_done(request, device)
     messages.success(request, "Your authenticator app is set up.")

@@ -36,8 +36,7 @@ class SecondStepLocked(exceptions.OTPWebAuthnApiError):
     status_code = 429
     default_code = "second_step_locked"
     default_detail = (
-        "Too many wrong codes: the second step is locked for a while. Try again "
-        "later."
+        "Too many wrong codes: the second step is locked for a while. Try again later."
     )
 
 
@@ -67,7 +66,7 @@ class CompleteRegistration(webauthn_views.CompleteCredentialRegistrationView):
         return response
 
 
-class SignedInOnly:
+class SignedInOnly(webauthn_views.AuthenticationCeremonyMixin):
     """A passkey answers for the signed-in user only, and not while their second
     step is locked."""
 

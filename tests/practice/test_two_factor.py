@@ -15,7 +15,6 @@ from tests.factories import (
     PASSWORD,
     make_authenticator,
     make_recovery_codes,
-    make_user,
 )
 from tests.support import pass_second_step, totp_code
 
@@ -194,9 +193,7 @@ def test_an_administrator_requires_two_factor_and_it_is_audited(
     assert change.details["changed"] == {"two_factor_required": [False, True]}
 
 
-def test_requiring_two_factor_needs_it_for_yourself_first(
-    login, admin_user, practice
-):
+def test_requiring_two_factor_needs_it_for_yourself_first(login, admin_user, practice):
     response = login(admin_user).post(
         "/settings/practice/",
         {
@@ -337,9 +334,7 @@ def operator(db):
 
 
 def test_an_operator_without_a_second_factor_must_set_one_up(client, operator):
-    client.post(
-        "/login/", {"username": operator.email, "password": "ops-password-123"}
-    )
+    client.post("/login/", {"username": operator.email, "password": "ops-password-123"})
     admin = client.get("/operator/")
     assert admin.url.startswith("/settings/two-factor/")
     setup = client.get("/settings/two-factor/")
@@ -356,9 +351,7 @@ def test_an_operator_with_a_factor_passes_the_step_before_django_admin(
     client, operator
 ):
     key = make_authenticator(operator)
-    client.post(
-        "/login/", {"username": operator.email, "password": "ops-password-123"}
-    )
+    client.post("/login/", {"username": operator.email, "password": "ops-password-123"})
     assert client.get("/operator/").url.startswith("/login/verify/")
     assert client.get("/operator/practice/user/").url.startswith("/login/verify/")
     pass_second_step(client, key)

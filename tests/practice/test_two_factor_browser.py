@@ -18,9 +18,11 @@ def console_errors(page) -> list[str]:
     errors: list[str] = []
     page.on(
         "console",
-        lambda message: errors.append(message.text)
-        if message.type == "error" and "Failed to load resource" not in message.text
-        else None,
+        lambda message: (
+            errors.append(message.text)
+            if message.type == "error" and "Failed to load resource" not in message.text
+            else None
+        ),
     )
     page.on("pageerror", lambda error: errors.append(str(error)))
     return errors
