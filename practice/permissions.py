@@ -43,19 +43,25 @@ def practice_user_required(view):
     return wrapped
 
 
-def reauth_required(*, return_to: str | None = None, when=None):
+def reauth_required(*, return_to=None, when=None):
     """Let the view run only if the password or a second factor was confirmed in
     the last REAUTH_MINUTES. Otherwise a page goes through "Confirm it's you" and
     back; a posted form is refused, and is submitted again once confirmed, on
-    ``return_to`` (a URL name; the same page if not given). With ``when``, only
-    requests for which ``when(request)`` is true need it."""
+    ``return_to`` (a URL name, or a function of the view's arguments giving a
+    path; the same page if not given). With ``when``, only requests for which
+    ``when(request)`` is true need it."""
 
     def decorator(view):
         @wraps(view)
         def wrapped(request, *args, **kwargs):
             if reauth_recent(request) or (when is not None and not when(request)):
                 return view(request, *args, **kwargs)
-            back = reverse(return_to) if return_to else request.path
+            if return_to is None:
+                back = request.path
+            elif callable(return_to):
+                back = return_to(*args, **kwargs)
+            else:
+                back = reverse(return_to)
             return reauth_refused(request, return_to=back)
 
         return wrapped

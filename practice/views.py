@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Page
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views import defaults
 from django.views.decorators.http import require_GET, require_POST
@@ -52,6 +53,7 @@ from practice.services import (
     user_set_active,
     user_update,
 )
+from practice.twofactor.services import factors_reset, user_factors
 from practice.unavailable import (
     RETRY_AFTER_SECONDS,
     caused_by_database,
@@ -300,7 +302,12 @@ def user_edit(request, user_id: int):
     return render(
         request,
         "practice/user_form.html",
-        {"form": form, "member": member, "section": "users"},
+        {
+            "form": form,
+            "member": member,
+            "member_two_factor": user_factors(user=member).enabled,
+            "section": "users",
+        },
     )
 
 
@@ -335,6 +342,27 @@ def user_sign_out(request, user_id: int):
         messages.success(request, SIGNED_OUT_EVERYWHERE)
         return redirect("login")
     messages.success(request, f"{member.label} was signed out on every device.")
+    return redirect("practice:user_edit", user_id=member.pk)
+
+
+@require_POST
+@role_required(Role.ADMINISTRATOR)
+@reauth_required(
+    return_to=lambda user_id: reverse("practice:user_edit", args=[user_id])
+)
+def user_two_factor_reset(request, user_id: int):
+    """Turn a colleague's two-factor sign-in off (they lost their phone)."""
+    member = access_user_by_id(request.user, user_id)
+    try:
+        factors_reset(user=member, actor=request.user, client_ip=client_ip(request))
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(
+            request,
+            f"Two-factor sign-in is off for {member.label}; they can set it up "
+            "again in Settings.",
+        )
     return redirect("practice:user_edit", user_id=member.pk)
 
 

@@ -322,3 +322,27 @@ def factor_remove(
         client_ip=client_ip,
         details={"method": method},
     )
+
+
+@transaction.atomic
+def factors_reset(*, user: User, actor: User, client_ip: str | None) -> None:
+    """An administrator turns a colleague's two-factor sign-in off (a lost phone):
+    every app, passkey and recovery code of theirs goes. If the practice requires
+    two-factor, they set it up again at their next sign-in."""
+    if user.pk == actor.pk:
+        raise ValidationError(
+            "Change your own two-factor sign-in in Settings → Two-factor sign-in.",
+            code="own_factors",
+        )
+    if not user_factors(user=user).enabled:
+        return
+    for model in (TOTPDevice, WebAuthnCredential, StaticDevice):
+        model.objects.filter(user=user).delete()
+    audit_record(
+        kind=AuditEvent.Kind.TWO_FACTOR_REMOVED,
+        practice=user.practice,
+        actor=actor,
+        target_user=user,
+        client_ip=client_ip,
+        details={"method": "all, by an administrator"},
+    )

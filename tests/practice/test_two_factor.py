@@ -368,3 +368,32 @@ def test_the_page_offers_passkeys_with_the_relying_party_from_site_url(
     options = client.post("/two-factor/passkeys/registration/begin/").json()
     assert options["rp"] == {"name": "Tend", "id": "tend.example.com"}
     assert options["authenticatorSelection"]["residentKey"] == "preferred"
+
+
+def test_an_administrator_turns_off_a_colleagues_lost_factor(
+    login, admin_user, clinician, outsider_admin
+):
+    make_authenticator(clinician)
+    make_recovery_codes(clinician)
+    # Another practice's administrator gets the same 404 as for a missing user.
+    outsider = login(outsider_admin)
+    assert (
+        outsider.post(f"/settings/users/{clinician.pk}/two-factor/reset/").status_code
+        == 404
+    )
+    assert TOTPDevice.objects.filter(user=clinician).exists()
+
+    client = login(admin_user)
+    page = client.get(f"/settings/users/{clinician.pk}/")
+    assert b"Turn off two-factor sign-in" in page.content
+    response = client.post(f"/settings/users/{clinician.pk}/two-factor/reset/")
+    assert response.url == f"/settings/users/{clinician.pk}/"
+    assert not TOTPDevice.objects.filter(user=clinician).exists()
+    assert not StaticToken.objects.filter(device__user=clinician).exists()
+    event = AuditEvent.objects.get(kind=AuditEvent.Kind.TWO_FACTOR_REMOVED)
+    assert (event.actor, event.target_user) == (admin_user, clinician)
+
+    refused = client.post(
+        f"/settings/users/{admin_user.pk}/two-factor/reset/", follow=True
+    )
+    assert b"Change your own two-factor sign-in" in refused.content
