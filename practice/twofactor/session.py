@@ -23,7 +23,9 @@ def sign_in_mark(request, user) -> None:
 
 
 def second_step_done(request, device) -> None:
-    """The session has passed its second step with ``device``."""
+    """The session has passed its second step with ``device``; it gets a new key,
+    as at every change of what a session may do."""
+    request.session.cycle_key()
     otp_login(request, device)
     request.session.pop(SECOND_STEP_SESSION_KEY, None)
     reauth_mark(request)

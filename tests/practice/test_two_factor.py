@@ -51,13 +51,22 @@ def test_a_user_with_an_authenticator_passes_a_second_step(client, clinician):
     assert page.url == "/login/verify/?next=%2Fsettings%2F"
     assert client.get("/scheduling/").url.startswith("/login/verify/")
     assert client.get("/settings/two-factor/").url.startswith("/login/verify/")
+    # Nor can it add a factor of its own to get past the step.
+    assert client.post(
+        "/settings/two-factor/authenticator/", {"code": totp_code(key)}
+    ).url.startswith("/login/verify/")
+    assert client.post("/two-factor/passkeys/registration/begin/").status_code == 302
+    assert client.get("/login/confirm/").url.startswith("/login/verify/")
+    assert client.get("/operator/").url.startswith("/login/verify/")
     step = client.get(page.url)
     assert step.status_code == 200
     assert b"One more step" in step.content
+    session_before = client.session.session_key
 
     passed = enter_code(client, totp_code(key), next_page="/settings/")
     assert passed.url == "/settings/"
     assert signed_in(client)
+    assert client.session.session_key != session_before
     event = events(AuditEvent.Kind.TWO_FACTOR_PASSED, clinician).get()
     assert event.details == {"method": "authenticator app", "for": "sign-in"}
     assert event.client_ip == "198.51.100.20"
