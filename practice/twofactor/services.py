@@ -148,11 +148,9 @@ def second_step_code_check(
     code = _normalise_code(code)
     candidates: list[Device] = []
     if code.isdigit():
-        candidates = list(TOTPDevice.objects.devices_for_user(user).select_for_update())
-    elif code:
-        candidates = list(
-            StaticDevice.objects.devices_for_user(user).select_for_update()
-        )
+        candidates += TOTPDevice.objects.devices_for_user(user).select_for_update()
+    if code:
+        candidates += StaticDevice.objects.devices_for_user(user).select_for_update()
     for device in candidates:
         if device.verify_token(code):
             method = (
