@@ -244,7 +244,10 @@ def users(request):
     return render(
         request,
         "practice/settings_users.html",
-        {"users": user_list(practice=request.user.practice), "section": "users"},
+        {
+            "users": user_list(practice=request.user.practice, with_two_factor=True),
+            "section": "users",
+        },
     )
 
 

@@ -406,3 +406,11 @@ def test_an_administrator_turns_off_a_colleagues_lost_factor(
         f"/settings/users/{admin_user.pk}/two-factor/reset/", follow=True
     )
     assert b"Change your own two-factor sign-in" in refused.content
+
+
+def test_the_users_page_says_who_has_two_factor(login, admin_user, clinician):
+    make_authenticator(clinician)
+    html = login(admin_user).get("/settings/users/").content.decode()
+    assert html.count("two-factor on") == 1
+    row = html[html.index("Dana Rivera") :]
+    assert row.index("two-factor on") < row.index("</tr>")
