@@ -60,6 +60,7 @@ ADMIN_MODELS = {
     "calendarsync_feedfetch",
     "otp_totp_totpdevice",
     "otp_static_staticdevice",
+    "django_otp_webauthn_webauthncredential",
 }
 ADMIN_PAGES = ("changelist", "add", "history", "delete", "change")
 
@@ -272,12 +273,6 @@ def admin_paths(world) -> dict[str, str]:
         "admin:auth_user_password_change": reverse(
             "admin:auth_user_password_change", args=[world["clinician"].pk]
         ),
-        **{
-            f"admin:otp_totp_totpdevice_{page}": reverse(
-                f"admin:otp_totp_totpdevice_{page}", args=[ids["otp_totp_totpdevice"]]
-            )
-            for page in ("config", "qrcode")
-        },
         # The admin's catch-all, and its bare object URL that redirects to "change".
         "operator/(?P<url>.*)$": "/operator/no-such-page/",
     }
