@@ -792,6 +792,8 @@ UNWATCHED = {
     "practice.AllowedNetwork",  # feeds are outside network restrictions
     "scheduling.AppointmentChange",  # appointment history
     "calendarsync.FeedFetch",  # who polled
+    "calendarsync.CalendarAccount",  # pushes what feeds show, changes none
+    "calendarsync.PushedEvent",
 }
 WATCHED_APPS = ("practice", "scheduling", "calendarsync")
 

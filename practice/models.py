@@ -241,6 +241,10 @@ class AuditEvent(models.Model):
         SYNC_PRACTICE_ON = "sync_practice_on", "Calendar sync switched on"
         SYNC_LINK_EMAILED = "sync_link_emailed", "Calendar link emailed"
         FEED_FETCHED = "feed_fetched", "Calendar feed fetched"
+        CALENDAR_CONNECTED = "calendar_connected", "Calendar account connected"
+        CALENDAR_DISCONNECTED = "calendar_disconnected", (
+            "Calendar account disconnected"
+        )
 
     practice = models.ForeignKey(
         Practice, on_delete=models.CASCADE, related_name="audit_events", null=True

@@ -1,0 +1,263 @@
+"""Direct push: make a connected calendar account's Tend calendar show what the
+user's personal feed shows.
+
+What must be on the server is derived from the schedule on every run (the
+personal calendar of ``scheduling.publication``: the same UIDs, SEQUENCE,
+initials-only text and cancellation rules as the feed), never from a queue. Each
+run compares it with what Tend last wrote (``PushedEvent``) and with the
+server's listing (hrefs and ETags):
+
+- an appointment new or changed in Tend is PUT (``If-None-Match: *`` /
+  ``If-Match``), one no longer shown is DELETEd (``If-Match``);
+- an event changed or deleted on the server is put back as Tend has it and
+  counted (``CalendarAccount.restored_count``);
+- a resource of Tend's (named ``<uid>.ics``) that Tend no longer knows of is
+  removed; anything else in the calendar is left alone.
+
+So a lost or repeated run heals at the next one, and a second run right after a
+first does nothing. Only ``account.calendar_url`` is ever written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import unquote, urlsplit
+
+from django.db import transaction
+from django.tasks import task
+from django.utils import timezone
+
+from calendarsync import crypto, ical
+from calendarsync.caldav_client import CalDAVClient, CalDAVError
+from calendarsync.models import CalendarAccount, PushedEvent
+from scheduling import publication
+
+logger = logging.getLogger("calendarsync.push")
+
+# How Tend names its resources; only these are ever removed as orphans.
+TEND_RESOURCE = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.ics$"
+)
+# Publish every date as it is (see ``fingerprint``).
+_UNHELD = datetime.max.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One resource as it must be on the server."""
+
+    uid: str
+    body: bytes  # what is sent now
+    fingerprint: str
+
+
+@dataclass
+class PushResult:
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    restored: int = 0
+    orphans_removed: int = 0
+    error: CalDAVError | None = None
+
+    @property
+    def writes(self) -> int:
+        return (
+            self.created
+            + self.updated
+            + self.deleted
+            + self.restored
+            + self.orphans_removed
+        )
+
+
+def fingerprint(event: publication.PublishedAppointment, zone_key: str) -> str:
+    """What identifies the content Tend wrote: the event with its dates as they
+    are. (The bytes sent hold dates ahead of the clock back to it, which would
+    otherwise look like a change once the clock catches up.)"""
+    return hashlib.sha256(ical.render_resource(event, zone_key)).hexdigest()
+
+
+def wanted_events(account: CalendarAccount, *, now: datetime) -> dict[str, Wanted]:
+    """{uid: resource} for every appointment the account owner's personal
+    calendar shows at ``now`` (one query)."""
+    practice = account.practice
+    scope = publication.Scope.PERSONAL
+    start, end = publication.calendar_bounds(scope=scope, zone=practice.zone, now=now)
+    appointments = publication.calendar_appointments(
+        scope=scope,
+        practice_id=practice.pk,
+        clinician_id=account.user_id,
+        start=start,
+        end=end,
+        now=now,
+    )
+    published_at = now.replace(microsecond=0)
+    wanted = {}
+    for event in publication.published_appointments(
+        appointments, with_clinician=False, now=None
+    ):
+        sent = publication.held_back(event, published_at)
+        wanted[event.uid] = Wanted(
+            uid=event.uid,
+            body=ical.render_resource(sent, practice.time_zone),
+            fingerprint=fingerprint(event, practice.time_zone),
+        )
+    return wanted
+
+
+def client_for(account: CalendarAccount) -> CalDAVClient:
+    """A client with the account's credential, decrypted only for it."""
+    return CalDAVClient(
+        url=account.calendar_url or account.server_url,
+        username=account.username,
+        password=crypto.decrypt(account.secret),
+        auth_kind=account.auth_kind,
+    )
+
+
+def _key(url: str) -> str:
+    return unquote(urlsplit(url).path)
+
+
+def resource_url(account: CalendarAccount, uid: str) -> str:
+    base = account.calendar_url
+    return (base if base.endswith("/") else base + "/") + f"{uid}.ics"
+
+
+def reconcile(
+    account: CalendarAccount,
+    *,
+    now: datetime | None = None,
+    client: CalDAVClient | None = None,
+) -> PushResult:
+    """Bring the account's calendar in line with the schedule (see the module
+    docstring); records the outcome on the account. Never raises for a server's
+    failure: it is in ``PushResult.error`` and on the account."""
+    now = now or timezone.now()
+    result = PushResult()
+    if not account.calendar_url:
+        return result
+    own_client = client is None
+    try:
+        if client is None:
+            client = client_for(account)
+        _reconcile(account, client, now=now, result=result)
+    except CalDAVError as error:
+        result.error = error
+    except crypto.CredentialError as error:
+        result.error = CalDAVError("auth", str(error))
+    finally:
+        if own_client and client is not None:
+            client.close()
+    _record(account, result, now=now)
+    return result
+
+
+def _reconcile(
+    account: CalendarAccount, client: CalDAVClient, *, now: datetime, result
+) -> None:
+    wanted = wanted_events(account, now=now)
+    pushed = {row.uid: row for row in PushedEvent.objects.filter(account=account)}
+    listing = client.resources(account.calendar_url)
+    on_server = {_key(href): (href, etag) for href, etag in listing.items()}
+    known = set()
+
+    for uid, want in wanted.items():
+        row = pushed.get(uid)
+        href = row.href if row is not None else resource_url(account, uid)
+        known.add(_key(href))
+        server_href, server_etag = on_server.get(_key(href), (href, None))
+        if row is None:
+            # New to Tend's record (or the record was lost: then replace what is
+            # there, which is Tend's own resource).
+            etag = client.put(server_href, want.body, etag=server_etag)
+            row = PushedEvent(account=account, uid=uid, href=server_href)
+            result.created += 1
+        elif server_etag is None or server_etag != row.etag:
+            # Deleted or changed outside Tend: put back as Tend has it.
+            etag = client.put(server_href, want.body, etag=server_etag)
+            result.restored += 1
+        elif row.fingerprint != want.fingerprint:
+            etag = client.put(server_href, want.body, etag=row.etag)
+            result.updated += 1
+        else:
+            continue
+        row.etag = etag
+        row.fingerprint = want.fingerprint
+        row.sent_at = now
+        row.save()
+
+    for uid, row in pushed.items():
+        if uid in wanted:
+            continue
+        known.add(_key(row.href))
+        found = on_server.get(_key(row.href))
+        if found is not None:
+            client.delete(found[0], etag=found[1] or None)
+        row.delete()
+        result.deleted += 1
+
+    for key, (href, etag) in on_server.items():
+        name = key.rstrip("/").rsplit("/", 1)[-1]
+        if key not in known and TEND_RESOURCE.match(name):
+            client.delete(href, etag=etag or None)
+            result.orphans_removed += 1
+
+    missing = PushedEvent.objects.filter(account=account, etag="")
+    if missing.exists():
+        # A server that answered a PUT without an ETag: take them from a listing,
+        # or the next run would take its own writes for changes made outside.
+        listing = {
+            _key(h): e for h, e in client.resources(account.calendar_url).items()
+        }
+        for row in missing:
+            row.etag = listing.get(_key(row.href), "")
+            row.save(update_fields=["etag"])
+
+
+@transaction.atomic
+def _record(account: CalendarAccount, result: PushResult, *, now: datetime) -> None:
+    fresh = CalendarAccount.objects.select_for_update().filter(pk=account.pk).first()
+    if fresh is None:  # disconnected meanwhile
+        return
+    if result.error is None:
+        if result.writes:
+            fresh.last_sent_at = now
+        fresh.last_reconciled_at = now
+        fresh.failing_since = None
+        fresh.failure_message = ""
+        fresh.needs_attention = False
+        fresh.restored_count += result.restored
+    else:
+        if fresh.failing_since is None:
+            fresh.failing_since = now
+        fresh.failure_message = result.error.message[:300]
+        fresh.needs_attention = result.error.needs_attention
+        logger.warning(
+            "Calendar push failed for account %s: %s", fresh.pk, result.error.kind
+        )
+    fresh.save()
+    account.refresh_from_db()
+
+
+@task()
+def push_account(account_id: int) -> dict:
+    """Reconcile one account (the worker's entry point)."""
+    account = (
+        CalendarAccount.objects.select_related("practice", "user")
+        .filter(pk=account_id)
+        .first()
+    )
+    if account is None:
+        return {"skipped": "disconnected"}
+    result = reconcile(account)
+    return {
+        "writes": result.writes,
+        "restored": result.restored,
+        "error": result.error.kind if result.error else None,
+    }
