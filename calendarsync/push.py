@@ -24,10 +24,11 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import unquote, urlsplit
 
 from django.db import transaction
+from django.db.models import Max
 from django.tasks import task
 from django.utils import timezone
 
@@ -42,8 +43,6 @@ logger = logging.getLogger("calendarsync.push")
 TEND_RESOURCE = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.ics$"
 )
-# Publish every date as it is (see ``fingerprint``).
-_UNHELD = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -51,8 +50,8 @@ class Wanted:
     """One resource as it must be on the server."""
 
     uid: str
-    body: bytes  # what is sent now
-    fingerprint: str
+    body: bytes
+    fingerprint: str  # SHA-256 of ``body``
 
 
 @dataclass
@@ -63,6 +62,8 @@ class PushResult:
     restored: int = 0
     orphans_removed: int = 0
     error: CalDAVError | None = None
+    # Dates were held back to the clock: a run after this writes the real ones.
+    rerun_after: datetime | None = None
 
     @property
     def writes(self) -> int:
@@ -73,13 +74,6 @@ class PushResult:
             + self.restored
             + self.orphans_removed
         )
-
-
-def fingerprint(event: publication.PublishedAppointment, zone_key: str) -> str:
-    """What identifies the content Tend wrote: the event with its dates as they
-    are. (The bytes sent hold dates ahead of the clock back to it, which would
-    otherwise look like a change once the clock catches up.)"""
-    return hashlib.sha256(ical.render_resource(event, zone_key)).hexdigest()
 
 
 def wanted_events(account: CalendarAccount, *, now: datetime) -> dict[str, Wanted]:
@@ -96,18 +90,28 @@ def wanted_events(account: CalendarAccount, *, now: datetime) -> dict[str, Wante
         end=end,
         now=now,
     )
-    published_at = now.replace(microsecond=0)
     wanted = {}
     for event in publication.published_appointments(
-        appointments, with_clinician=False, now=None
+        appointments, with_clinician=False, now=now
     ):
-        sent = publication.held_back(event, published_at)
+        body = ical.render_resource(event, practice.time_zone)
         wanted[event.uid] = Wanted(
-            uid=event.uid,
-            body=ical.render_resource(sent, practice.time_zone),
-            fingerprint=fingerprint(event, practice.time_zone),
+            uid=event.uid, body=body, fingerprint=hashlib.sha256(body).hexdigest()
         )
     return wanted
+
+
+def rerun_after(account: CalendarAccount, *, now: datetime) -> datetime | None:
+    """When the account's latest change is still ahead of the clock (several
+    changes within a second are each dated a second later, and publication holds
+    such dates back to the present), the moment a run writes the real dates."""
+    latest = publication.calendar_version_rows(
+        scope=publication.Scope.PERSONAL,
+        practice_id=account.practice_id,
+        clinician_id=account.user_id,
+        now=now,
+    ).aggregate(latest=Max("updated_at"))["latest"]
+    return latest if latest is not None and latest > now else None
 
 
 def client_for(account: CalendarAccount) -> CalDAVClient:
@@ -147,6 +151,7 @@ def reconcile(
         if client is None:
             client = client_for(account)
         _reconcile(account, client, now=now, result=result)
+        result.rerun_after = rerun_after(account, now=now)
     except CalDAVError as error:
         result.error = error
     except crypto.CredentialError as error:

@@ -19,7 +19,7 @@ pushing to calendar accounts all read it; nothing else restates any of it.
 import functools
 import re
 from collections.abc import Generator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -306,11 +306,14 @@ PUBLISHED_COLUMNS = (
 ) = range(len(PUBLISHED_COLUMNS))
 
 
-def _published(rows: list, *, with_clinician: bool, published_at: datetime | None):
+def _published(rows: list, *, with_clinician: bool, published_at: datetime):
     first = rows[0]
     deleted_at = first[DELETED_AT]
     cancelled = bool(deleted_at) or first[STATUS] in Appointment.CANCELLED_STATUSES
     changed = max(first[UPDATED_AT], deleted_at) if deleted_at else first[UPDATED_AT]
+    # Never later than the moment of publication (several changes within one
+    # second are each dated a second later, so the last can be ahead of the clock).
+    changed = min(changed, published_at)
     label = None
     if with_clinician:
         label = clinician_label(
@@ -323,12 +326,12 @@ def _published(rows: list, *, with_clinician: bool, published_at: datetime | Non
         for row in rows
         if row[PATIENT_FIRST_NAME] is not None or row[PATIENT_LAST_NAME] is not None
     )
-    event = PublishedAppointment(
+    return PublishedAppointment(
         uid=str(first[UID]),
         # A deletion is a change a calendar must notice even if nothing else about
         # the appointment moved.
         sequence=first[SEQUENCE] + (1 if deleted_at else 0),
-        created_at=first[CREATED_AT],
+        created_at=min(first[CREATED_AT], changed),
         changed_at=changed,
         start=first[START],
         end=first[END],
@@ -345,18 +348,6 @@ def _published(rows: list, *, with_clinician: bool, published_at: datetime | Non
             is_telehealth=bool(first[LOCATION_IS_TELEHEALTH]),
         ),
     )
-    return held_back(event, published_at) if published_at else event
-
-
-def held_back(event: PublishedAppointment, at: datetime) -> PublishedAppointment:
-    """``event`` with its dates never later than ``at``, the moment of publication
-    (several changes within one second are each dated a second later, so the last
-    can be ahead of the clock)."""
-    changed = min(event.changed_at, at)
-    created = min(event.created_at, changed)
-    if (changed, created) == (event.changed_at, event.created_at):
-        return event
-    return replace(event, changed_at=changed, created_at=created)
 
 
 def published_appointments(
@@ -364,18 +355,17 @@ def published_appointments(
     *,
     order_by: tuple = ("start", "id"),
     with_clinician: bool,
-    now: datetime | None,
+    now: datetime,
 ) -> Generator[PublishedAppointment]:
     """``appointments`` as published, in the order of ``order_by`` (which must end
     with the id), in one query read a chunk at a time; closing the iterator early
     stops reading. ``with_clinician`` names each one's clinician first (the
-    practice-wide calendar). Dates are ``held_back`` to ``now`` (None: not yet;
-    the caller holds them back when it publishes)."""
+    practice-wide calendar)."""
     rows = appointments.order_by(*order_by, "patients__id").values_list(
         *PUBLISHED_COLUMNS
     )
     # In whole seconds, as calendars date it.
-    published_at = now.replace(microsecond=0) if now is not None else None
+    published_at = now.replace(microsecond=0)
     current: list = []
     for row in rows.iterator(chunk_size=1000):
         if current and row[ID] != current[0][ID]:
