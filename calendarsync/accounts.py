@@ -9,6 +9,7 @@ refused password or an unreachable server saves nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -17,13 +18,18 @@ from django.utils import timezone
 from calendarsync import crypto
 from calendarsync.caldav_client import CalDAVClient, CalDAVError, Discovery
 from calendarsync.models import PROVIDER_PRESETS, CalendarAccount, PushedEvent
-from calendarsync.push import client_for
+from calendarsync.permissions import calendar_account_authorised
+from calendarsync.push import client_for, push_account
 from practice.models import AuditEvent, User
 from practice.services import audit_record
 
 CALENDAR_NAME = "Tend — {practice}"
 ALREADY_CONNECTED = (
     "A calendar account is already connected. Disconnect it first to connect another."
+)
+NOT_ALLOWED = (
+    "Only clinicians with calendar sync switched on can send their calendar to a "
+    "calendar account."
 )
 NO_ADDRESS = "Enter the address of the CalDAV server."
 NOT_EMPTY = (
@@ -66,6 +72,10 @@ def calendar_account_connect(
         raise ValidationError(crypto.NO_KEY)
     if CalendarAccount.objects.filter(user=user).exists():
         raise ValidationError(ALREADY_CONNECTED)
+    if not calendar_account_authorised(
+        CalendarAccount(user=user, practice=user.practice)
+    ):
+        raise ValidationError(NOT_ALLOWED)
     preset = PROVIDER_PRESETS[CalendarAccount.Provider(provider)]
     url = server_url.strip() or preset.url
     if not url:
@@ -150,6 +160,8 @@ def calendar_account_use_calendar(
         fresh.calendar_created = created
         fresh.full_clean()
         fresh.save()
+        # The first full sync, once the choice is saved.
+        transaction.on_commit(partial(push_account.enqueue, fresh.pk))
     account.refresh_from_db()
     return account
 

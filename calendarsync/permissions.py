@@ -150,3 +150,18 @@ def access_calendar_account_to_disconnect(
     if account is None:
         raise Http404
     return account
+
+
+def calendar_account_authorised(account: CalendarAccount) -> bool:
+    """Whether Tend may push to ``account`` now: its owner may read their personal
+    calendar (active, still in the practice, a clinician), their calendar sync
+    is not disabled and the practice's is on."""
+    user = account.user
+    practice = account.practice
+    access = getattr(user, "feed_access", None)
+    return (
+        practice.calendar_sync_enabled
+        and user.practice_id == account.practice_id
+        and (access is None or access.enabled)
+        and may_sync_calendar(user=user, scope=FeedScope.PERSONAL, clinician=user)
+    )

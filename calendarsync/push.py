@@ -35,6 +35,7 @@ from django.utils import timezone
 from calendarsync import crypto, ical
 from calendarsync.caldav_client import CalDAVClient, CalDAVError
 from calendarsync.models import CalendarAccount, PushedEvent
+from calendarsync.permissions import calendar_account_authorised
 from scheduling import publication
 
 logger = logging.getLogger("calendarsync.push")
@@ -144,7 +145,9 @@ def reconcile(
     failure: it is in ``PushResult.error`` and on the account."""
     now = now or timezone.now()
     result = PushResult()
-    if not account.calendar_url:
+    if not account.calendar_url or not calendar_account_authorised(account):
+        # Stopping the push for a revoked authority is here; removing Tend's
+        # events from the account then is not built yet.
         return result
     own_client = client is None
     try:
