@@ -72,7 +72,7 @@ def calendar_account_connect(
         raise ValidationError(crypto.NO_KEY)
     if CalendarAccount.objects.filter(user=user).exists():
         raise ValidationError(ALREADY_CONNECTED)
-    if not calendar_account_authorised(
+    if user.practice is None or not calendar_account_authorised(
         CalendarAccount(user=user, practice=user.practice)
     ):
         raise ValidationError(NOT_ALLOWED)
@@ -91,7 +91,7 @@ def calendar_account_connect(
             client.close()
     with transaction.atomic():
         account = CalendarAccount(
-            practice_id=user.practice_id,
+            practice=user.practice,
             user=user,
             provider=provider,
             server_url=url,

@@ -47,7 +47,7 @@ class ConnectAccountForm(forms.Form):
     )
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         provider = data.get("provider")
         if provider and not data.get("server_url"):
             if not PROVIDER_PRESETS[CalendarAccount.Provider(provider)].url:

@@ -128,6 +128,8 @@ def access_own_feed_link(user: User, public_id: str) -> FeedLink:
 
 def access_own_calendar_account(user: User) -> CalendarAccount | None:
     """The user's own connected calendar account, if any."""
+    if user.practice_id is None:
+        return None
     return (
         CalendarAccount.objects.select_related("practice", "user")
         .filter(user=user, practice_id=user.practice_id)
@@ -140,6 +142,8 @@ def access_calendar_account_to_disconnect(
 ) -> CalendarAccount:
     """A calendar account the acting user may disconnect: their own, or, for an
     administrator, anyone's in the practice. 404 otherwise (also when none)."""
+    if acting_user.practice_id is None:
+        raise Http404
     if acting_user.pk != user_id and not acting_user.has_role(Role.ADMINISTRATOR):
         raise Http404
     account = (

@@ -242,8 +242,9 @@ class AuditEvent(models.Model):
         SYNC_LINK_EMAILED = "sync_link_emailed", "Calendar link emailed"
         FEED_FETCHED = "feed_fetched", "Calendar feed fetched"
         CALENDAR_CONNECTED = "calendar_connected", "Calendar account connected"
-        CALENDAR_DISCONNECTED = "calendar_disconnected", (
-            "Calendar account disconnected"
+        CALENDAR_DISCONNECTED = (
+            "calendar_disconnected",
+            ("Calendar account disconnected"),
         )
 
     practice = models.ForeignKey(
