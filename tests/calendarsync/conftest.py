@@ -3,7 +3,6 @@
 import pytest
 
 from tests.factories import make_location
-from tests.servers import RadicaleServer, XandikosServer
 
 
 @pytest.fixture
@@ -14,25 +13,3 @@ def office(practice):
 @pytest.fixture
 def telehealth(practice):
     return make_location(practice, name="Telehealth", telehealth=True)
-
-
-@pytest.fixture(scope="session")
-def radicale(tmp_path_factory):
-    server = RadicaleServer(tmp_path_factory.mktemp("radicale"))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def xandikos(tmp_path_factory):
-    server = XandikosServer(tmp_path_factory.mktemp("xandikos"))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["radicale", "xandikos"])
-def caldav_server(request):
-    """Each real CalDAV server in turn."""
-    return request.getfixturevalue(request.param)

@@ -23,6 +23,7 @@ from calendarsync.accounts import (
 )
 from calendarsync.caldav_client import AUTH_REFUSED, CalDAVClient, same_resource
 from calendarsync.models import CalendarAccount, PushedEvent
+from calendarsync.services import feed_access_disable
 from practice.models import AuditEvent
 from scheduling import publication
 from scheduling.models import Appointment
@@ -432,3 +433,23 @@ def test_dates_held_back_to_the_clock_are_written_by_a_later_run(
     event = server_events(caldav_server, account)[f"{appointment.uid}@tend"]
     assert event.decoded("LAST-MODIFIED") == ahead.replace(microsecond=0)
     assert push.reconcile(account, now=ahead + 2 * MINUTE).writes == 0
+
+
+def test_the_task_reconciles_the_account(clinician, caldav_server, account):
+    appointment = make_appointment(clinician)
+
+    outcome = push.push_account.call(account.pk)
+
+    assert outcome["error"] is None and outcome["writes"] == 1
+    assert f"{appointment.uid}@tend" in server_events(caldav_server, account)
+    assert push.push_account.call(0) == {"skipped": "disconnected"}
+
+
+def test_the_push_stops_when_the_owner_may_no_longer_read_their_calendar(
+    clinician, admin_user, caldav_server, account
+):
+    make_appointment(clinician)
+    feed_access_disable(user=clinician, actor=admin_user, client_ip=None)
+
+    assert push.reconcile(account).writes == 0
+    assert listing(account) == {}
