@@ -220,6 +220,8 @@ class CalendarAccount(models.Model):
     # Only the user can fix the failure (a refused password, a full account).
     needs_attention = models.BooleanField(default=False)
     restored_count = models.PositiveIntegerField(default=0)
+    # Held by the one run at a time (``calendarsync.push.lease_claim``).
+    push_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     def __str__(self):
         return f"{self.get_provider_display()} account of user {self.user_id}"

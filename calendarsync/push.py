@@ -24,11 +24,11 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import unquote, urlsplit
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.tasks import task
 from django.utils import timezone
 
@@ -36,9 +36,14 @@ from calendarsync import crypto, ical
 from calendarsync.caldav_client import CalDAVClient, CalDAVError
 from calendarsync.models import CalendarAccount, PushedEvent
 from calendarsync.permissions import calendar_account_authorised
+from practice.models import AuditEvent
+from practice.services import audit_record
 from scheduling import publication
 
 logger = logging.getLogger("calendarsync.push")
+
+# The longest a run may hold an account (see ``lease_claim``).
+LEASE = timedelta(minutes=10)
 
 # How Tend names its resources; only these are ever removed as orphans.
 TEND_RESOURCE = re.compile(
@@ -63,6 +68,8 @@ class PushResult:
     restored: int = 0
     orphans_removed: int = 0
     error: CalDAVError | None = None
+    # Another run held the account: this one did nothing.
+    busy: bool = False
     # Dates were held back to the clock: a run after this writes the real ones.
     rerun_after: datetime | None = None
 
@@ -149,11 +156,21 @@ def reconcile(
         # Stopping the push for a revoked authority is here; removing Tend's
         # events from the account then is not built yet.
         return result
+    if not lease_claim(account):
+        result.busy = True
+        return result
     own_client = client is None
     try:
         if client is None:
             client = client_for(account)
-        _reconcile(account, client, now=now, result=result)
+        for attempt in (1, 2):
+            try:
+                _reconcile(account, client, now=now, result=result)
+                break
+            except CalDAVError as error:
+                # An ETag moved between the listing and a write: list again.
+                if error.kind != "conflict" or attempt == 2:
+                    raise
         result.rerun_after = rerun_after(account, now=now)
     except CalDAVError as error:
         result.error = error
@@ -162,8 +179,21 @@ def reconcile(
     finally:
         if own_client and client is not None:
             client.close()
-    _record(account, result, now=now)
+        _record(account, result, now=now)
     return result
+
+
+def lease_claim(account: CalendarAccount) -> bool:
+    """Claim the account for one run (False: another run holds it). A run that
+    died keeps it at most ``LEASE``. Not a lock held across the network: the
+    database is never kept waiting on a calendar server."""
+    moment = timezone.now()
+    claimed = (
+        CalendarAccount.objects.filter(pk=account.pk)
+        .filter(Q(push_lease_until__isnull=True) | Q(push_lease_until__lt=moment))
+        .update(push_lease_until=moment + LEASE)
+    )
+    return claimed == 1
 
 
 def _reconcile(
@@ -230,10 +260,14 @@ def _reconcile(
 
 @transaction.atomic
 def _record(account: CalendarAccount, result: PushResult, *, now: datetime) -> None:
+    """The run's outcome on the account, and the lease given back."""
     fresh = CalendarAccount.objects.select_for_update().filter(pk=account.pk).first()
     if fresh is None:  # disconnected meanwhile
         return
+    fresh.push_lease_until = None
     if result.error is None:
+        if fresh.failing_since is not None:
+            _audit(fresh, AuditEvent.Kind.CALENDAR_RECOVERED, {})
         if result.writes:
             fresh.last_sent_at = now
         fresh.last_reconciled_at = now
@@ -244,6 +278,11 @@ def _record(account: CalendarAccount, result: PushResult, *, now: datetime) -> N
     else:
         if fresh.failing_since is None:
             fresh.failing_since = now
+            _audit(
+                fresh,
+                AuditEvent.Kind.CALENDAR_FAILING,
+                {"reason": result.error.kind, "message": result.error.message},
+            )
         fresh.failure_message = result.error.message[:300]
         fresh.needs_attention = result.error.needs_attention
         logger.warning(
@@ -251,6 +290,15 @@ def _record(account: CalendarAccount, result: PushResult, *, now: datetime) -> N
         )
     fresh.save()
     account.refresh_from_db()
+
+
+def _audit(account: CalendarAccount, kind: str, details: dict) -> None:
+    audit_record(
+        kind=kind,
+        practice=account.practice,
+        target_user=account.user,
+        details=details,
+    )
 
 
 @task()

@@ -242,10 +242,9 @@ class AuditEvent(models.Model):
         SYNC_LINK_EMAILED = "sync_link_emailed", "Calendar link emailed"
         FEED_FETCHED = "feed_fetched", "Calendar feed fetched"
         CALENDAR_CONNECTED = "calendar_connected", "Calendar account connected"
-        CALENDAR_DISCONNECTED = (
-            "calendar_disconnected",
-            ("Calendar account disconnected"),
-        )
+        CALENDAR_DISCONNECTED = "calendar_disconnected", "Calendar account removed"
+        CALENDAR_FAILING = "calendar_failing", "Calendar account failing"
+        CALENDAR_RECOVERED = "calendar_recovered", "Calendar account working again"
 
     practice = models.ForeignKey(
         Practice, on_delete=models.CASCADE, related_name="audit_events", null=True

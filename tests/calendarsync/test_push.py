@@ -453,3 +453,49 @@ def test_the_push_stops_when_the_owner_may_no_longer_read_their_calendar(
 
     assert push.reconcile(account).writes == 0
     assert listing(account) == {}
+
+
+def test_one_run_at_a_time_per_account(clinician, caldav_server, account):
+    make_appointment(clinician)
+    assert push.lease_claim(account)
+
+    busy = push.reconcile(account)
+
+    assert busy.busy and busy.writes == 0
+    assert listing(account) == {}
+    # The run holding it gives it back when it ends; a later run goes ahead.
+    account.refresh_from_db()
+    account.push_lease_until = None
+    account.save(update_fields=["push_lease_until"])
+    assert push.reconcile(account).created == 1
+    account.refresh_from_db()
+    assert account.push_lease_until is None
+
+
+def test_failing_and_recovering_are_audited_once(clinician, radicale):
+    account = connect_calendar_account(
+        clinician,
+        url=radicale.url,
+        username=radicale.username,
+        password=radicale.password,
+    )
+    users = radicale.folder / "users"
+    users.write_text(f"{radicale.username}:changed-elsewhere\n")
+    try:
+        push.reconcile(account)
+        push.reconcile(account)
+    finally:
+        users.write_text(f"{radicale.username}:{radicale.password}\n")
+    push.reconcile(account)
+    push.reconcile(account)
+
+    kinds = list(
+        AuditEvent.objects.filter(target_user=clinician, kind__startswith="calendar_")
+        .order_by("created_at", "id")
+        .values_list("kind", flat=True)
+    )
+    assert kinds == [
+        AuditEvent.Kind.CALENDAR_CONNECTED,
+        AuditEvent.Kind.CALENDAR_FAILING,
+        AuditEvent.Kind.CALENDAR_RECOVERED,
+    ]
