@@ -176,10 +176,15 @@ def reconcile(
         result.error = error
     except crypto.CredentialError as error:
         result.error = CalDAVError("auth", str(error))
+    except BaseException:
+        # Not the server's failure (the database's, say): nothing to record,
+        # but the next run must not wait for the lease.
+        CalendarAccount.objects.filter(pk=account.pk).update(push_lease_until=None)
+        raise
     finally:
         if own_client and client is not None:
             client.close()
-        _record(account, result, now=now)
+    _record(account, result, now=now)
     return result
 
 
