@@ -135,8 +135,17 @@ def calendar_account_state(account: CalendarAccount, *, now: datetime) -> str:
         return f"Sending {pending} change{'' if pending == 1 else 's'}"
     if account.last_sent_at is None:
         return "Up to date · nothing to send yet"
-    elapsed = timesince(account.last_sent_at, now, depth=1)
-    return f"Up to date · last change sent {elapsed} ago".replace("\xa0", " ")
+    return f"Up to date · last change sent {_elapsed(account.last_sent_at, now)}"
+
+
+def _elapsed(moment: datetime, now: datetime) -> str:
+    """ "12 seconds ago", "3 minutes ago", "2 days ago": the largest unit only."""
+    seconds = int((now - moment).total_seconds())
+    if seconds < 1:
+        return "just now"
+    if seconds < 60:
+        return f"{seconds} second{'' if seconds == 1 else 's'} ago"
+    return timesince(moment, now, depth=1).replace("\xa0", " ") + " ago"
 
 
 def calendar_accounts_overview(*, practice: Practice) -> list[CalendarAccount]:

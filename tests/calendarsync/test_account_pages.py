@@ -1,10 +1,14 @@
 """Settings → Sync: "Send to your calendar account", against a real Radicale."""
 
 import re
+from datetime import timedelta
+
+from django.utils import timezone
 
 from calendarsync import push
 from calendarsync.caldav_client import AUTH_REFUSED
 from calendarsync.models import CalendarAccount
+from calendarsync.selectors import calendar_account_state
 from practice.models import AuditEvent, Role
 from tests.factories import connect_calendar_account, make_appointment, make_user
 
@@ -169,3 +173,27 @@ def test_only_clinicians_may_connect(login, practice, radicale):
     )
     assert response.status_code == 400
     assert not CalendarAccount.objects.exists()
+
+
+def test_the_state_in_words(clinician, radicale):
+    account = connect_calendar_account(
+        clinician,
+        url=radicale.url,
+        username=radicale.username,
+        password=radicale.password,
+    )
+    make_appointment(clinician)
+    assert calendar_account_state(account, now=timezone.now()) == "Sending 1 change"
+    sent = push.reconcile(account)
+    assert sent.created == 1
+    account.refresh_from_db()
+    later = account.last_sent_at + timedelta(seconds=12)
+    assert (
+        calendar_account_state(account, now=later)
+        == "Up to date · last change sent 12 seconds ago"
+    )
+    later = account.last_sent_at + timedelta(minutes=3, seconds=5)
+    assert (
+        calendar_account_state(account, now=later)
+        == "Up to date · last change sent 3 minutes ago"
+    )
