@@ -27,6 +27,7 @@ from calendarsync.services import feed_access_disable
 from practice.models import AuditEvent
 from scheduling import publication
 from scheduling.models import Appointment
+from tests.conformance.harness import Subscriber
 from tests.factories import (
     change_appointment,
     connect_calendar_account,
@@ -499,3 +500,46 @@ def test_failing_and_recovering_are_audited_once(clinician, radicale):
         AuditEvent.Kind.CALENDAR_FAILING,
         AuditEvent.Kind.CALENDAR_RECOVERED,
     ]
+
+
+def test_a_caldav_client_syncs_the_pushed_calendar(clinician, radicale, tmp_path):
+    """vdirsyncer syncs Tend's calendar from the server into a folder, as a
+    desktop client would, and khal lists it."""
+    practice = clinician.practice
+    account = connect_calendar_account(
+        clinician,
+        url=radicale.url,
+        username=radicale.username,
+        password=radicale.password,
+    )
+    kept = make_appointment(clinician, start=local(practice, days=1, hour=9))
+    cancelled = change_appointment(
+        make_appointment(clinician, start=local(practice, days=2, hour=14)),
+        status=Appointment.Status.CANCELLED,
+    )
+    push.reconcile(account)
+    subscriber = Subscriber(account.calendar_url, tmp_path)
+    subscriber.vdirsyncer_config.write_text(
+        "[general]\n"
+        f'status_path = "{tmp_path / "status"}/"\n\n'
+        "[pair subscription]\n"
+        'a = "account"\nb = "folder"\ncollections = null\n'
+        'conflict_resolution = "a wins"\n\n'
+        "[storage account]\n"
+        f'type = "caldav"\nurl = "{account.calendar_url}"\n'
+        f'username = "{radicale.username}"\npassword = "{radicale.password}"\n\n'
+        "[storage folder]\n"
+        f'type = "filesystem"\npath = "{subscriber.calendar_dir}/"\n'
+        'fileext = ".ics"\n'
+    )
+    today = timezone.now().date()
+
+    listed = subscriber.sync_and_list(today, today + timedelta(days=5))
+
+    assert listed.errors == []
+    events = {event.uid: event for event in listed.events}
+    assert set(events) == {f"{kept.uid}@tend", f"{cancelled.uid}@tend"}
+    assert events[f"{kept.uid}@tend"].summary == "P.D."
+    assert events[f"{kept.uid}@tend"].start_utc == kept.start
+    assert events[f"{cancelled.uid}@tend"].summary == "Cancelled: P.D."
+    assert events[f"{cancelled.uid}@tend"].status == "CANCELLED"
