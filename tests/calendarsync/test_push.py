@@ -37,6 +37,7 @@ from tests.factories import (
     make_patient,
     personal_feed_path,
 )
+from tests.servers import RadicaleServer
 
 
 @pytest.fixture
@@ -543,3 +544,55 @@ def test_a_caldav_client_syncs_the_pushed_calendar(clinician, radicale, tmp_path
     assert events[f"{kept.uid}@tend"].start_utc == kept.start
     assert events[f"{cancelled.uid}@tend"].summary == "Cancelled: P.D."
     assert events[f"{cancelled.uid}@tend"].status == "CANCELLED"
+
+
+def test_a_server_that_was_down_catches_up_with_nothing_lost(clinician, tmp_path):
+    server = RadicaleServer(tmp_path)
+    server.start()
+    try:
+        account = connect_calendar_account(
+            clinician,
+            url=server.url,
+            username=server.username,
+            password=server.password,
+        )
+        practice = clinician.practice
+        moved = make_appointment(clinician, start=local(practice, days=1, hour=9))
+        removed = make_appointment(clinician, start=local(practice, days=2, hour=9))
+        age()
+        push.reconcile(account)
+
+        server.stop()
+        change_appointment(
+            moved,
+            start=local(practice, days=1, hour=15),
+            end=local(practice, days=1, hour=16),
+        )
+        delete_appointment(removed)
+        added = make_appointment(clinician, start=local(practice, days=3, hour=9))
+        age()
+        down = push.reconcile(account)
+
+        assert down.error is not None and down.error.kind == "network"
+        account.refresh_from_db()
+        assert account.failing_since is not None and not account.needs_attention
+
+        server.start()
+        back = push.reconcile(account)
+
+        assert back.error is None
+        assert (back.created, back.updated) == (1, 2)
+        events = server_events(server, account)
+        assert set(events) == {
+            f"{moved.uid}@tend",
+            f"{removed.uid}@tend",
+            f"{added.uid}@tend",
+        }
+        assert str(events[f"{removed.uid}@tend"]["STATUS"]) == "CANCELLED"
+        assert events[f"{moved.uid}@tend"].decoded("DTSTART") == local(
+            practice, days=1, hour=15
+        )
+        account.refresh_from_db()
+        assert account.failing_since is None
+    finally:
+        server.stop()
