@@ -12,7 +12,9 @@ server's listing (hrefs and ETags):
 - an event changed or deleted on the server is put back as Tend has it and
   counted (``CalendarAccount.restored_count``);
 - a resource of Tend's (named ``<uid>.ics``) that Tend no longer knows of is
-  removed; anything else in the calendar is left alone.
+  removed; anything else in the calendar is left alone;
+- while the owner may not read their calendar (``permissions.
+  calendar_account_authorised``), nothing must be there: Tend's events are removed.
 
 So a lost or repeated run heals at the next one, and a second run right after a
 first does nothing. Only ``account.calendar_url`` is ever written.
@@ -152,10 +154,12 @@ def reconcile(
     failure: it is in ``PushResult.error`` and on the account."""
     now = now or timezone.now()
     result = PushResult()
-    if not account.calendar_url or not calendar_account_authorised(account):
-        # Stopping the push for a revoked authority is here; removing Tend's
-        # events from the account then is not built yet.
+    if not account.calendar_url:
         return result
+    # Without the right to read the calendar (access disabled, the practice's
+    # sync off, the owner deactivated or no longer a clinician) nothing of it may
+    # stay on the server: Tend's events are removed.
+    authorised = calendar_account_authorised(account)
     if not lease_claim(account):
         result.busy = True
         return result
@@ -165,7 +169,9 @@ def reconcile(
             client = client_for(account)
         for attempt in (1, 2):
             try:
-                _reconcile(account, client, now=now, result=result)
+                _reconcile(
+                    account, client, now=now, result=result, authorised=authorised
+                )
                 break
             except CalDAVError as error:
                 # An ETag moved between the listing and a write: list again.
@@ -202,9 +208,14 @@ def lease_claim(account: CalendarAccount) -> bool:
 
 
 def _reconcile(
-    account: CalendarAccount, client: CalDAVClient, *, now: datetime, result
+    account: CalendarAccount,
+    client: CalDAVClient,
+    *,
+    now: datetime,
+    result: PushResult,
+    authorised: bool,
 ) -> None:
-    wanted = wanted_events(account, now=now)
+    wanted = wanted_events(account, now=now) if authorised else {}
     pushed = {row.uid: row for row in PushedEvent.objects.filter(account=account)}
     listing = client.resources(account.calendar_url)
     on_server = {_key(href): (href, etag) for href, etag in listing.items()}

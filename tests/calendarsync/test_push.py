@@ -23,7 +23,7 @@ from calendarsync.accounts import (
 )
 from calendarsync.caldav_client import AUTH_REFUSED, CalDAVClient, same_resource
 from calendarsync.models import CalendarAccount, PushedEvent
-from calendarsync.services import feed_access_disable
+from calendarsync.services import feed_access_disable, feed_access_enable
 from practice.models import AuditEvent
 from scheduling import publication
 from scheduling.models import Appointment
@@ -447,14 +447,23 @@ def test_the_task_reconciles_the_account(clinician, caldav_server, account):
     assert push.push_account.call(0) == {"skipped": "disconnected"}
 
 
-def test_the_push_stops_when_the_owner_may_no_longer_read_their_calendar(
+def test_tends_events_leave_when_the_owner_may_no_longer_read_their_calendar(
     clinician, admin_user, caldav_server, account
 ):
     make_appointment(clinician)
+    make_appointment(clinician, start=local(clinician.practice, days=2))
+    push.reconcile(account)
+    assert len(listing(account)) == 2
     feed_access_disable(user=clinician, actor=admin_user, client_ip=None)
 
-    assert push.reconcile(account).writes == 0
+    stopped = push.reconcile(account)
+
+    assert stopped.error is None and stopped.deleted == 2
     assert listing(account) == {}
+    assert push.reconcile(account).writes == 0
+
+    feed_access_enable(user=clinician, actor=admin_user, client_ip=None)
+    assert push.reconcile(account).created == 2
 
 
 def test_one_run_at_a_time_per_account(clinician, caldav_server, account):
