@@ -11,7 +11,8 @@ calendar account's CalDAV server).
 - redirects are followed here, at most ``MAX_REDIRECTS``, each one checked the
   same way (and the credentials are dropped when one leaves the host);
 - every read has a timeout, an answer is read in pieces and refused beyond
-  ``MAX_RESPONSE_BYTES``, and no cookie is ever kept or sent.
+  ``MAX_RESPONSE_BYTES``, and no cookie is ever kept or sent;
+- a session sends at most ``MAX_REQUESTS_PER_SECOND``.
 
 ``OutboundError.message`` is written for the person who typed the address.
 """
@@ -36,6 +37,7 @@ MAX_RESPONSE_BYTES = 5 * 1024 * 1024
 MAX_REDIRECTS = 5
 REDIRECTS = (301, 302, 303, 307, 308)
 CHUNK_BYTES = 64 * 1024
+MAX_REQUESTS_PER_SECOND = 50.0
 
 # Cloud metadata services, refused like any other internal address.
 METADATA_ADDRESSES = frozenset(
@@ -240,6 +242,12 @@ class Session:
     timeout: float = TIMEOUT_SECONDS
     max_bytes: int = MAX_RESPONSE_BYTES
     tls_context: ssl.SSLContext | None = None
+    # At most this many requests a second (a run of thousands of events must not
+    # hammer someone's server); the clock and the sleep are replaceable in tests.
+    max_per_second: float = MAX_REQUESTS_PER_SECOND
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    _next_at: float = 0.0
     _targets: dict[tuple[str, str, int], Target] = field(default_factory=dict)
     _connections: dict[tuple[str, str, int], http.client.HTTPConnection] = field(
         default_factory=dict
@@ -308,6 +316,7 @@ class Session:
         self, target: Target, method: str, headers: dict, body: bytes | None
     ) -> Response:
         url = f"{target.scheme}://{_netloc(target)}{target.path}"
+        self._throttle()
         for attempt in (1, 2):
             connection = self._connection(target)
             reused = connection.sock is not None
@@ -344,6 +353,14 @@ class Session:
                 self._drop(target)
             return Response(status, received, data, url)
         raise OutboundError("network", UNREACHABLE)  # pragma: no cover
+
+    def _throttle(self) -> None:
+        """Wait until the next request is due, then book the one after it."""
+        now = self.clock()
+        if self._next_at > now:
+            self.sleep(self._next_at - now)
+            now = self._next_at
+        self._next_at = now + 1 / self.max_per_second
 
     def _read(self, answer: http.client.HTTPResponse) -> bytes:
         declared = answer.getheader("content-length")

@@ -357,3 +357,24 @@ def test_allowed_networks_are_parsed_as_cidrs(settings):
     ]
     assert outbound.refusal(ipaddress.ip_address("10.1.200.3")) is None
     assert outbound.refusal(ipaddress.ip_address("10.2.0.1")) is not None
+
+
+def test_a_session_spaces_its_requests_out(serve):
+    server = serve({"/": (200, {}, b"ok")})
+    waits = []
+    clock = [100.0]
+
+    def sleep(seconds):
+        waits.append(round(seconds, 6))
+        clock[0] += seconds
+
+    with outbound.Session(
+        max_per_second=4, clock=lambda: clock[0], sleep=sleep
+    ) as session:
+        for _ in range(3):
+            session.request("GET", server.url())
+        clock[0] += 10  # a pause: the next request is due at once
+        session.request("GET", server.url())
+
+    assert waits == [0.25, 0.25]
+    assert len(server.seen) == 4
