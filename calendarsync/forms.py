@@ -1,5 +1,7 @@
 from django import forms
 
+from calendarsync.models import PROVIDER_PRESETS, CalendarAccount
+
 
 class EmailLinkForm(forms.Form):
     """Which of the user's own links to email; the address is always their own."""
@@ -17,3 +19,47 @@ class MemberActionForm(forms.Form):
     action = forms.ChoiceField(
         choices=[("reset", "Reset"), ("disable", "Disable"), ("enable", "Enable")]
     )
+
+
+class ConnectAccountForm(forms.Form):
+    """Connect a calendar account. The password is never shown again: the field
+    is never filled back in."""
+
+    provider = forms.ChoiceField(
+        label="Provider",
+        choices=CalendarAccount.Provider.choices,
+        initial=CalendarAccount.Provider.ICLOUD,
+    )
+    server_url = forms.URLField(
+        label="Server address",
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        help_text="Only for Nextcloud and other CalDAV servers: the presets know "
+        "theirs.",
+    )
+    username = forms.CharField(label="Username", max_length=254)
+    password = forms.CharField(
+        label="App-specific password",
+        max_length=500,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
+    )
+
+    def clean(self):
+        data = super().clean() or {}
+        provider = data.get("provider")
+        if provider and not data.get("server_url"):
+            if not PROVIDER_PRESETS[CalendarAccount.Provider(provider)].url:
+                self.add_error("server_url", "Enter the address of your server.")
+        return data
+
+
+class ChooseCalendarForm(forms.Form):
+    """ "new" for Tend's own calendar, or the address of an empty one."""
+
+    calendar = forms.CharField(max_length=500)
+
+
+class DisconnectAccountForm(forms.Form):
+    delete_calendar = forms.BooleanField(required=False)

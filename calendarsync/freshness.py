@@ -793,6 +793,8 @@ UNWATCHED = {
     "practice.RateLimitHit",  # rate limits of emails
     "scheduling.AppointmentChange",  # appointment history
     "calendarsync.FeedFetch",  # who polled
+    "calendarsync.CalendarAccount",  # pushes what feeds show, changes none
+    "calendarsync.PushedEvent",
 }
 WATCHED_APPS = ("practice", "scheduling", "calendarsync")
 

@@ -281,3 +281,21 @@ def calendar_header(
             " small enough for every calendar application; see Tend for them."
         )
     return render_header(CalendarHeader(name, zone_key, description))
+
+
+def render_resource(event: PublishedAppointment, zone_key: str) -> bytes:
+    """One appointment as a CalDAV calendar object resource (RFC 4791 4.1): a
+    VCALENDAR with the one VEVENT the feeds carry for it (``render_event``) and
+    the zones it names, and no METHOD (not allowed in a stored resource)."""
+    fragment = render_event(event, zone_key)
+    years = (event.start.year - 1, max(event.end.year, event.start.year))
+    zones = [render_timezone(zone_key, *years)]
+    if REPEATED_HOUR_MARK in fragment:
+        zones.append(render_timezone(REPEATED_HOUR_ZONE, *years))
+    header = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        f"PRODID:{PRODID}",
+        "CALSCALE:GREGORIAN",
+    ]
+    return b"".join([*(fold(line) for line in header), *zones, fragment, FOOTER])

@@ -7,6 +7,7 @@ working link, and Reset (new salt) ends every old link at once.
 """
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -171,3 +172,121 @@ class FeedFetch(models.Model):
         return self.first_fetched_at > since or (
             self.new_network_at is not None and self.new_network_at > since
         )
+
+
+class CalendarAccount(models.Model):
+    """A user's own calendar account that Tend writes their schedule into (at most
+    one per user). Tend writes only into ``calendar_url``.
+
+    The password is stored encrypted (``calendarsync.crypto``) and never shown
+    again; ``auth_kind`` leaves room for an OAuth bearer credential."""
+
+    class Provider(models.TextChoices):
+        ICLOUD = "icloud", "iCloud"
+        FASTMAIL = "fastmail", "Fastmail"
+        NEXTCLOUD = "nextcloud", "Nextcloud"
+        OTHER = "other", "Other CalDAV server"
+
+    class AuthKind(models.TextChoices):
+        PASSWORD = "password", "App-specific password"
+        BEARER = "bearer", "Bearer token"
+
+    practice = models.ForeignKey(
+        Practice, on_delete=models.CASCADE, related_name="calendar_accounts"
+    )
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="calendar_account",
+    )
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    server_url = models.URLField(max_length=500)
+    username = models.CharField(max_length=254)
+    auth_kind = models.CharField(
+        max_length=16, choices=AuthKind.choices, default=AuthKind.PASSWORD
+    )
+    # A Fernet token: useless without CALENDAR_ACCOUNT_KEY.
+    secret = models.TextField(editable=False)
+    home_url = models.URLField(max_length=500, blank=True)
+    calendar_url = models.URLField(max_length=500, blank=True)
+    calendar_name = models.CharField(max_length=200, blank=True)
+    # Tend made the calendar (and may offer to delete it when disconnecting).
+    calendar_created = models.BooleanField(default=False)
+    connected_at = models.DateTimeField(default=timezone.now)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    last_reconciled_at = models.DateTimeField(null=True, blank=True)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    failure_message = models.CharField(max_length=300, blank=True)
+    # Only the user can fix the failure (a refused password, a full account).
+    needs_attention = models.BooleanField(default=False)
+    restored_count = models.PositiveIntegerField(default=0)
+    # Held by the one run at a time (``calendarsync.push.lease_claim``).
+    push_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+
+    def __str__(self):
+        return f"{self.get_provider_display()} account of user {self.user_id}"
+
+
+class PushedEvent(models.Model):
+    """What Tend last wrote for one appointment into an account's calendar."""
+
+    account = models.ForeignKey(
+        CalendarAccount, on_delete=models.CASCADE, related_name="pushed_events"
+    )
+    uid = models.CharField(max_length=64)
+    href = models.URLField(max_length=700)
+    etag = models.CharField(max_length=200, blank=True)
+    # SHA-256 of the bytes Tend wrote.
+    fingerprint = models.CharField(max_length=64)
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "uid"], name="pushedevent_unique_uid"
+            ),
+        ]
+
+    def __str__(self):
+        return f"Event {self.uid} in account {self.account_id}"
+
+
+@dataclass(frozen=True)
+class ProviderPreset:
+    url: str  # empty: the user gives the address
+    password_help: str
+
+
+PROVIDER_PRESETS = {
+    CalendarAccount.Provider.ICLOUD: ProviderPreset(
+        url="https://caldav.icloud.com/",
+        password_help=(
+            "Make an app-specific password at account.apple.com → Sign-In and "
+            "Security → App-Specific Passwords. The username is your Apple "
+            "Account email."
+        ),
+    ),
+    CalendarAccount.Provider.FASTMAIL: ProviderPreset(
+        url="https://caldav.fastmail.com/",
+        password_help=(
+            "Make an app password in Fastmail under Settings → Privacy & Security "
+            "→ Manage app passwords, with access to calendars (CalDAV). The "
+            "username is your Fastmail address."
+        ),
+    ),
+    CalendarAccount.Provider.NEXTCLOUD: ProviderPreset(
+        url="",
+        password_help=(
+            "Make an app password in Nextcloud under Personal settings → Security "
+            "→ Devices & sessions → Create new app password. The address is "
+            "https://your-nextcloud/remote.php/dav."
+        ),
+    ),
+    CalendarAccount.Provider.OTHER: ProviderPreset(
+        url="",
+        password_help=(
+            "Your provider's help names its CalDAV address. Use an app-specific "
+            "password if it offers them, never your main password."
+        ),
+    ),
+}

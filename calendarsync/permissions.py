@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from django.http import Http404
 
 from calendarsync import tokens
-from calendarsync.models import FeedLink, FeedScope
-from practice.models import User
+from calendarsync.models import CalendarAccount, FeedLink, FeedScope
+from practice.models import Role, User
 
 
 def may_sync_calendar(*, user: User, scope: str, clinician: User | None) -> bool:
@@ -124,3 +124,48 @@ def access_own_feed_link(user: User, public_id: str) -> FeedLink:
     if link is None or not feed_link_authorised(link):
         raise Http404
     return link
+
+
+def access_own_calendar_account(user: User) -> CalendarAccount | None:
+    """The user's own connected calendar account, if any."""
+    if user.practice_id is None:
+        return None
+    return (
+        CalendarAccount.objects.select_related("practice", "user")
+        .filter(user=user, practice_id=user.practice_id)
+        .first()
+    )
+
+
+def access_calendar_account_to_disconnect(
+    acting_user: User, user_id: int
+) -> CalendarAccount:
+    """A calendar account the acting user may disconnect: their own, or, for an
+    administrator, anyone's in the practice. 404 otherwise (also when none)."""
+    if acting_user.practice_id is None:
+        raise Http404
+    if acting_user.pk != user_id and not acting_user.has_role(Role.ADMINISTRATOR):
+        raise Http404
+    account = (
+        CalendarAccount.objects.select_related("practice", "user")
+        .filter(user_id=user_id, practice_id=acting_user.practice_id)
+        .first()
+    )
+    if account is None:
+        raise Http404
+    return account
+
+
+def calendar_account_authorised(account: CalendarAccount) -> bool:
+    """Whether Tend may push to ``account`` now: its owner may read their personal
+    calendar (active, still in the practice, a clinician), their calendar sync
+    is not disabled and the practice's is on."""
+    user = account.user
+    practice = account.practice
+    access = getattr(user, "feed_access", None)
+    return (
+        practice.calendar_sync_enabled
+        and user.practice_id == account.practice_id
+        and (access is None or access.enabled)
+        and may_sync_calendar(user=user, scope=FeedScope.PERSONAL, clinician=user)
+    )

@@ -4,9 +4,11 @@ poll makes, and every user's sync state for administrators. Nothing here writes.
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
+from django.utils import timezone
+from django.utils.timesince import timesince
 
-from calendarsync.models import FeedLink, FeedScope
+from calendarsync.models import CalendarAccount, FeedLink, FeedScope
 from practice.models import Practice, User
 from practice.selectors import clinician_list, user_list
 from scheduling import publication
@@ -98,4 +100,60 @@ def feed_access_overview(*, practice: Practice) -> QuerySet[User]:
             sync_link_count=Count("feed_access__links", distinct=True),
             sync_last_fetched=Max("feed_access__links__fetches__last_fetched_at"),
         )
+    )
+
+
+# -- calendar accounts (direct push) ---------------------------------------------
+
+
+def calendar_account_pending(account: CalendarAccount, *, now: datetime) -> int:
+    """How many appointments of the account owner's calendar changed since the
+    last complete run (what is still to be sent)."""
+    since = account.last_reconciled_at
+    rows = publication.calendar_version_rows(
+        scope=publication.Scope.PERSONAL,
+        practice_id=account.practice_id,
+        clinician_id=account.user_id,
+        now=now,
+    )
+    if since is None:
+        return rows.count()
+    return rows.filter(Q(updated_at__gt=since) | Q(deleted_at__gt=since)).count()
+
+
+def calendar_account_state(account: CalendarAccount, *, now: datetime) -> str:
+    """The connection's state in words, as the Settings page shows it."""
+    if account.failing_since is not None:
+        local = timezone.localtime(account.failing_since, account.practice.zone)
+        today = timezone.localtime(now, account.practice.zone).date()
+        when = f"{local:%H:%M}" if local.date() == today else f"{local:%b %-d, %H:%M}"
+        return f"Failing since {when}: {account.failure_message}"
+    if not account.calendar_url:
+        return "Connected · choose the calendar Tend writes into"
+    pending = calendar_account_pending(account, now=now)
+    if pending:
+        return f"Sending {pending} change{'' if pending == 1 else 's'}"
+    if account.last_sent_at is None:
+        return "Up to date · nothing to send yet"
+    return f"Up to date · last change sent {_elapsed(account.last_sent_at, now)}"
+
+
+def _elapsed(moment: datetime, now: datetime) -> str:
+    """ "12 seconds ago", "3 minutes ago", "2 days ago": the largest unit only."""
+    seconds = int((now - moment).total_seconds())
+    if seconds < 1:
+        return "just now"
+    if seconds < 60:
+        return f"{seconds} second{'' if seconds == 1 else 's'} ago"
+    return timesince(moment, now, depth=1).replace("\xa0", " ") + " ago"
+
+
+def calendar_accounts_overview(*, practice: Practice) -> list[CalendarAccount]:
+    """Every connected calendar account of the practice, for administrators
+    (never a credential)."""
+    return list(
+        CalendarAccount.objects.filter(practice=practice)
+        .select_related("user", "practice")
+        .defer("secret")
+        .order_by("user__display_name", "user__email")
     )

@@ -11,6 +11,17 @@ urlpatterns = [
     path("settings/sync/", views.sync, name="sync"),
     path("settings/sync/access/", views.sync_action, name="sync_action"),
     path("settings/sync/email/", views.email_link, name="email_link"),
+    path("settings/sync/account/", views.account_connect, name="account_connect"),
+    path(
+        "settings/sync/account/calendar/",
+        views.account_calendar,
+        name="account_calendar",
+    ),
+    path(
+        "settings/sync/account/<int:user_id>/disconnect/",
+        views.account_disconnect,
+        name="account_disconnect",
+    ),
     path("settings/sync/admin/", views.admin, name="admin"),
     path("settings/sync/admin/practice/", views.admin_practice, name="admin_practice"),
     path(

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError
 from django.http import Http404, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.http import http_date, parse_http_date_safe
@@ -15,13 +16,30 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from calendarsync import accounts, services
 from calendarsync import feed as feeds
-from calendarsync import services
+from calendarsync.accounts import calendar_account_calendars
 from calendarsync.clients import client_family
-from calendarsync.forms import EmailLinkForm, MemberActionForm, PracticeSyncForm
+from calendarsync.forms import (
+    ChooseCalendarForm,
+    ConnectAccountForm,
+    DisconnectAccountForm,
+    EmailLinkForm,
+    MemberActionForm,
+    PracticeSyncForm,
+)
 from calendarsync.freshness import window_count
-from calendarsync.permissions import access_own_feed_link
-from calendarsync.selectors import feed_access_overview
+from calendarsync.models import PROVIDER_PRESETS, CalendarAccount
+from calendarsync.permissions import (
+    access_calendar_account_to_disconnect,
+    access_own_calendar_account,
+    access_own_feed_link,
+)
+from calendarsync.selectors import (
+    calendar_account_state,
+    calendar_accounts_overview,
+    feed_access_overview,
+)
 from practice.models import Role
 from practice.net import client_ip
 from practice.permissions import (
@@ -65,6 +83,10 @@ ACTIONS = {
 @practice_user_required
 def sync(request):
     """Settings → Sync Calendars with Other Applications."""
+    return _sync_page(request)
+
+
+def _sync_page(request, *, form: ConnectAccountForm | None = None, status=200):
     user = request.user
     access, links = services.feed_links_issue(user=user)
     return render(
@@ -78,8 +100,105 @@ def sync(request):
             "personal": [item for item in links if item.link.scope == "personal"],
             "clinicians": [item for item in links if item.link.scope == "clinician"],
             "practice_wide": [item for item in links if item.link.scope == "practice"],
+            **_account_context(user, form=form),
         },
+        status=status,
     )
+
+
+def _account_context(user, *, form: ConnectAccountForm | None) -> dict:
+    """The "Send to your calendar account" section of the sync page."""
+    account = access_own_calendar_account(user)
+    context: dict = {
+        "account": account,
+        "account_form": form or ConnectAccountForm(),
+        "presets": [
+            (value, label, PROVIDER_PRESETS[CalendarAccount.Provider(value)])
+            for value, label in CalendarAccount.Provider.choices
+        ],
+    }
+    if account is not None:
+        context["account_state"] = calendar_account_state(account, now=timezone.now())
+        if not account.calendar_url:
+            try:
+                context["account_calendars"] = calendar_account_calendars(account)
+            except ValidationError as error:
+                context["account_calendars_error"] = " ".join(error.messages)
+    return context
+
+
+@require_POST
+@practice_user_required
+def account_connect(request):
+    """Connect the signed-in user's calendar account (discovery first)."""
+    form = ConnectAccountForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            accounts.calendar_account_connect(
+                user=request.user,
+                provider=data["provider"],
+                server_url=data["server_url"],
+                username=data["username"],
+                password=data["password"],
+                actor=request.user,
+                client_ip=client_ip(request),
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(
+                request,
+                "Your calendar account is connected. Now choose the calendar Tend "
+                "writes into.",
+            )
+            return redirect(reverse("calendarsync:sync") + "#account")
+    return _sync_page(request, form=form, status=400)
+
+
+@require_POST
+@practice_user_required
+def account_calendar(request):
+    """Create Tend's own calendar in the account, or use an empty one."""
+    account = access_own_calendar_account(request.user)
+    form = ChooseCalendarForm(request.POST)
+    if account is None or not form.is_valid():
+        messages.error(request, "Connect a calendar account first.")
+        return redirect(reverse("calendarsync:sync") + "#account")
+    chosen = form.cleaned_data["calendar"]
+    try:
+        accounts.calendar_account_use_calendar(
+            account=account, calendar_url=None if chosen == "new" else chosen
+        )
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, "Tend now sends your schedule to that calendar.")
+    return redirect(reverse("calendarsync:sync") + "#account")
+
+
+@require_POST
+@practice_user_required
+def account_disconnect(request, user_id: int):
+    """Disconnect a calendar account: one's own, or (administrators) anyone's in
+    the practice."""
+    account = access_calendar_account_to_disconnect(request.user, user_id)
+    form = DisconnectAccountForm(request.POST)
+    form.is_valid()
+    outcome = accounts.calendar_account_disconnect(
+        account=account,
+        actor=request.user,
+        client_ip=client_ip(request),
+        delete_calendar=form.cleaned_data.get("delete_calendar", False),
+    )
+    if account.user_id == request.user.pk:
+        messages.success(request, f"Your calendar account is disconnected. {outcome}")
+        return redirect(reverse("calendarsync:sync") + "#account")
+    messages.success(
+        request,
+        f"The calendar account of {account.user.label} is disconnected. {outcome}",
+    )
+    return redirect(reverse("calendarsync:admin") + "#accounts")
 
 
 @require_POST
@@ -128,6 +247,10 @@ def admin(request):
             "section": "sync_admin",
             "members": feed_access_overview(practice=practice),
             "practice_sync_on": practice.calendar_sync_enabled,
+            "calendar_accounts": [
+                (account, calendar_account_state(account, now=timezone.now()))
+                for account in calendar_accounts_overview(practice=practice)
+            ],
         },
     )
 

@@ -40,6 +40,14 @@ if not CALENDAR_FEED_KEY:
         "CALENDAR_FEED_KEY is not set. Run `make run` or set it in the environment."
     )
 CALENDAR_FEED_KEY_FALLBACKS = env.list("CALENDAR_FEED_KEY_FALLBACKS", default=[])
+# Encrypts the passwords of connected calendar accounts (calendarsync.crypto), apart
+# from SECRET_KEY and the database: a dump alone cannot use them. Connecting an
+# account is refused while it is empty.
+CALENDAR_ACCOUNT_KEY = env.str("CALENDAR_ACCOUNT_KEY", default="")
+CALENDAR_ACCOUNT_KEY_FALLBACKS = env.list("CALENDAR_ACCOUNT_KEY_FALLBACKS", default=[])
+# Networks (CIDRs) Tend may connect to although they are private or loopback, over
+# http as well as https (calendarsync.outbound). Empty: public https servers only.
+OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS", default=[])
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

@@ -329,6 +329,10 @@ class AuditEvent(models.Model):
         TWO_FACTOR_REMOVED = "two_factor_removed", "Two-factor method removed"
         RECOVERY_CODES_ISSUED = "recovery_codes", "New recovery codes issued"
         REAUTHENTICATED = "reauthenticated", "Confirmed identity"
+        CALENDAR_CONNECTED = "calendar_connected", "Calendar account connected"
+        CALENDAR_DISCONNECTED = "calendar_disconnected", "Calendar account removed"
+        CALENDAR_FAILING = "calendar_failing", "Calendar account failing"
+        CALENDAR_RECOVERED = "calendar_recovered", "Calendar account working again"
 
     # PROTECT, not CASCADE or SET_NULL: either would change or delete events.
     # Users are deactivated, never deleted, so their events keep their name.

@@ -1,6 +1,6 @@
-"""Shared fixtures: two practices with named users, and Chromium for browser tests.
-The data come from ``tests.factories``; helpers that are not fixtures live in
-``tests.support``."""
+"""Shared fixtures: two practices with named users, Chromium for browser tests, and
+real servers on loopback (Redis, CalDAV). The data come from ``tests.factories``;
+helpers that are not fixtures live in ``tests.support``."""
 
 import os
 
@@ -8,7 +8,13 @@ import pytest
 
 from practice.models import Role, User
 from tests import factories
-from tests.servers import RedisServer, SilentServer, SmtpServer
+from tests.servers import (
+    RadicaleServer,
+    RedisServer,
+    SilentServer,
+    SmtpServer,
+    XandikosServer,
+)
 from tests.support import clear_caches
 
 # Playwright's sync API keeps an event loop on the main thread; Django's ORM refuses to
@@ -188,3 +194,25 @@ def smtp_server(settings):
     settings.MAILERS = {"default": server.mailer}
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def radicale(tmp_path_factory):
+    server = RadicaleServer(tmp_path_factory.mktemp("radicale"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def xandikos(tmp_path_factory):
+    server = XandikosServer(tmp_path_factory.mktemp("xandikos"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["radicale", "xandikos"])
+def caldav_server(request):
+    """Each real CalDAV server in turn."""
+    return request.getfixturevalue(request.param)

@@ -17,7 +17,11 @@ from django.utils import timezone
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import default_key
 
-from calendarsync.models import FeedScope
+from calendarsync.accounts import (
+    calendar_account_connect,
+    calendar_account_use_calendar,
+)
+from calendarsync.models import CalendarAccount, FeedScope
 from calendarsync.services import feed_links_issue
 from practice.models import Practice, Role, User
 from practice.services import practice_create, user_create
@@ -249,3 +253,28 @@ def personal_feed_path(user: User) -> str:
 def practice_feed_path(user: User) -> str:
     """The path of the practice-wide calendar feed as ``user`` is issued it."""
     return feed_links(user)[(FeedScope.PRACTICE, None)]
+
+
+def connect_calendar_account(
+    user: User,
+    *,
+    url: str,
+    username: str,
+    password: str,
+    create_calendar: bool = True,
+) -> CalendarAccount:
+    """``user``'s calendar account at ``url``, connected as Settings → Sync
+    connects one (discovery against the real server), with Tend's own calendar
+    created in it unless ``create_calendar`` is false."""
+    account = calendar_account_connect(
+        user=user,
+        provider=CalendarAccount.Provider.OTHER,
+        server_url=url,
+        username=username,
+        password=password,
+        actor=user,
+        client_ip=None,
+    ).account
+    if create_calendar:
+        account = calendar_account_use_calendar(account=account, calendar_url=None)
+    return account

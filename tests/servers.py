@@ -167,3 +167,99 @@ class SmtpServer:
 
     def stop(self) -> None:
         self.controller.stop()
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, name: str) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited at start ({process.returncode})")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{name} did not start")
+
+
+class CalDAVServer:
+    """A real CalDAV server process on loopback, with its data in ``folder``."""
+
+    name = "CalDAV server"
+    username = ""
+    password = ""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.process: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            self.command(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_for_port(self.port, self.process, self.name)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+class RadicaleServer(CalDAVServer):
+    """Radicale with one user in a plain htpasswd file."""
+
+    name = "Radicale"
+    username = "clinician"
+    password = "app-password-radicale-1"
+
+    def command(self) -> list[str]:
+        users = self.folder / "users"
+        users.write_text(f"{self.username}:{self.password}\n")
+        config = self.folder / "config"
+        config.write_text(
+            "[server]\n"
+            f"hosts = 127.0.0.1:{self.port}\n"
+            "[auth]\n"
+            "type = htpasswd\n"
+            f"htpasswd_filename = {users}\n"
+            "htpasswd_encryption = plain\n"
+            "delay = 0\n"
+            "[rights]\n"
+            "type = owner_only\n"
+            "[storage]\n"
+            f"filesystem_folder = {self.folder / 'collections'}\n"
+            "[logging]\n"
+            "level = warning\n"
+        )
+        return [sys.executable, "-m", "radicale", "--config", str(config)]
+
+
+class XandikosServer(CalDAVServer):
+    """Xandikos with its default principal (it has no authentication of its own:
+    any credentials are accepted)."""
+
+    name = "Xandikos"
+    username = "user"
+    password = "any-password"
+
+    def command(self) -> list[str]:
+        xandikos = Path(sys.executable).with_name("xandikos")
+        return [
+            str(xandikos),
+            "serve",
+            "-d",
+            str(self.folder / "data"),
+            "-l",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "--defaults",
+        ]

@@ -83,3 +83,32 @@ def test_admin_disables_a_scheduler_and_the_practice_link_dies(
     page.get_by_role("button", name="Disable access for Sam Porter").click()
     page.get_by_text("Calendar sync is off for Sam Porter").wait_for()
     assert page.request.get(live_site + path).status == 404
+
+
+def test_clinician_connects_a_calendar_account_and_disconnects_it(
+    phone_page, live_site, clinician, radicale
+):
+    make_appointment(clinician, kind=Appointment.Kind.EVENT, title="Team huddle")
+    page = phone_page
+    browser_login(page, clinician.email)
+    page.wait_for_url("**/scheduling/**")
+    page.goto("/settings/sync/")
+    page.get_by_role("heading", name="Send to your calendar account").wait_for()
+
+    page.get_by_label("Provider").select_option("other")
+    page.get_by_label("Server address").fill(radicale.url)
+    page.get_by_label("Username").fill(radicale.username)
+    page.get_by_label("App-specific password").fill(radicale.password)
+    page.get_by_role("button", name="Connect").click()
+    page.get_by_role("heading", name="Choose the calendar Tend writes into").wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+
+    page.get_by_role("button", name="Use this calendar").click()
+    page.get_by_text("Up to date · last change sent").wait_for()
+    assert page.get_by_text("calendar “Tend — Riverside Counseling”").is_visible()
+
+    page.get_by_label("Also delete Tend's calendar from the account").check()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Disconnect").click()
+    page.get_by_text("Tend's calendar was deleted from your account.").wait_for()
+    page.get_by_role("button", name="Connect").wait_for()

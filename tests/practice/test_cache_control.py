@@ -22,6 +22,7 @@ from scheduling.models import AppointmentChange
 from scheduling.recurrence import WEEKLY, Recurrence
 from tests.factories import (
     PASSWORD,
+    connect_calendar_account,
     make_appointment,
     make_authenticator,
     make_location,
@@ -92,7 +93,7 @@ def all_routes(patterns=None, prefix="", namespace=None):
 
 
 @pytest.fixture
-def world(client, practice, admin_user, clinician):
+def world(client, practice, admin_user, clinician, radicale):
     """One of everything a route can name, made as Tend makes it."""
     patient = make_patient(practice, first_name="Ada", last_name="Okafor")
     service = make_service(practice)
@@ -104,6 +105,13 @@ def world(client, practice, admin_user, clinician):
         location=location,
         recurrence=Recurrence(frequency=WEEKLY, count=2),
         actor=admin_user,
+    )
+    # A connected calendar account, for the page that disconnects it.
+    connect_calendar_account(
+        clinician,
+        url=radicale.url,
+        username=radicale.username,
+        password=radicale.password,
     )
     feed_path = personal_feed_path(admin_user)
     assert client.get(feed_path).status_code == 200  # a fetch, for the admin's list
@@ -141,6 +149,11 @@ def app_paths(world) -> dict[str, str]:
         "calendarsync:sync_action": reverse("calendarsync:sync_action"),
         "calendarsync:email_link": reverse("calendarsync:email_link"),
         "calendarsync:admin": reverse("calendarsync:admin"),
+        "calendarsync:account_connect": reverse("calendarsync:account_connect"),
+        "calendarsync:account_calendar": reverse("calendarsync:account_calendar"),
+        "calendarsync:account_disconnect": reverse(
+            "calendarsync:account_disconnect", kwargs={"user_id": member}
+        ),
         "calendarsync:admin_practice": reverse("calendarsync:admin_practice"),
         "calendarsync:admin_member": reverse(
             "calendarsync:admin_member", kwargs={"user_id": member}

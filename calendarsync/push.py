@@ -1,0 +1,335 @@
+"""Direct push: make a connected calendar account's Tend calendar show what the
+user's personal feed shows.
+
+What must be on the server is derived from the schedule on every run (the
+personal calendar of ``scheduling.publication``: the same UIDs, SEQUENCE,
+initials-only text and cancellation rules as the feed), never from a queue. Each
+run compares it with what Tend last wrote (``PushedEvent``) and with the
+server's listing (hrefs and ETags):
+
+- an appointment new or changed in Tend is PUT (``If-None-Match: *`` /
+  ``If-Match``), one no longer shown is DELETEd (``If-Match``);
+- an event changed or deleted on the server is put back as Tend has it and
+  counted (``CalendarAccount.restored_count``);
+- a resource of Tend's (named ``<uid>.ics``) that Tend no longer knows of is
+  removed; anything else in the calendar is left alone;
+- while the owner may not read their calendar (``permissions.
+  calendar_account_authorised``), nothing must be there: Tend's events are removed.
+
+So a lost or repeated run heals at the next one, and a second run right after a
+first does nothing. Only ``account.calendar_url`` is ever written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import unquote, urlsplit
+
+from django.db import transaction
+from django.db.models import Max, Q
+from django.tasks import task
+from django.utils import timezone
+
+from calendarsync import crypto, ical
+from calendarsync.caldav_client import CalDAVClient, CalDAVError
+from calendarsync.models import CalendarAccount, PushedEvent
+from calendarsync.permissions import calendar_account_authorised
+from practice.models import AuditEvent
+from practice.services import audit_record
+from scheduling import publication
+
+logger = logging.getLogger("calendarsync.push")
+
+# The longest a run may hold an account (see ``lease_claim``).
+LEASE = timedelta(minutes=10)
+
+# How Tend names its resources; only these are ever removed as orphans.
+TEND_RESOURCE = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.ics$"
+)
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One resource as it must be on the server."""
+
+    uid: str
+    body: bytes
+    fingerprint: str  # SHA-256 of ``body``
+
+
+@dataclass
+class PushResult:
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    restored: int = 0
+    orphans_removed: int = 0
+    error: CalDAVError | None = None
+    # Another run held the account: this one did nothing.
+    busy: bool = False
+    # Dates were held back to the clock: a run after this writes the real ones.
+    rerun_after: datetime | None = None
+
+    @property
+    def writes(self) -> int:
+        return (
+            self.created
+            + self.updated
+            + self.deleted
+            + self.restored
+            + self.orphans_removed
+        )
+
+
+def wanted_events(account: CalendarAccount, *, now: datetime) -> dict[str, Wanted]:
+    """{uid: resource} for every appointment the account owner's personal
+    calendar shows at ``now`` (one query)."""
+    practice = account.practice
+    scope = publication.Scope.PERSONAL
+    start, end = publication.calendar_bounds(scope=scope, zone=practice.zone, now=now)
+    appointments = publication.calendar_appointments(
+        scope=scope,
+        practice_id=practice.pk,
+        clinician_id=account.user_id,
+        start=start,
+        end=end,
+        now=now,
+    )
+    wanted = {}
+    for event in publication.published_appointments(
+        appointments, with_clinician=False, now=now
+    ):
+        body = ical.render_resource(event, practice.time_zone)
+        wanted[event.uid] = Wanted(
+            uid=event.uid, body=body, fingerprint=hashlib.sha256(body).hexdigest()
+        )
+    return wanted
+
+
+def rerun_after(account: CalendarAccount, *, now: datetime) -> datetime | None:
+    """When the account's latest change is still ahead of the clock (several
+    changes within a second are each dated a second later, and publication holds
+    such dates back to the present), the moment a run writes the real dates."""
+    latest = publication.calendar_version_rows(
+        scope=publication.Scope.PERSONAL,
+        practice_id=account.practice_id,
+        clinician_id=account.user_id,
+        now=now,
+    ).aggregate(latest=Max("updated_at"))["latest"]
+    return latest if latest is not None and latest > now else None
+
+
+def client_for(account: CalendarAccount) -> CalDAVClient:
+    """A client with the account's credential, decrypted only for it."""
+    return CalDAVClient(
+        url=account.calendar_url or account.server_url,
+        username=account.username,
+        password=crypto.decrypt(account.secret),
+        auth_kind=account.auth_kind,
+    )
+
+
+def _key(url: str) -> str:
+    return unquote(urlsplit(url).path)
+
+
+def resource_url(account: CalendarAccount, uid: str) -> str:
+    base = account.calendar_url
+    return (base if base.endswith("/") else base + "/") + f"{uid}.ics"
+
+
+def reconcile(
+    account: CalendarAccount,
+    *,
+    now: datetime | None = None,
+    client: CalDAVClient | None = None,
+) -> PushResult:
+    """Bring the account's calendar in line with the schedule (see the module
+    docstring); records the outcome on the account. Never raises for a server's
+    failure: it is in ``PushResult.error`` and on the account."""
+    now = now or timezone.now()
+    result = PushResult()
+    if not account.calendar_url:
+        return result
+    # Without the right to read the calendar (access disabled, the practice's
+    # sync off, the owner deactivated or no longer a clinician) nothing of it may
+    # stay on the server: Tend's events are removed.
+    authorised = calendar_account_authorised(account)
+    if not lease_claim(account):
+        result.busy = True
+        return result
+    own_client = client is None
+    try:
+        if client is None:
+            client = client_for(account)
+        for attempt in (1, 2):
+            try:
+                _reconcile(
+                    account, client, now=now, result=result, authorised=authorised
+                )
+                break
+            except CalDAVError as error:
+                # An ETag moved between the listing and a write: list again.
+                if error.kind != "conflict" or attempt == 2:
+                    raise
+        result.rerun_after = rerun_after(account, now=now)
+    except CalDAVError as error:
+        result.error = error
+    except crypto.CredentialError as error:
+        result.error = CalDAVError("auth", str(error))
+    except BaseException:
+        # Not the server's failure (the database's, say): nothing to record,
+        # but the next run must not wait for the lease.
+        CalendarAccount.objects.filter(pk=account.pk).update(push_lease_until=None)
+        raise
+    finally:
+        if own_client and client is not None:
+            client.close()
+    _record(account, result, now=now)
+    return result
+
+
+def lease_claim(account: CalendarAccount) -> bool:
+    """Claim the account for one run (False: another run holds it). A run that
+    died keeps it at most ``LEASE``. Not a lock held across the network: the
+    database is never kept waiting on a calendar server."""
+    moment = timezone.now()
+    claimed = (
+        CalendarAccount.objects.filter(pk=account.pk)
+        .filter(Q(push_lease_until__isnull=True) | Q(push_lease_until__lt=moment))
+        .update(push_lease_until=moment + LEASE)
+    )
+    return claimed == 1
+
+
+def _reconcile(
+    account: CalendarAccount,
+    client: CalDAVClient,
+    *,
+    now: datetime,
+    result: PushResult,
+    authorised: bool,
+) -> None:
+    wanted = wanted_events(account, now=now) if authorised else {}
+    pushed = {row.uid: row for row in PushedEvent.objects.filter(account=account)}
+    listing = client.resources(account.calendar_url)
+    on_server = {_key(href): (href, etag) for href, etag in listing.items()}
+    known = set()
+
+    for uid, want in wanted.items():
+        row = pushed.get(uid)
+        href = row.href if row is not None else resource_url(account, uid)
+        known.add(_key(href))
+        server_href, server_etag = on_server.get(_key(href), (href, None))
+        if row is None:
+            # New to Tend's record (or the record was lost: then replace what is
+            # there, which is Tend's own resource).
+            etag = client.put(server_href, want.body, etag=server_etag)
+            row = PushedEvent(account=account, uid=uid, href=server_href)
+            result.created += 1
+        elif server_etag is None or server_etag != row.etag:
+            # Deleted or changed outside Tend: put back as Tend has it.
+            etag = client.put(server_href, want.body, etag=server_etag)
+            result.restored += 1
+        elif row.fingerprint != want.fingerprint:
+            etag = client.put(server_href, want.body, etag=row.etag)
+            result.updated += 1
+        else:
+            continue
+        row.etag = etag
+        row.fingerprint = want.fingerprint
+        row.sent_at = now
+        row.save()
+
+    for uid, row in pushed.items():
+        if uid in wanted:
+            continue
+        known.add(_key(row.href))
+        found = on_server.get(_key(row.href))
+        if found is not None:
+            client.delete(found[0], etag=found[1] or None)
+        row.delete()
+        result.deleted += 1
+
+    for key, (href, etag) in on_server.items():
+        name = key.rstrip("/").rsplit("/", 1)[-1]
+        if key not in known and TEND_RESOURCE.match(name):
+            client.delete(href, etag=etag or None)
+            result.orphans_removed += 1
+
+    missing = PushedEvent.objects.filter(account=account, etag="")
+    if missing.exists():
+        # A server that answered a PUT without an ETag: take them from a listing,
+        # or the next run would take its own writes for changes made outside.
+        listing = {
+            _key(h): e for h, e in client.resources(account.calendar_url).items()
+        }
+        for row in missing:
+            row.etag = listing.get(_key(row.href), "")
+            row.save(update_fields=["etag"])
+
+
+@transaction.atomic
+def _record(account: CalendarAccount, result: PushResult, *, now: datetime) -> None:
+    """The run's outcome on the account, and the lease given back."""
+    fresh = CalendarAccount.objects.select_for_update().filter(pk=account.pk).first()
+    if fresh is None:  # disconnected meanwhile
+        return
+    fresh.push_lease_until = None
+    if result.error is None:
+        if fresh.failing_since is not None:
+            _audit(fresh, AuditEvent.Kind.CALENDAR_RECOVERED, {})
+        if result.writes:
+            fresh.last_sent_at = now
+        fresh.last_reconciled_at = now
+        fresh.failing_since = None
+        fresh.failure_message = ""
+        fresh.needs_attention = False
+        fresh.restored_count += result.restored
+    else:
+        if fresh.failing_since is None:
+            fresh.failing_since = now
+            _audit(
+                fresh,
+                AuditEvent.Kind.CALENDAR_FAILING,
+                {"reason": result.error.kind, "message": result.error.message},
+            )
+        fresh.failure_message = result.error.message[:300]
+        fresh.needs_attention = result.error.needs_attention
+        logger.warning(
+            "Calendar push failed for account %s: %s", fresh.pk, result.error.kind
+        )
+    fresh.save()
+    account.refresh_from_db()
+
+
+def _audit(account: CalendarAccount, kind: str, details: dict) -> None:
+    audit_record(
+        kind=kind,
+        practice=account.practice,
+        target_user=account.user,
+        details=details,
+    )
+
+
+@task()
+def push_account(account_id: int) -> dict:
+    """Reconcile one account (the worker's entry point)."""
+    account = (
+        CalendarAccount.objects.select_related("practice", "user")
+        .filter(pk=account_id)
+        .first()
+    )
+    if account is None:
+        return {"skipped": "disconnected"}
+    result = reconcile(account)
+    return {
+        "writes": result.writes,
+        "restored": result.restored,
+        "error": result.error.kind if result.error else None,
+    }
