@@ -8,6 +8,7 @@ def _tab(request) -> str:
     if (
         match.namespace in ("practice", "calendarsync")
         or match.url_name == "password_change"
+        or (match.url_name or "").startswith("settings_")
     ):
         return "settings"
     if match.namespace == "scheduling":

@@ -64,6 +64,32 @@ class Location(models.Model):
         return self.name
 
 
+class Team(models.Model):
+    """A group of clinicians (a team, a site's staff) that the all-clinicians
+    calendar can be narrowed to. A clinician may belong to several teams."""
+
+    practice = models.ForeignKey(
+        Practice, on_delete=models.CASCADE, related_name="teams"
+    )
+    name = models.CharField(max_length=120)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="teams", blank=True
+    )
+
+    objects = ChangeNotifyingManager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["practice", "name"], name="team_unique_name"
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
 class Patient(models.Model):
     practice = models.ForeignKey(
         Practice, on_delete=models.CASCADE, related_name="patients"

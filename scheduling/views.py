@@ -22,6 +22,7 @@ from scheduling.forms import (
     PatientSearchForm,
     ServiceForm,
     StatusForm,
+    TeamForm,
     appointment_initial,
     patient_initial,
 )
@@ -32,12 +33,14 @@ from scheduling.permissions import (
     access_patient,
     access_patient_for_deactivation,
     access_service,
+    access_team,
     can_deactivate_patients,
     can_manage_patients,
     can_schedule_anyone,
     can_schedule_for,
 )
 from scheduling.selectors import (
+    AGENDA,
     DAY,
     MONTH,
     WEEK,
@@ -48,6 +51,7 @@ from scheduling.selectors import (
     patient_list,
     series_overview,
     service_list,
+    team_list,
 )
 from scheduling.services import (
     SCOPE_THIS,
@@ -64,6 +68,9 @@ from scheduling.services import (
     patient_update,
     service_create,
     service_update,
+    team_create,
+    team_delete,
+    team_update,
 )
 
 
@@ -100,10 +107,19 @@ def calendar(request):
         clinician_id=clinician if isinstance(clinician, int) else None,
         all_clinicians=clinician == "all",
         show_cancelled=params.get("cancelled") != "hide",
+        span=params.get("days") or 7,
+        team_id=params.get("team"),
+        location_id=params.get("location"),
+        page_number=params.get("page") or 1,
     )
     keep = {"view": view, "cancelled": params.get("cancelled") or ""}
+    if view == WEEK and page.span != 7:
+        keep["days"] = page.span
     if request.user.can_manage_all_schedules:
         keep["clinician"] = page.selected.pk if page.selected else "all"
+        if page.selected is None:
+            keep["team"] = page.team.pk if page.team else ""
+            keep["location"] = page.location.pk if page.location else ""
 
     def link(**changes):
         merged = {**keep, **changes}
@@ -117,17 +133,33 @@ def calendar(request):
         "next": link(date=page.next.isoformat()),
         "today": link(date=""),
         "views": [
-            (name, label, link(view=name, date=page.anchor.isoformat()))
-            for name, label in ((DAY, "Day"), (WEEK, "Week"), (MONTH, "Month"))
+            (name, label, link(view=name, date=page.anchor.isoformat(), days=""))
+            for name, label in (
+                (AGENDA, "Agenda"),
+                (DAY, "Day"),
+                (WEEK, "Week"),
+                (MONTH, "Month"),
+            )
         ],
         "toggle_cancelled": link(
             cancelled="show" if not page.show_cancelled else "hide",
             date=page.anchor.isoformat(),
         ),
     }
+    if page.clinician_page is not None:
+        number = page.clinician_page.number
+        links["clinicians_previous"] = link(
+            date=page.anchor.isoformat(), page=number - 1
+        )
+        links["clinicians_next"] = link(date=page.anchor.isoformat(), page=number + 1)
+        keep["page"] = number if number > 1 else ""
     # Appended to per-day links built in the template (view and date vary).
     base_query = urlencode(
-        {key: value for key, value in keep.items() if key != "view" and value}
+        {
+            key: value
+            for key, value in keep.items()
+            if key not in ("view", "days") and value
+        }
     )
     return render(
         request,
@@ -497,3 +529,59 @@ def location_edit(request, location_id: int):
         save=lambda data: location_update(location=location, **data),
         heading=location.name,
     )
+
+
+# -- teams (administrators, in Settings) -------------------------------------------
+
+
+@role_required(Role.ADMINISTRATOR)
+def settings_teams(request):
+    return render(
+        request,
+        "scheduling/settings_teams.html",
+        {"teams": team_list(practice=request.user.practice), "section": "teams"},
+    )
+
+
+def _team_form(request, *, team, heading):
+    """Add (``team`` None) or edit a team: its name and its clinicians."""
+    initial = {}
+    if team is not None:
+        initial = {"name": team.name, "members": list(team.members.all())}
+    form = TeamForm(request.POST or None, user=request.user, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            if team is None:
+                team = team_create(practice=request.user.practice, **form.cleaned_data)
+            else:
+                team_update(team=team, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, f"“{team.name}” was saved.")
+            return redirect("scheduling:settings_teams")
+    return render(
+        request,
+        "scheduling/settings_team_form.html",
+        {"form": form, "heading": heading, "team": team, "section": "teams"},
+    )
+
+
+@role_required(Role.ADMINISTRATOR)
+def settings_team_add(request):
+    return _team_form(request, team=None, heading="Add a team")
+
+
+@role_required(Role.ADMINISTRATOR)
+def settings_team_edit(request, team_id: int):
+    team = access_team(request.user, team_id)
+    return _team_form(request, team=team, heading=team.name)
+
+
+@require_POST
+@role_required(Role.ADMINISTRATOR)
+def settings_team_delete(request, team_id: int):
+    team = access_team(request.user, team_id)
+    team_delete(team=team)
+    messages.success(request, f"“{team.name}” was removed.")
+    return redirect("scheduling:settings_teams")
