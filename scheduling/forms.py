@@ -430,4 +430,6 @@ class TeamForm(forms.Form):
 
     def __init__(self, *args, user: User, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["members"].queryset = clinician_choices(user=user)
+        members = self.fields["members"]
+        assert isinstance(members, ClinicianMultipleChoiceField)
+        members.queryset = clinician_choices(user=user)

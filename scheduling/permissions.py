@@ -141,6 +141,6 @@ def access_team(user: User, team_id: int) -> Team:
     if not can_manage_practice_lists(user):
         raise Http404
     try:
-        return Team.objects.get(pk=team_id, practice_id=user.practice_id)
+        return Team.objects.get(pk=team_id, practice=user.practice)
     except Team.DoesNotExist:
         raise Http404 from None
