@@ -23,6 +23,7 @@ from tests.support import browser_login
 pytestmark = pytest.mark.browser
 
 PHONE = {"width": 390, "height": 844}
+ALL_CLINICIANS_DAY = "/scheduling/?view=day&date=2027-01-14&clinician=all"
 
 
 @pytest.fixture
@@ -39,6 +40,21 @@ def phone(browser, live_server):
 def overflow(page) -> int:
     """How many pixels the page is wider than the window (0 when it fits)."""
     return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+
+
+SCROLLED_SIDEWAYS = """() => Array.from(document.querySelectorAll("body *"))
+  .filter((element) => {
+    const style = getComputedStyle(element);
+    return ["auto", "scroll"].includes(style.overflowX)
+      && element.scrollWidth > element.clientWidth + 1;
+  })
+  .map((element) => element.tagName.toLowerCase() + "." + element.className)"""
+
+
+def scrolled_sideways(page) -> list[str]:
+    """The boxes inside the page that scroll sideways (a wide table in a
+    scrolling frame, say): the page itself fitting is not enough."""
+    return page.evaluate(SCROLLED_SIDEWAYS)
 
 
 def test_a_phone_opens_the_agenda_one_line_per_appointment(
@@ -247,7 +263,7 @@ def test_no_page_scrolls_sideways_at_phone_width(
         "/scheduling/?view=agenda&clinician=all",
         "/scheduling/?view=week&date=2027-01-14&clinician=all",
         f"/scheduling/?view=week&date=2027-01-14&clinician={clinician.pk}",
-        "/scheduling/?view=day&date=2027-01-14&clinician=all",
+        ALL_CLINICIANS_DAY,
         f"/scheduling/?view=day&date=2027-01-14&clinician={clinician.pk}",
         "/scheduling/?view=month&date=2027-01-14&clinician=all",
         f"/scheduling/?view=month&date=2027-01-14&clinician={clinician.pk}",
@@ -285,6 +301,11 @@ def test_no_page_scrolls_sideways_at_phone_width(
         # None when the page sends a phone on (the calendar to its agenda).
         assert answer is None or answer.status == 200, path
         phone.wait_for_load_state("load")
-        if overflow(phone) > 0:
-            wide[phone.url] = overflow(phone)
+        inside = scrolled_sideways(phone)
+        if path == ALL_CLINICIANS_DAY:
+            # A column per clinician: on a phone they scroll inside their frame
+            # (the page itself does not).
+            inside = [box for box in inside if box != "div.cal-scroll"]
+        if overflow(phone) > 0 or inside:
+            wide[phone.url] = (overflow(phone), inside)
     assert wide == {}
