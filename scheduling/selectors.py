@@ -1,10 +1,11 @@
 """Every read of the scheduling app, scoped to the acting user's practice and rights."""
 
 import math
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet, prefetch_related_objects
 from django.http import Http404
 from django.utils import timezone
 
@@ -130,6 +131,24 @@ MONTH_CELL_LIMIT = 4
 AGENDA_DAYS = 7
 # The week view may show fewer days (phones ask for one or three).
 WEEK_SPANS = (1, 3, 7)
+CALENDAR_FIELDS = (
+    "id",
+    "practice_id",
+    "clinician_id",
+    "kind",
+    "title",
+    "start",
+    "end",
+    "status",
+    "service_id",
+    "location_id",
+)
+RELATED_CALENDAR_FIELDS = (
+    "service__id",
+    "service__name",
+    "location__id",
+    "location__name",
+)
 # All-clinicians views page through the clinicians.
 CLINICIANS_PER_PAGE = 25
 
@@ -150,6 +169,18 @@ class CalendarEntry:
     @property
     def is_cancelled(self) -> bool:
         return self.appointment.is_cancelled
+
+    @property
+    def title(self) -> str:
+        """Patient names or the event's title (``Appointment.display_title``)."""
+        appointment = self.appointment
+        return appointment.display_title_with(appointment.calendar_patients)
+
+    @property
+    def short_title(self) -> str:
+        """Initials or the event's title (``Appointment.summary_text``)."""
+        appointment = self.appointment
+        return appointment.summary_text_with(appointment.calendar_patients)
 
 
 @dataclass
@@ -314,19 +345,22 @@ def _assign_lanes(entries: list[CalendarEntry]) -> tuple[int, list[CalendarEntry
                 lane_ends.append(entry.end)
             else:
                 hidden.append(entry)
-    for entry in hidden:
-        entries.remove(entry)
+    if hidden:
+        gone = {id(entry) for entry in hidden}
+        entries[:] = [entry for entry in entries if id(entry) not in gone]
     lanes = max(1, len(lane_ends))
     # An entry widens into the lanes to its right that nothing overlapping it uses.
+    # A lane's entries never overlap each other, so by start they are also by end:
+    # the first one ending after this entry starts is the only one to check.
+    by_lane: list[list[CalendarEntry]] = [[] for _ in range(lanes)]
+    for entry in sorted(entries, key=lambda e: e.start):
+        by_lane[entry.lane].append(entry)
+    ends = [[other.end for other in lane] for lane in by_lane]
     for entry in entries:
         entry.width = 1
         for lane in range(entry.lane + 1, lanes):
-            if any(
-                other.lane == lane
-                and other.start < entry.end
-                and other.end > entry.start
-                for other in entries
-            ):
+            index = bisect_right(ends[lane], entry.start)
+            if index < len(by_lane[lane]) and by_lane[lane][index].start < entry.end:
                 break
             entry.width += 1
     return lanes, hidden
@@ -353,6 +387,17 @@ def _more_markers(hidden: list[CalendarEntry]) -> list[CalendarMore]:
             )
         )
     return markers
+
+
+def _patients_prefetch() -> Prefetch:
+    """Each appointment's patients as a plain list, ``calendar_patients``."""
+    return Prefetch(
+        "patients",
+        queryset=Patient.objects.only(
+            "id", "first_name", "last_name", "preferred_name"
+        ),
+        to_attr="calendar_patients",
+    )
 
 
 def _clinicians_shown(
@@ -478,22 +523,38 @@ def calendar_page(
             end__gt=range_start,
             clinician_id__in=[clinician.pk for clinician in shown],
         )
-        .select_related("clinician", "service", "location")
-        .prefetch_related(
-            Prefetch(
-                "patients",
-                queryset=Patient.objects.only(
-                    "id", "first_name", "last_name", "preferred_name"
-                ),
-            )
-        )
+        # What a calendar page draws, and no more: hundreds of rows at a time.
+        .only(*CALENDAR_FIELDS)
         .order_by("start", "id")
     )
+    if view != MONTH:
+        # The clinicians are loaded already, and so are the locations on a page of
+        # every clinician: each row is given its own below. A month draws a few
+        # appointments a day and loads the rest of these for those only.
+        related = ("service",) if locations else ("service", "location")
+        appointments = (
+            appointments.select_related(*related)
+            .only(
+                *CALENDAR_FIELDS,
+                *(
+                    name
+                    for name in RELATED_CALENDAR_FIELDS
+                    if name.split("__")[0] in related
+                ),
+            )
+            .prefetch_related(_patients_prefetch())
+        )
     if not show_cancelled:
         appointments = appointments.exclude(status__in=Appointment.CANCELLED_STATUSES)
     if location is not None:
         appointments = appointments.filter(location=location)
     appointments = list(appointments) if shown else []
+    by_id = {clinician.pk: clinician for clinician in shown}
+    places = {place.pk: place for place in locations}
+    for appointment in appointments:
+        appointment.clinician = by_id[appointment.clinician_id]
+        if places and view != MONTH:
+            appointment.location = places.get(appointment.location_id)
 
     page = CalendarPage(
         view=view,
@@ -550,6 +611,12 @@ def calendar_page(
             page.days = cells
         else:
             page.weeks = [cells[n : n + 7] for n in range(0, len(cells), 7)]
+            drawn = {
+                entry.appointment
+                for cell in cells
+                for entry in cell.entries[:MONTH_CELL_LIMIT]
+            }
+            prefetch_related_objects(list(drawn), "service", _patients_prefetch())
         return page
 
     _lay_out_columns(
