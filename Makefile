@@ -1,4 +1,5 @@
-# Tend — `make run` serves the demo practice, `make test` runs the whole suite.
+# Tend — `make run` serves the demo practice (gunicorn and the background worker),
+# `make test` runs the whole suite.
 SHELL := /bin/bash
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -48,7 +49,9 @@ run: demo
 	@echo "  rivera@riverside.test, chen@riverside.test, okafor@riverside.test  clinicians"
 	@echo "  admin@harbor.test, lee@harbor.test  a second practice (Harbor Family Therapy)"
 	@echo
-	$(VENV)/bin/gunicorn config.wsgi:application --bind $(HOST):$(PORT) --workers 2 \
+	@echo "Emails are sent by the background worker started beside it."
+	@echo
+	./scripts/serve $(VENV) config.wsgi:application --bind $(HOST):$(PORT) --workers 2 \
 		--access-logfile - --access-logformat '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss' \
 		--logger-class calendarsync.gunicorn.RedactingLogger
 

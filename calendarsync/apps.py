@@ -6,6 +6,13 @@ class CalendarsyncConfig(AppConfig):
     verbose_name = "Calendar sync"
 
     def ready(self):
-        from calendarsync import checks, freshness  # noqa: F401
+        from calendarsync import checks, freshness, services  # noqa: F401
+        from practice import hooks
+
+        def prune(sender, user, **kwargs):
+            services.feed_links_prune(user=user)
 
         freshness.connect()
+        hooks.user_authority_changed.connect(
+            prune, weak=False, dispatch_uid="calendarsync-prune"
+        )

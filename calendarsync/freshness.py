@@ -790,6 +790,7 @@ def rows_written(practice_ids: Iterable[int] | None) -> None:
 UNWATCHED = {
     "practice.AuditEvent",  # the audit log
     "practice.AllowedNetwork",  # feeds are outside network restrictions
+    "practice.RateLimitHit",  # rate limits of emails
     "scheduling.AppointmentChange",  # appointment history
     "calendarsync.FeedFetch",  # who polled
 }

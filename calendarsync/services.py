@@ -4,19 +4,22 @@ practice-wide switch, emailing a link, and remembering what was served to whom."
 import ipaddress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
+from django.http import Http404
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from calendarsync import tokens
+from calendarsync import tasks, tokens
 from calendarsync.freshness import Tallied, first_in, tally, window_count
 from calendarsync.models import FeedAccess, FeedFetch, FeedLink, FeedScope, new_salt
+from calendarsync.permissions import access_own_feed_link, may_sync_calendar
 from calendarsync.selectors import SyncCalendar, feed_link_title, sync_calendar_list
 from practice.models import AuditEvent, Practice, User
 from practice.services import audit_record
@@ -156,6 +159,28 @@ def _locked_access(user: User) -> FeedAccess:
 
 
 @transaction.atomic
+def feed_links_prune(*, user: User) -> int:
+    """Delete every link that ``user`` (just deactivated, or with other roles) may
+    no longer read, and every colleague's link to ``user``'s calendar that no
+    longer shows: the fetch refused them already, and deleting them means that
+    reactivating the user or giving a role back issues new links instead of
+    reviving the old ones. Returns how many were deleted."""
+    links = FeedLink.objects.filter(
+        Q(access__user=user) | Q(clinician=user)
+    ).select_related("access__user", "clinician")
+    dead = [
+        link.pk
+        for link in links
+        if not may_sync_calendar(
+            user=link.access.user, scope=link.scope, clinician=link.clinician
+        )
+    ]
+    if dead:
+        FeedLink.objects.filter(pk__in=dead).delete()
+    return len(dead)
+
+
+@transaction.atomic
 def practice_sync_set(
     *, practice: Practice, enabled: bool, actor: User, client_ip: str | None
 ) -> Practice:
@@ -222,10 +247,9 @@ def _links_by_calendar(access: FeedAccess) -> dict[tuple, FeedLink]:
     return {(link.scope, link.clinician_id): link for link in links}
 
 
-@transaction.atomic
 def feed_link_email(*, user: User, link: FeedLink, client_ip: str | None) -> None:
-    """Email one of the user's links to the user's own address (at most
-    ``EMAILS_PER_HOUR`` an hour)."""
+    """Queue an email of one of the user's links to the user's own address (at most
+    ``EMAILS_PER_HOUR`` an hour); the worker sends it (``feed_link_email_deliver``)."""
     key = f"calendarsync:email:{user.pk}"
     if window_count(key, seconds=3600) > EMAILS_PER_HOUR:
         raise ValidationError(
@@ -233,6 +257,34 @@ def feed_link_email(*, user: User, link: FeedLink, client_ip: str | None) -> Non
             "or copy the link from this page instead.",
             code="rate_limited",
         )
+    # Only the link's public id goes in the queue (a table in the database): the
+    # secret link is made when the email is written.
+    transaction.on_commit(
+        partial(
+            tasks.feed_link_email.enqueue,
+            user_id=user.pk,
+            public_id=link.public_id,
+            client_ip=client_ip,
+        )
+    )
+
+
+def feed_link_email_deliver(
+    *, user_id: int, public_id: str, client_ip: str | None
+) -> None:
+    """Email the user's link with this public id to the user's own address, if the
+    user may still read it. Runs in the background worker."""
+    user = (
+        User.objects.filter(pk=user_id, is_active=True)
+        .select_related("practice")
+        .first()
+    )
+    if user is None:
+        return
+    try:
+        link = access_own_feed_link(user, public_id)
+    except Http404:
+        return  # reset, disabled or no longer theirs since it was asked for
     title = feed_link_title(link=link)
     https = feed_url(link_token(link))
     context = {

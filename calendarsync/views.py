@@ -111,7 +111,7 @@ def email_link(request):
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
-        messages.success(request, f"We emailed the link to {request.user.email}.")
+        messages.success(request, f"The link is on its way to {request.user.email}.")
     return redirect("calendarsync:sync")
 
 

@@ -4,6 +4,7 @@ Local development keeps generated secrets in the git-ignored ``var/local.env`` (
 by ``make run`` / ``make test``); production sets real environment variables.
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -43,6 +44,17 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# Where those proxies connect from: only a connection from one of these networks has
+# its X-Forwarded-For and X-Forwarded-Proto believed (practice.net).
+TRUSTED_PROXY_NETWORKS = env.list("TRUSTED_PROXY_NETWORKS", default=[])
+for _cidr in TRUSTED_PROXY_NETWORKS:
+    try:
+        ipaddress.ip_network(_cidr, strict=False)
+    except ValueError as _error:
+        raise ImproperlyConfigured(
+            f"TRUSTED_PROXY_NETWORKS: {_cidr!r} is not an address or network "
+            "(e.g. 10.0.0.0/8 or 127.0.0.1)."
+        ) from _error
 DEMO_DATA_ALLOWED = env.bool("DEMO_DATA_ALLOWED", default=DEBUG)
 
 INSTALLED_APPS = [
@@ -54,12 +66,16 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "axes",
+    "django_tasks_db",
     "practice",
     "scheduling",
     "calendarsync",
 ]
 
 MIDDLEWARE = [
+    # First: the forwarding headers of anyone but our proxies never reach the rest
+    # (SecurityMiddleware reads X-Forwarded-Proto through SECURE_PROXY_SSL_HEADER).
+    "practice.middleware.ForwardedHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -68,6 +84,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "practice.middleware.NoStoreMiddleware",
+    "practice.middleware.SessionLifetimeMiddleware",
     "practice.middleware.NetworkRestrictionMiddleware",
     "practice.middleware.PracticeTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -150,6 +168,14 @@ def _mailer_from_url(url: str) -> dict:
 
 
 MAILERS = {"default": _mailer_from_url(env.str("EMAIL_URL", default="consolemail://"))}
+# Background work (emails today): Django's Tasks framework. The default queue is a
+# table in the database, worked by `manage.py db_worker` (make run starts one).
+TASKS = {
+    "default": {
+        "BACKEND": env.str("TASKS_BACKEND", default="django_tasks_db.DatabaseBackend")
+    }
+}
+
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Tend <no-reply@tend.local>")
 
 AUTH_USER_MODEL = "practice.User"
@@ -157,15 +183,30 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+# NIST SP 800-63B: a minimum length and a list of common passwords, and no
+# composition rules (which make passwords harder to remember, not to guess). The
+# forms where a password is chosen say the rule (practice.forms.password_rule).
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": f"django.contrib.auth.password_validation.{name}"}
-    for name in (
-        "UserAttributeSimilarityValidator",
-        "MinimumLengthValidator",
-        "CommonPasswordValidator",
-        "NumericPasswordValidator",
-    )
+    {
+        "NAME": "django.contrib.auth.password_validation."
+        "UserAttributeSimilarityValidator"
+    },
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Emailed password links (resets and invitations) work for one hour.
+PASSWORD_RESET_TIMEOUT = 3600
+# Emails carrying a password link, per hour: to one account, and asked for from one
+# client address.
+PASSWORD_EMAILS_PER_ACCOUNT_HOUR = env.int(
+    "PASSWORD_EMAILS_PER_ACCOUNT_HOUR", default=3
+)
+PASSWORD_EMAILS_PER_ADDRESS_HOUR = env.int(
+    "PASSWORD_EMAILS_PER_ADDRESS_HOUR", default=10
+)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -173,6 +214,11 @@ LOGOUT_REDIRECT_URL = "login"
 # Automatic logoff: the session expires after this many idle minutes.
 SESSION_IDLE_MINUTES = env.int("SESSION_IDLE_MINUTES", default=30)
 SESSION_COOKIE_AGE = SESSION_IDLE_MINUTES * 60
+# ...and, however active, this many hours after signing in
+# (practice.middleware.SessionLifetimeMiddleware).
+SESSION_ABSOLUTE_HOURS = env.int("SESSION_ABSOLUTE_HOURS", default=12)
+if SESSION_ABSOLUTE_HOURS < 1:
+    raise ImproperlyConfigured("SESSION_ABSOLUTE_HOURS must be at least 1.")
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
@@ -187,6 +233,9 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=1
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 # The login form posts the email in the "username" field (AuthenticationForm).
 AXES_USERNAME_FORM_FIELD = "username"
+# Counted under the email as sign-in matches it (trimmed, case folded), so that no
+# other spelling of a locked account's address gets past the lock.
+AXES_USERNAME_CALLABLE = "practice.lockout.axes_username"
 AXES_CLIENT_IP_CALLABLE = "practice.net.axes_client_ip"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
@@ -242,6 +291,8 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool(
 )
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=SECURE_HSTS_SECONDS > 0)
 if TRUSTED_PROXY_COUNT:
+    # Believed from TRUSTED_PROXY_NETWORKS only: ForwardedHeadersMiddleware drops
+    # the header from every other connection before Django reads it.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # Scheduling limits.

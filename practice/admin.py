@@ -4,8 +4,12 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django_tasks_db import admin as _task_admin  # noqa: F401 - registered first
+from django_tasks_db.models import DBTaskResult
 
-from practice.models import AllowedNetwork, AuditEvent, Practice, User
+from practice.admin_audit import AuditedModelAdmin
+from practice.hooks import user_authority_changed
+from practice.models import ROLE_FIELDS, AllowedNetwork, AuditEvent, Practice, User
 
 
 class AllowedNetworkInline(admin.TabularInline):
@@ -14,7 +18,7 @@ class AllowedNetworkInline(admin.TabularInline):
 
 
 @admin.register(Practice)
-class PracticeAdmin(admin.ModelAdmin):
+class PracticeAdmin(AuditedModelAdmin):
     list_display = ["name", "time_zone", "calendar_sync_enabled", "created_at"]
     search_fields = ["name"]
     inlines = [AllowedNetworkInline]
@@ -42,7 +46,7 @@ class OperatorUserChangeForm(UserChangeForm):
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(AuditedModelAdmin, BaseUserAdmin):
     form = OperatorUserChangeForm
     add_form = OperatorUserCreationForm
     ordering = ["email"]
@@ -76,9 +80,32 @@ class UserAdmin(BaseUserAdmin):
     ]
     filter_horizontal = []
 
+    def user_change_password(self, request, id, form_url=""):
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:
+            member = self.get_object(request, id)
+            if member is not None:
+                self.record_access(
+                    request,
+                    AuditEvent.Kind.OPERATOR_CHANGED,
+                    [member],
+                    {"action": "password set", "object": member.pk},
+                    counted=False,
+                )
+        return response
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        authority = {"is_active", "practice", *ROLE_FIELDS.values()}
+        if change and authority & set(form.changed_data):
+            # As Settings → Users does: links that stopped working stay dead.
+            user_authority_changed.send(sender=User, user=obj)
+
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(AuditedModelAdmin):
+    """Read-only: the log cannot be changed or deleted, not even here."""
+
     list_display = [
         "created_at",
         "kind",
@@ -86,6 +113,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         "actor",
         "target_user",
         "client_ip",
+        "patient_ids",
     ]
     list_filter = ["kind", "practice"]
     list_select_related = ["practice", "actor", "target_user"]
@@ -98,3 +126,10 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# The background worker's task results name the addresses emails went to and are
+# not audited like practice data; operators read failed tasks in the worker's log.
+
+if admin.site.is_registered(DBTaskResult):
+    admin.site.unregister(DBTaskResult)

@@ -1,7 +1,7 @@
 """Deployment checks (``manage.py check --deploy``) for Tend's own settings."""
 
 from django.conf import settings
-from django.core.checks import Tags, register
+from django.core.checks import CheckMessage, Error, Tags, register
 from django.core.checks import Warning as CheckWarning
 
 
@@ -11,7 +11,7 @@ def _weak(secret: str) -> bool:
 
 @register(Tags.security, deploy=True)
 def tend_deploy_settings(app_configs, **kwargs):
-    problems = []
+    problems: list[CheckMessage] = []
     if not settings.SITE_URL.startswith("https://"):
         problems.append(
             CheckWarning(
@@ -47,6 +47,17 @@ def tend_deploy_settings(app_configs, **kwargs):
                 hint="Demo accounts share a published password; set "
                 "DEMO_DATA_ALLOWED=false in production.",
                 id="tend.W004",
+            )
+        )
+    if settings.TRUSTED_PROXY_COUNT > 0 and not settings.TRUSTED_PROXY_NETWORKS:
+        problems.append(
+            Error(
+                "TRUSTED_PROXY_COUNT is set but TRUSTED_PROXY_NETWORKS is empty.",
+                hint="List the addresses or networks your reverse proxies connect "
+                "from, e.g. TRUSTED_PROXY_NETWORKS=127.0.0.1,10.0.1.0/24. Until "
+                "then Tend believes no proxy header and sees every client as the "
+                "proxy's address.",
+                id="tend.E001",
             )
         )
     return problems

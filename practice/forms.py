@@ -1,7 +1,26 @@
-from django import forms
-from django.contrib.auth.forms import AuthenticationForm
+from typing import cast
 
-from practice.models import Practice, Role, known_time_zones, validate_cidr
+from django import forms
+from django.contrib.auth import forms as auth_forms
+from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.password_validation import (
+    MinimumLengthValidator,
+    get_default_password_validators,
+)
+
+from practice.models import (
+    AuditEvent,
+    Practice,
+    Role,
+    User,
+    known_time_zones,
+    validate_cidr,
+)
+from practice.selectors import (
+    AuditFilter,
+    audit_patient_ids_matching,
+    audit_user_choices,
+)
 
 
 class LoginForm(AuthenticationForm):
@@ -15,6 +34,35 @@ class LoginForm(AuthenticationForm):
         "invalid_login": "That email and password do not match an active account.",
         "inactive": "That email and password do not match an active account.",
     }
+
+
+def password_rule() -> str:
+    """The password rule in one sentence, as the configured validators apply it."""
+    lengths = [
+        validator.min_length
+        for validator in get_default_password_validators()
+        if isinstance(validator, MinimumLengthValidator)
+    ]
+    length = f"At least {max(lengths)} characters. " if lengths else ""
+    return (
+        f"{length}Any characters you like, spaces included: a few unrelated words "
+        "make a password that is strong and easy to remember. Very common passwords "
+        "and ones too close to your name or email are refused."
+    )
+
+
+class SetPasswordForm(auth_forms.SetPasswordForm):
+    """Choosing a password from an invitation or a reset link."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["new_password1"].help_text = password_rule()
+
+
+class PasswordChangeForm(auth_forms.PasswordChangeForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["new_password1"].help_text = password_rule()
 
 
 def time_zone_choices():
@@ -102,3 +150,100 @@ def practice_form_initial(practice: Practice) -> dict:
         field: getattr(practice, field)
         for field in ("name", "time_zone", "clinicians_may_schedule_themselves")
     }
+
+
+# The patient filter finds patients by name; more matches than this ask for more of
+# the name (or the patient's number) rather than an unreadable filter.
+AUDIT_PATIENT_MATCH_LIMIT = 20
+
+
+class AuditFilterForm(forms.Form):
+    """The audit log's filters. Every field is optional; the patient is found by
+    name or by number (as on the patient's page: "#12" or "12")."""
+
+    person = forms.ModelChoiceField(
+        queryset=User.objects.none(),
+        required=False,
+        empty_label="Anyone",
+        error_messages={
+            "invalid_choice": "That person is not a user of this practice. Choose "
+            "one from the list."
+        },
+    )
+    patient = forms.CharField(
+        required=False,
+        max_length=100,
+        widget=forms.TextInput(attrs={"placeholder": "Name or number"}),
+    )
+    kind = forms.ChoiceField(
+        label="Event",
+        required=False,
+        choices=[("", "Any event"), *AuditEvent.Kind.choices],
+        error_messages={
+            "invalid_choice": "“%(value)s” is not a kind of event. Choose one from "
+            "the list."
+        },
+    )
+    first_day = forms.DateField(
+        label="From",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Write the first day as YYYY-MM-DD."},
+    )
+    last_day = forms.DateField(
+        label="To",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Write the last day as YYYY-MM-DD."},
+    )
+
+    def __init__(self, *args, practice: Practice, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.practice = practice
+        person = cast(forms.ModelChoiceField, self.fields["person"])
+        person.queryset = audit_user_choices(practice=practice)
+
+    def clean_patient(self) -> tuple[int, ...]:
+        text = self.cleaned_data["patient"].strip()
+        if not text:
+            return ()
+        number = text.removeprefix("#").strip()
+        if number.isdigit():
+            return (int(number),)
+        found = audit_patient_ids_matching(
+            practice=self.practice, text=text, limit=AUDIT_PATIENT_MATCH_LIMIT
+        )
+        if not found:
+            raise forms.ValidationError(
+                "No patient of this practice matches “%(text)s”.",
+                params={"text": text},
+                code="no_patient",
+            )
+        if len(found) > AUDIT_PATIENT_MATCH_LIMIT:
+            raise forms.ValidationError(
+                "More than %(limit)s patients match “%(text)s”. Type more of the "
+                "name, or open the audit log from the patient's page.",
+                params={"text": text, "limit": AUDIT_PATIENT_MATCH_LIMIT},
+                code="too_many_patients",
+            )
+        return tuple(found)
+
+    def clean(self):
+        cleaned = super().clean() or {}
+        first, last = cleaned.get("first_day"), cleaned.get("last_day")
+        if first and last and first > last:
+            self.add_error(
+                "last_day", "The last day must be on or after the first day."
+            )
+        return cleaned
+
+    def audit_filter(self) -> AuditFilter:
+        """The valid form's filter for ``audit_event_list``."""
+        data = self.cleaned_data or {}
+        return AuditFilter(
+            actor=data.get("person"),
+            patient_ids=data.get("patient") or (),
+            kind=data.get("kind") or "",
+            first_day=data.get("first_day"),
+            last_day=data.get("last_day"),
+        )

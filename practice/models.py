@@ -2,6 +2,7 @@ import functools
 import ipaddress
 import zoneinfo
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.core.exceptions import ValidationError
@@ -9,6 +10,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from practice.changes import ChangeNotifyingManager, ChangeNotifyingQuerySet
 
@@ -106,6 +108,9 @@ ROLE_FIELDS = {
 }
 
 
+SESSION_HASH_SALT = "tend.practice.User.session_auth_hash"
+
+
 class UserManager(BaseUserManager.from_queryset(ChangeNotifyingQuerySet)):
     use_in_migrations = True
 
@@ -151,10 +156,13 @@ class User(AbstractBaseUser, PermissionsMixin):
         default=False, help_text="Installation operators only: may use Django admin."
     )
     date_joined = models.DateTimeField(default=timezone.now)
+    # Raised to sign the user out everywhere: every session holds a hash of it
+    # (``get_session_auth_hash``), so sessions from before no longer match.
+    session_epoch = models.PositiveIntegerField(default=0, editable=False)
 
     objects = UserManager()
-    # Signing in changes nothing anyone else reads.
-    quiet_fields = ("last_login",)
+    # Signing in or out changes nothing anyone else reads.
+    quiet_fields = ("last_login", "session_epoch")
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
@@ -194,6 +202,24 @@ class User(AbstractBaseUser, PermissionsMixin):
         name = self.display_name or self.email
         return f"{name}, {self.credentials}" if self.credentials else name
 
+    def get_session_auth_hash(self):
+        """What every session of this user holds and is checked against on each
+        request (``django.contrib.auth.get_user``): an HMAC of the password hash
+        and the session epoch, so changing either ends every session."""
+        return self._session_hash(secret=None)
+
+    def get_session_auth_fallback_hash(self):
+        for secret in settings.SECRET_KEY_FALLBACKS:
+            yield self._session_hash(secret=secret)
+
+    def _session_hash(self, *, secret: str | None) -> str:
+        return salted_hmac(
+            SESSION_HASH_SALT,
+            f"{self.password}|{self.session_epoch}",
+            secret=secret,
+            algorithm="sha256",
+        ).hexdigest()
+
     def get_full_name(self):
         return self.label
 
@@ -217,8 +243,43 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.has_role(Role.ADMINISTRATOR, Role.SCHEDULER)
 
 
+class AuditLogImmutable(Exception):
+    """An attempt to change or delete an audit event: the log only grows."""
+
+    def __init__(self):
+        super().__init__("The audit log cannot be changed or deleted.")
+
+
+class AuditEventQuerySet(models.QuerySet):
+    """Refuses the bulk writes that would change or remove events. Deleting a
+    practice or a user who has events is refused too (``on_delete=PROTECT``), and
+    on PostgreSQL a trigger refuses UPDATE and DELETE whatever issues them."""
+
+    def update(self, **kwargs):
+        raise AuditLogImmutable
+
+    def delete(self):
+        raise AuditLogImmutable
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise AuditLogImmutable
+
+
+def patient_ids_text(patient_ids) -> str:
+    """``AuditEvent.patient_ids`` for these ids: ",12,34," (empty for none), so that
+    one patient is found with ``patient_ids__contains=",12,"`` on any database."""
+    ids = sorted({int(patient_id) for patient_id in patient_ids})
+    return f",{','.join(str(patient_id) for patient_id in ids)}," if ids else ""
+
+
 class AuditEvent(models.Model):
-    """A security-relevant event in a practice, kept for administrators to read."""
+    """A security-relevant event in a practice, kept for administrators to read.
+
+    Append-only: rows are inserted and never changed or deleted (see
+    ``AuditEventQuerySet``). ``practice`` may not import the apps above it, so an
+    event about patients names them by id (``patient_ids``) and by initials in
+    ``details``; ``scheduling`` turns the ids into names for the log page.
+    """
 
     class Kind(models.TextChoices):
         LOGIN = "login", "Signed in"
@@ -241,20 +302,38 @@ class AuditEvent(models.Model):
         SYNC_PRACTICE_ON = "sync_practice_on", "Calendar sync switched on"
         SYNC_LINK_EMAILED = "sync_link_emailed", "Calendar link emailed"
         FEED_FETCHED = "feed_fetched", "Calendar feed fetched"
+        PATIENT_VIEWED = "patient_viewed", "Patient viewed"
+        PATIENT_LIST_VIEWED = "patient_list_viewed", "Patient list viewed"
+        APPOINTMENT_VIEWED = "appointment_viewed", "Appointment viewed"
+        CALENDAR_VIEWED = "calendar_viewed", "Calendar viewed"
+        PATIENT_CREATED = "patient_created", "Patient added"
+        PATIENT_CHANGED = "patient_changed", "Patient details changed"
+        PATIENT_DEACTIVATED = "patient_deactivated", "Patient deactivated"
+        PATIENT_REACTIVATED = "patient_reactivated", "Patient reactivated"
+        OPERATOR_VIEWED = "operator_viewed", "Operator viewed practice data"
+        OPERATOR_CHANGED = "operator_changed", "Operator changed practice data"
+        AUDIT_EXPORTED = "audit_exported", "Audit log exported"
+        SIGNED_OUT_EVERYWHERE = "signed_out_everywhere", "Signed out everywhere"
 
+    # PROTECT, not CASCADE or SET_NULL: either would change or delete events.
+    # Users are deactivated, never deleted, so their events keep their name.
     practice = models.ForeignKey(
-        Practice, on_delete=models.CASCADE, related_name="audit_events", null=True
+        Practice, on_delete=models.PROTECT, related_name="audit_events", null=True
     )
     kind = models.CharField(max_length=32, choices=Kind.choices)
     actor = models.ForeignKey(
-        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     target_user = models.ForeignKey(
-        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     client_ip = models.GenericIPAddressField(null=True, blank=True)
+    # The patients the event concerns, as ",12,34," (``patient_ids_text``).
+    patient_ids = models.TextField(blank=True, default="")
     details = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -263,6 +342,18 @@ class AuditEvent(models.Model):
     def __str__(self):
         return f"{self.get_kind_display()} at {self.created_at:%Y-%m-%d %H:%M}"
 
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AuditLogImmutable
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditLogImmutable
+
+    @property
+    def patient_id_list(self) -> list[int]:
+        return [int(part) for part in self.patient_ids.split(",") if part]
+
     def detail_lines(self) -> list[str]:
         """Details as short readable lines for the audit log page."""
         lines: list[str] = []
@@ -270,6 +361,8 @@ class AuditEvent(models.Model):
             if key == "changed" and isinstance(value, dict):
                 lines.extend(
                     f"{field.replace('_', ' ')}: {change[0]} → {change[1]}"
+                    if isinstance(change, list) and len(change) == 2
+                    else f"{field.replace('_', ' ')}: {change}"
                     for field, change in value.items()
                 )
                 continue
@@ -277,3 +370,17 @@ class AuditEvent(models.Model):
                 value = ", ".join(str(part) for part in value) or "none"
             lines.append(f"{key.replace('_', ' ')}: {value}")
         return lines
+
+
+class RateLimitHit(models.Model):
+    """One attempt counted under a rate limit (``practice.services.rate_limit_take``),
+    in the database so that every process, worker and machine counts the same."""
+
+    key = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["key", "created_at"])]
+
+    def __str__(self):
+        return f"{self.key} at {self.created_at:%Y-%m-%d %H:%M:%S}"

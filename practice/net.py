@@ -1,11 +1,14 @@
 """Client addresses and network restrictions.
 
 The client address is ``REMOTE_ADDR`` unless ``TRUSTED_PROXY_COUNT`` reverse proxies
-sit in front of Tend; then it is the entry that the outermost trusted proxy appended
-to ``X-Forwarded-For``. Entries further left were written by the client and are never
-believed, so a forged header cannot get anyone in.
+sit in front of Tend and the connection comes from one of them (an address in
+``TRUSTED_PROXY_NETWORKS``); then it is the entry that the outermost trusted proxy
+appended to ``X-Forwarded-For``. Entries further left were written by the client and
+are never believed, and neither is the header of anyone who reaches Tend without
+passing through the proxies, so a forged header cannot get anyone in.
 """
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -29,17 +32,47 @@ NETWORK_EXEMPT_URL_NAMES = frozenset(
 
 def client_ip(request) -> str | None:
     """The client's address as far as the configured proxies can vouch for it."""
-    remote = request.META.get("REMOTE_ADDR") or None
+    remote = _valid_ip(request.META.get("REMOTE_ADDR") or None)
     trusted = settings.TRUSTED_PROXY_COUNT
-    if trusted <= 0:
-        return _valid_ip(remote)
+    if trusted <= 0 or not is_trusted_proxy(remote):
+        # Whoever connected reached us directly: their header is their own writing.
+        return remote
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
     entries = [entry.strip() for entry in forwarded.split(",") if entry.strip()]
     if len(entries) < trusted:
         # The request did not pass through every proxy we expect: we cannot tell
         # who the client is, and an unknown address is never allowed in.
         return None
+    # Each proxy appended the address that connected to it. Walking back from the
+    # proxy that connected to us, an address that is not one of our proxies is
+    # where the request entered the chain: a client that went round the outer
+    # proxies, whatever it wrote further left.
+    for hop in range(1, trusted):
+        address = _valid_ip(entries[-hop])
+        if not is_trusted_proxy(address):
+            return address
     return _valid_ip(entries[-trusted])
+
+
+def from_trusted_proxy(request) -> bool:
+    """True when the connection comes from one of the configured reverse proxies,
+    whose forwarding headers (``X-Forwarded-For``, ``X-Forwarded-Proto``) count."""
+    if settings.TRUSTED_PROXY_COUNT <= 0:
+        return False
+    return is_trusted_proxy(_valid_ip(request.META.get("REMOTE_ADDR") or None))
+
+
+def is_trusted_proxy(address: str | None) -> bool:
+    """True when ``address`` is inside ``TRUSTED_PROXY_NETWORKS``."""
+    if address is None:
+        return False
+    networks = _proxy_networks(tuple(settings.TRUSTED_PROXY_NETWORKS))
+    return _inside(ipaddress.ip_address(address), networks)
+
+
+@functools.lru_cache(maxsize=8)
+def _proxy_networks(cidrs: tuple[str, ...]) -> tuple:
+    return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
 
 
 def axes_client_ip(request) -> str:
@@ -67,11 +100,11 @@ def address_allowed(address: str | None, cidrs: Iterable[str]) -> bool:
         return True
     if address is None:
         return False
-    ip = ipaddress.ip_address(address)
+    networks = [ipaddress.ip_network(cidr, strict=False) for cidr in cidrs]
+    return _inside(ipaddress.ip_address(address), networks)
+
+
+def _inside(ip, networks) -> bool:
     if ip.version == 6 and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
-    for cidr in cidrs:
-        network = ipaddress.ip_network(cidr, strict=False)
-        if ip.version == network.version and ip in network:
-            return True
-    return False
+    return any(ip.version == net.version and ip in net for net in networks)

@@ -11,6 +11,7 @@ from django.dispatch import receiver
 from practice.models import AuditEvent
 from practice.net import client_ip
 from practice.services import audit_record, login_failure_record, login_lockout_record
+from practice.sessions import session_signed_in
 
 
 def _address(request) -> str | None:
@@ -25,6 +26,12 @@ def record_login(sender, request, user, **kwargs):
         actor=user,
         client_ip=_address(request),
     )
+
+
+@receiver(user_logged_in)
+def start_session_lifetime(sender, request, user, **kwargs):
+    if request is not None and hasattr(request, "session"):
+        session_signed_in(request.session)
 
 
 @receiver(user_logged_out)

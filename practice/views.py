@@ -5,23 +5,28 @@ from django.contrib.auth import logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordResetForm
+from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
-from django.http import HttpResponse, JsonResponse
+from django.core.paginator import Page
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views import defaults
 from django.views.decorators.http import require_GET, require_POST
 
+from practice.export import audit_csv_lines
 from practice.forms import (
     ActiveForm,
+    AuditFilterForm,
     LoginForm,
     NetworksForm,
+    PasswordChangeForm,
     PracticeForm,
+    SetPasswordForm,
     UserCreateForm,
     UserForm,
     practice_form_initial,
 )
-from practice.middleware import network_blocked_response
 from practice.models import AuditEvent, Role
 from practice.net import address_allowed, client_ip
 from practice.permissions import (
@@ -29,13 +34,20 @@ from practice.permissions import (
     practice_user_required,
     role_required,
 )
-from practice.selectors import audit_event_list, practice_allowed_cidrs, user_list
+from practice.selectors import (
+    AuditEntry,
+    audit_event_list,
+    audit_log_page,
+    practice_allowed_cidrs,
+    user_list,
+)
 from practice.services import (
     audit_record,
     networks_set,
     password_reset_request,
     practice_update,
     user_create,
+    user_sessions_end,
     user_set_active,
     user_update,
 )
@@ -63,6 +75,10 @@ class LoginView(auth_views.LoginView):
         if user.practice_id and not address_allowed(
             address, practice_allowed_cidrs(practice_id=user.practice_id)
         ):
+            # From outside the practice's networks the right password gets exactly
+            # what a wrong one gets: the same page, and one more failure towards the
+            # lockout. A different answer would confirm the password to whoever
+            # guessed it from anywhere. Only the audit log says what happened.
             audit_record(
                 kind=AuditEvent.Kind.NETWORK_BLOCKED,
                 practice=user.practice,
@@ -70,7 +86,13 @@ class LoginView(auth_views.LoginView):
                 client_ip=address,
                 details={"where": "login"},
             )
-            return network_blocked_response(self.request, address)
+            user_login_failed.send(
+                sender=__name__,
+                credentials={"username": form.cleaned_data["username"]},
+                request=self.request,
+            )
+            form.add_error(None, form.get_invalid_login_error())
+            return self.form_invalid(form)
         return super().form_valid(form)
 
 
@@ -87,6 +109,8 @@ class PasswordResetView(auth_views.PasswordResetView):
 
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    form_class = SetPasswordForm
+
     def form_valid(self, form):
         response = super().form_valid(form)
         audit_record(
@@ -100,6 +124,8 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
+    form_class = PasswordChangeForm
+
     def form_valid(self, form):
         response = super().form_valid(form)
         audit_record(
@@ -116,6 +142,21 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 @require_POST
 def logout_view(request):
     logout(request)
+    return redirect("login")
+
+
+SIGNED_OUT_EVERYWHERE = "You were signed out on every device, this one included."
+
+
+@require_POST
+@login_required
+def sign_out_everywhere(request):
+    """End every session of the signed-in user, this one included."""
+    user_sessions_end(
+        user=request.user, actor=request.user, client_ip=client_ip(request)
+    )
+    logout(request)
+    messages.success(request, SIGNED_OUT_EVERYWHERE)
     return redirect("login")
 
 
@@ -209,8 +250,9 @@ def user_add(request):
         else:
             messages.success(
                 request,
-                f"{user.label} was added and has been emailed a link to choose "
-                "a password.",
+                f"{user.label} was added. An email with a link to choose a password "
+                "is on its way; the link works for one hour, after which they can "
+                "use “Forgot your password?” on the sign-in page.",
             )
             return redirect("practice:users")
     return render(
@@ -270,6 +312,19 @@ def user_active(request, user_id: int):
     return redirect("practice:users")
 
 
+@require_POST
+@role_required(Role.ADMINISTRATOR)
+def user_sign_out(request, user_id: int):
+    member = access_user_by_id(request.user, user_id)
+    user_sessions_end(user=member, actor=request.user, client_ip=client_ip(request))
+    if member.pk == request.user.pk:
+        logout(request)
+        messages.success(request, SIGNED_OUT_EVERYWHERE)
+        return redirect("login")
+    messages.success(request, f"{member.label} was signed out on every device.")
+    return redirect("practice:user_edit", user_id=member.pk)
+
+
 @role_required(Role.ADMINISTRATOR)
 def network_settings(request):
     practice = request.user.practice
@@ -301,11 +356,64 @@ def network_settings(request):
     )
 
 
+AUDIT_PAGE_SIZE = 50
+
+
+def _audit_filter_form(request) -> tuple[AuditFilterForm, str]:
+    """The filter form and its query string; "page" belongs to the pager."""
+    query = request.GET.copy()
+    query.pop("page", None)
+    form = AuditFilterForm(query or None, practice=request.user.practice)
+    return form, query.urlencode()
+
+
 @role_required(Role.ADMINISTRATOR)
 def audit_log(request):
-    page = Paginator(audit_event_list(practice=request.user.practice), 50).get_page(
-        request.GET.get("page")
-    )
+    practice = request.user.practice
+    form, filter_query = _audit_filter_form(request)
+    page: Page | None = None
+    entries: list[AuditEntry] = []
+    if not form.is_bound or form.is_valid():
+        page, entries = audit_log_page(
+            practice=practice,
+            audit_filter=form.audit_filter() if form.is_bound else None,
+            page_number=request.GET.get("page"),
+            per_page=AUDIT_PAGE_SIZE,
+        )
     return render(
-        request, "practice/settings_audit.html", {"page": page, "section": "audit"}
+        request,
+        "practice/settings_audit.html",
+        {
+            "form": form,
+            "page": page,
+            "entries": entries,
+            "filter_query": filter_query,
+            "section": "audit",
+        },
+        status=200 if page is not None else 400,
     )
+
+
+@role_required(Role.ADMINISTRATOR)
+def audit_export(request):
+    """The filtered log as CSV; bad filters go back to the page with the message."""
+    practice = request.user.practice
+    form, filter_query = _audit_filter_form(request)
+    if form.is_bound and not form.is_valid():
+        return audit_log(request)
+    audit_filter = form.audit_filter() if form.is_bound else None
+    audit_record(
+        kind=AuditEvent.Kind.AUDIT_EXPORTED,
+        practice=practice,
+        actor=request.user,
+        client_ip=client_ip(request),
+        details={"filter": filter_query or "none"},
+    )
+    events = audit_event_list(practice=practice, audit_filter=audit_filter)
+    stamp = timezone.localtime(timezone.now(), practice.zone).strftime("%Y%m%d-%H%M")
+    response = StreamingHttpResponse(
+        audit_csv_lines(practice=practice, events=events.iterator(chunk_size=2000)),
+        content_type="text/csv; charset=utf-8",
+    )
+    response["Content-Disposition"] = f'attachment; filename="audit-log-{stamp}.csv"'
+    return response

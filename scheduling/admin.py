@@ -4,6 +4,7 @@ get read-only views so that the feed contract (sequence, soft deletion) holds.""
 
 from django.contrib import admin
 
+from practice.admin_audit import AuditedModelAdmin
 from scheduling.models import (
     Appointment,
     AppointmentChange,
@@ -14,7 +15,7 @@ from scheduling.models import (
 )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(AuditedModelAdmin):
     def has_add_permission(self, request):
         return False
 
@@ -43,6 +44,9 @@ class PatientAdmin(ReadOnlyAdmin):
     list_filter = ["practice"]
     # Operators support the installation; they do not browse patient details.
     fields = ["practice", "is_active", "created_at"]
+
+    def patient_ids_of(self, obj):
+        return [obj.pk]
 
 
 @admin.register(Series)
@@ -77,8 +81,18 @@ class AppointmentAdmin(ReadOnlyAdmin):
         "deleted_at",
     ]
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("patients")
+
+    def patient_ids_of(self, obj):
+        return [patient.pk for patient in obj.patients.all()]
+
 
 @admin.register(AppointmentChange)
 class AppointmentChangeAdmin(ReadOnlyAdmin):
     list_display = ["appointment", "action", "actor", "created_at"]
     fields = ["appointment", "action", "actor", "created_at"]
+    list_select_related = ["appointment", "actor"]
+
+    def practice_id_of(self, obj):
+        return obj.appointment.practice_id

@@ -7,7 +7,7 @@ class SchedulingConfig(AppConfig):
 
     def ready(self):
         from practice import hooks
-        from scheduling import demo, services
+        from scheduling import demo, selectors, services
 
         def republish(sender, user, **kwargs):
             services.appointments_republish_for_clinician(clinician=user)
@@ -20,4 +20,21 @@ class SchedulingConfig(AppConfig):
         )
         hooks.demo_practices_seeded.connect(
             seed, weak=False, dispatch_uid="scheduling-demo"
+        )
+
+        def describe(sender, practice, patient_ids, **kwargs):
+            return selectors.audit_patients_described(
+                practice=practice, patient_ids=patient_ids
+            )
+
+        def match(sender, practice, text, limit, **kwargs):
+            return selectors.audit_patients_matching(
+                practice=practice, text=text, limit=limit
+            )
+
+        hooks.audit_patients_described.connect(
+            describe, weak=False, dispatch_uid="scheduling-audit-patients"
+        )
+        hooks.audit_patients_matching.connect(
+            match, weak=False, dispatch_uid="scheduling-audit-match"
         )

@@ -2,6 +2,7 @@
 call; they never write."""
 
 from datetime import datetime, timedelta
+from typing import cast
 
 from django import forms
 from django.conf import settings
@@ -20,6 +21,7 @@ from scheduling.selectors import (
     bookable_patients,
     clinician_choices,
     location_list,
+    primary_clinician_choices,
     service_list,
 )
 from scheduling.services import SCOPE_FOLLOWING, SCOPE_THIS
@@ -29,6 +31,11 @@ SCOPE_CHOICES = [
     (SCOPE_THIS, "Only this appointment"),
     (SCOPE_FOLLOWING, "This and all following appointments of the series"),
 ]
+MISSING_REVISION = (
+    "This form arrived without the version of the appointment it was opened on, so "
+    "Tend cannot tell whether someone changed the appointment meanwhile. Nothing was "
+    "saved: reload the appointment and make your change again."
+)
 EVENT_TITLE_WARNING = (
     "Titles are visible in synced calendars (phones, Google Calendar, Outlook). "
     "Do not put patient names or other private details in them."
@@ -94,8 +101,19 @@ class AppointmentForm(forms.Form):
     patients = PatientChoiceField(
         queryset=None,
         required=False,
-        widget=forms.SelectMultiple(attrs={"size": 8, "data-patient-select": ""}),
-        help_text="Several patients for a couples, family or group session.",
+        widget=forms.SelectMultiple(
+            attrs={
+                "size": 8,
+                "data-patient-select": "",
+                "data-picker-help": (
+                    "Type part of a name, then choose with the arrow keys and Enter, "
+                    "or tap it. Choose several for a couples, family or group session."
+                ),
+            }
+        ),
+        help_text="Several patients for a couples, family or group session: hold "
+        "Ctrl (⌘ on a Mac) while clicking to choose more than one; on a phone, tap "
+        "each name.",
         error_messages={
             "invalid_choice": "Choose patients from this practice's patient list.",
             "invalid_pk_value": "Choose patients from this practice's patient list.",
@@ -165,6 +183,8 @@ class AppointmentForm(forms.Form):
         label="Apply to",
     )
     book_anyway = forms.BooleanField(required=False)
+    # The version the edit page was opened on (optimistic locking). Required on
+    # edits, checked in ``clean``: a hidden field's own error would not be shown.
     revision = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args, user: User, appointment: Appointment | None = None, **kw):
@@ -196,6 +216,14 @@ class AppointmentForm(forms.Form):
         else:
             del self.fields["scope"]
         self.fields["clinician"].queryset = clinicians
+        if (
+            appointment is None
+            and len(only := clinicians.filter(is_active=True)[:2]) == 1
+        ):
+            # The only clinician this user may book for: nothing to choose.
+            clinician_field = cast(ClinicianChoiceField, self.fields["clinician"])
+            clinician_field.empty_label = None
+            self.initial["clinician"] = only[0].pk
         self.fields["patients"].queryset = patients.order_by("last_name", "first_name")
         self.fields["service"].queryset = services.order_by("name")
         self.fields["location"].queryset = locations.order_by("is_telehealth", "name")
@@ -237,6 +265,10 @@ class AppointmentForm(forms.Form):
         cleaned = super().clean()
         if self.appointment is None:
             cleaned["kind"] = self.appointment_kind
+        elif self.cleaned_data.get("revision") is None:
+            # Without it the edit would overwrite whatever changed meanwhile.
+            self.errors.pop("revision", None)
+            self.add_error(None, ValidationError(MISSING_REVISION, code="no_revision"))
         start = self._to_utc("start", cleaned.get("start"))
         end = self._to_utc("end", cleaned.get("end"))
         if start is not None and end is None and "end" not in self.errors:
@@ -364,12 +396,35 @@ class PatientForm(forms.Form):
         error_messages={"invalid_choice": "Choose a clinician of this practice."},
     )
 
-    def __init__(self, *args, user: User, **kwargs):
+    # Set by "Save anyway" after a possible-duplicate warning.
+    save_anyway = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, user: User, patient: Patient | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["primary_clinician"].queryset = clinician_choices(user=user)
-        if not user.can_manage_all_schedules:
-            self.fields["primary_clinician"].required = True
-            self.fields["primary_clinician"].empty_label = None
+        field = self.fields["primary_clinician"]
+        field.queryset = primary_clinician_choices(user=user, patient=patient)
+        current = patient.primary_clinician_id if patient is not None else None
+        if user.can_manage_all_schedules:
+            return
+        if current is not None and current != user.pk:
+            # A colleague's patient: kept as it is, whatever is posted.
+            field.disabled = True
+            field.help_text = (
+                "Only an administrator or a scheduler can give this patient another "
+                "primary clinician."
+            )
+        elif current is not None or patient is None:
+            # Their own patient, or a new one: it stays, or becomes, theirs. A
+            # patient with no primary clinician may stay so, or become theirs.
+            field.required = True
+            field.empty_label = None
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.fields["primary_clinician"].disabled:
+            # Unchanged: leave it out, so the save does not touch it.
+            self.cleaned_data.pop("primary_clinician", None)
+        return cleaned
 
 
 def patient_initial(patient) -> dict:

@@ -270,16 +270,24 @@ class Appointment(models.Model):
     EVENT_STATUSES = {Status.SCHEDULED, Status.CANCELLED}
     # The statuses that mean the appointment is not happening.
     CANCELLED_STATUSES = (Status.CANCELLED, Status.LATE_CANCELLED)
+    # Outcomes: what happened, so only known once the appointment has started.
+    OUTCOME_STATUSES = (Status.ATTENDED, Status.NO_SHOW)
 
     def __str__(self):
         return f"{self.summary_text} {self.start:%Y-%m-%d %H:%M}"
 
-    def allowed_statuses(self) -> list[str]:
-        """The statuses this appointment may move to from its current one."""
+    def allowed_statuses(self, *, now: datetime | None = None) -> list[str]:
+        """The statuses this appointment may move to from its current one; given
+        ``now``, outcomes (attended, no-show) only once it has started."""
         allowed = self.TRANSITIONS.get(self.status, set())
         if self.kind == self.Kind.EVENT:
             allowed = allowed & self.EVENT_STATUSES
+        if now is not None and not self.has_started(now=now):
+            allowed = allowed - set(self.OUTCOME_STATUSES)
         return [status for status in self.Status if status in allowed]
+
+    def has_started(self, *, now: datetime) -> bool:
+        return self.start <= now
 
     def set_status(self, status: str, *, now: datetime) -> None:
         """Move to ``status`` (the caller checks the transition and saves), noting
@@ -291,8 +299,25 @@ class Appointment(models.Model):
             self.cancelled_at = now
         self.status = status
 
-    def check_transition(self, status: str) -> None:
-        """Raise StatusTransitionError unless the table allows moving to ``status``."""
+    def check_transition(self, status: str, *, now: datetime | None = None) -> None:
+        """Raise StatusTransitionError unless the table allows moving to ``status``
+        (and, given ``now``, unless an outcome is recorded before the start)."""
+        if (
+            now is not None
+            and status in self.OUTCOME_STATUSES
+            and status in self.allowed_statuses()
+            and not self.has_started(now=now)
+        ):
+            local_start = timezone.localtime(self.start, self.practice.zone)
+            raise StatusTransitionError(
+                "An appointment can only be marked %(wanted)s once it has started "
+                "(%(start)s).",
+                code="not_started",
+                params={
+                    "wanted": self.Status(status).label.lower(),
+                    "start": f"{local_start:%a %d %b %Y, %H:%M}",
+                },
+            )
         if status not in self.allowed_statuses():
             raise StatusTransitionError(
                 "An appointment that is %(current)s cannot become %(wanted)s.",

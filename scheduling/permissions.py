@@ -82,7 +82,7 @@ def access_patient(user: User, patient_id: int, *, for_change: bool = False) -> 
     try:
         return (
             visible_patients(user)
-            .select_related("primary_clinician")
+            .select_related("primary_clinician", "practice")
             .get(pk=patient_id)
         )
     except Patient.DoesNotExist:

@@ -7,9 +7,11 @@ from datetime import date, datetime, time, timedelta
 
 from django.db.models import Count, Prefetch, Q, QuerySet, prefetch_related_objects
 from django.http import Http404
+from django.urls import reverse
 from django.utils import timezone
 
-from practice.models import User
+from practice.hooks import AuditPatient
+from practice.models import Practice, User
 from practice.selectors import clinician_list
 from scheduling.models import (
     Appointment,
@@ -70,6 +72,30 @@ def clinician_choices(*, user: User, include_inactive: bool = False) -> QuerySet
     if not user.can_manage_all_schedules:
         clinicians = clinicians.filter(pk=user.pk)
     return clinicians.order_by("-is_active", "display_name", "email")
+
+
+def primary_clinician_choices(
+    *, user: User, patient: Patient | None = None
+) -> QuerySet[User]:
+    """The clinicians ``user`` may name as ``patient``'s primary clinician: those
+    they may book for, and always the patient's current one (even if deactivated),
+    so that saving the form keeps it. A clinician editing a colleague's patient may
+    only keep the colleague: handing a patient over is for administrators and
+    schedulers."""
+    current = patient.primary_clinician_id if patient is not None else None
+    if current is not None and current != user.pk and not user.can_manage_all_schedules:
+        # Whatever the colleague's roles are now: the form keeps them as they are.
+        return User.objects.filter(pk=current, practice_id=user.practice_id)
+    allowed = Q(is_active=True)
+    if not user.can_manage_all_schedules:
+        allowed &= Q(pk=user.pk)
+    if current is not None:
+        allowed |= Q(pk=current)
+    return (
+        User.objects.filter(practice_id=user.practice_id, is_clinician=True)
+        .filter(allowed)
+        .order_by("-is_active", "display_name", "email")
+    )
 
 
 def service_list(*, practice, include_inactive: bool = True) -> QuerySet[Service]:
@@ -153,6 +179,11 @@ RELATED_CALENDAR_FIELDS = (
 CLINICIANS_PER_PAGE = 25
 
 
+def _calendar_patients(appointment: Appointment) -> list[Patient]:
+    """The patients ``_patients_prefetch`` put on ``appointment``."""
+    return getattr(appointment, "calendar_patients")  # noqa: B009 - set by Prefetch
+
+
 @dataclass
 class CalendarEntry:
     """One appointment as drawn in one day column (clipped to that day)."""
@@ -174,13 +205,13 @@ class CalendarEntry:
     def title(self) -> str:
         """Patient names or the event's title (``Appointment.display_title``)."""
         appointment = self.appointment
-        return appointment.display_title_with(appointment.calendar_patients)
+        return appointment.display_title_with(_calendar_patients(appointment))
 
     @property
     def short_title(self) -> str:
         """Initials or the event's title (``Appointment.summary_text``)."""
         appointment = self.appointment
-        return appointment.summary_text_with(appointment.calendar_patients)
+        return appointment.summary_text_with(_calendar_patients(appointment))
 
 
 @dataclass
@@ -554,7 +585,8 @@ def calendar_page(
     for appointment in appointments:
         appointment.clinician = by_id[appointment.clinician_id]
         if places and view != MONTH:
-            appointment.location = places.get(appointment.location_id)
+            location_id = appointment.location_id
+            appointment.location = places.get(location_id) if location_id else None
 
     page = CalendarPage(
         view=view,
@@ -683,3 +715,35 @@ def _lay_out_columns(
                 naive = datetime.combine(day, time(minutes // 60, minutes % 60))
                 column.slots.append(CalendarSlot(row=row, start=naive))
         page.columns.append(column)
+
+
+# -- the audit log's view of patients (see practice.hooks) -------------------------
+
+
+def audit_patients_described(
+    *, practice: Practice, patient_ids: list[int]
+) -> dict[int, AuditPatient]:
+    """Names and pages of these patients of ``practice`` for its audit log (one
+    query); ids of other practices' patients are left out."""
+    patients = Patient.objects.filter(practice=practice, pk__in=patient_ids).only(
+        "pk", "first_name", "last_name"
+    )
+    return {
+        patient.pk: AuditPatient(
+            name=patient.full_name,
+            url=reverse("scheduling:patient", kwargs={"patient_id": patient.pk}),
+        )
+        for patient in patients
+    }
+
+
+def audit_patients_matching(*, practice: Practice, text: str, limit: int) -> list[int]:
+    """Ids of at most ``limit`` + 1 of ``practice``'s patients, deactivated ones
+    too, whose names contain every word of ``text`` (as the Patients search)."""
+    patients = Patient.objects.filter(practice=practice)
+    words = search_fold(text).split()[:6]
+    if not words:
+        return []
+    for word in words:
+        patients = patients.filter(search_name__contains=word)
+    return list(patients.order_by("pk").values_list("pk", flat=True)[: limit + 1])

@@ -13,10 +13,11 @@ from datetime import date, datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q, prefetch_related_objects
+from django.db.models import Exists, OuterRef, Q, Value, prefetch_related_objects
 from django.utils import timezone
 
-from practice.models import Practice, User
+from practice.models import AuditEvent, Practice, User
+from practice.services import audit_record
 from practice.text import single_line
 from scheduling.models import (
     Appointment,
@@ -28,6 +29,7 @@ from scheduling.models import (
     Team,
 )
 from scheduling.names import search_fold
+from scheduling.permissions import visible_patients
 from scheduling.publication import LONGEST_LOOKBACK, PUBLISHED_FIELDS
 from scheduling.recurrence import (
     Recurrence,
@@ -79,7 +81,109 @@ class SchedulingConflict(Exception):
         self.conflicts = conflicts
 
 
+@dataclass(frozen=True)
+class PossibleDuplicate:
+    """An existing patient who may be the one being added or saved: why, and
+    whether the acting user may open their record."""
+
+    patient: Patient
+    reason: str
+    visible: bool
+
+
+class DuplicatePatient(Exception):
+    """Another patient of the practice has the same name and date of birth, email or
+    phone; retry with ``allow_duplicate=True`` once the user confirms."""
+
+    def __init__(self, duplicates: list[PossibleDuplicate]):
+        super().__init__("; ".join(item.reason for item in duplicates))
+        self.duplicates = duplicates
+
+
 # -- patients -----------------------------------------------------------------------
+
+
+def _phone_digits(phone: str) -> str:
+    return "".join(char for char in phone if char.isdigit())
+
+
+def _same_phone(one: str, other: str) -> bool:
+    """The same number, with or without a country or trunk prefix."""
+    shorter, longer = sorted((one, other), key=len)
+    return len(shorter) >= 7 and longer.endswith(shorter)
+
+
+def _possible_duplicates(
+    patient: Patient, *, actor: User | None
+) -> list[PossibleDuplicate]:
+    """Other patients of the practice with the same name and date of birth, the same
+    email, or the same phone number (compared by its digits). One query."""
+    same_name = (
+        Q(
+            first_name__iexact=patient.first_name,
+            last_name__iexact=patient.last_name,
+            date_of_birth=patient.date_of_birth,
+        )
+        if patient.date_of_birth is not None
+        else Q(pk__in=[])
+    )
+    same_email = Q(email__iexact=patient.email) if patient.email else Q(pk__in=[])
+    digits = _phone_digits(patient.phone)
+    # Narrowed by the last digits in SQL, compared on every digit below.
+    same_phone = Q(phone__endswith=digits[-4:]) if len(digits) >= 4 else Q(pk__in=[])
+    candidates = (
+        Patient.objects.filter(practice_id=patient.practice_id)
+        .filter(same_name | same_email | same_phone)
+        .exclude(pk=patient.pk)
+        .annotate(
+            visible=Exists(visible_patients(actor).filter(pk=OuterRef("pk")))
+            if actor is not None
+            else Value(False)
+        )
+        .order_by("last_name", "first_name", "pk")
+    )
+    found = []
+    for other in candidates:
+        reasons = []
+        if (
+            patient.date_of_birth is not None
+            and other.date_of_birth == patient.date_of_birth
+            and other.first_name.casefold() == patient.first_name.casefold()
+            and other.last_name.casefold() == patient.last_name.casefold()
+        ):
+            reasons.append("the same name and date of birth")
+        if patient.email and other.email.casefold() == patient.email.casefold():
+            reasons.append("the same email")
+        if _same_phone(_phone_digits(other.phone), digits):
+            reasons.append("the same phone number")
+        if reasons:
+            found.append(
+                PossibleDuplicate(
+                    patient=other,
+                    reason=" and ".join(reasons),
+                    visible=other.visible,
+                )
+            )
+    return found
+
+
+def _identity(patient: Patient) -> tuple:
+    """What duplicates are recognised by."""
+    return (
+        patient.first_name.casefold(),
+        patient.last_name.casefold(),
+        patient.date_of_birth,
+        patient.email.casefold(),
+        _phone_digits(patient.phone),
+    )
+
+
+def _check_duplicates(patient: Patient, *, actor: User | None, allow: bool) -> None:
+    if allow:
+        return
+    duplicates = _possible_duplicates(patient, actor=actor)
+    if duplicates:
+        raise DuplicatePatient(duplicates)
 
 
 def _patient_search_name(patient: Patient) -> str:
@@ -125,8 +229,12 @@ def patient_create(
     email: str = "",
     phone: str = "",
     primary_clinician: User | None = None,
+    client_ip: str | None = None,
+    allow_duplicate: bool = False,
 ) -> Patient:
-    """Add a patient to the practice, keeping the search name in step."""
+    """Add a patient to the practice, keeping the search name in step, and record
+    it in the audit log. A possible duplicate of an existing patient raises
+    DuplicatePatient unless ``allow_duplicate``."""
     _check_primary_clinician(practice, primary_clinician)
     values = {
         "first_name": first_name,
@@ -143,37 +251,234 @@ def patient_create(
     )
     patient.search_name = _patient_search_name(patient)
     patient.full_clean()
+    _check_duplicates(patient, actor=actor, allow=allow_duplicate)
     patient.save()
+    _patient_audit(
+        kind=AuditEvent.Kind.PATIENT_CREATED,
+        patient=patient,
+        actor=actor,
+        client_ip=client_ip,
+        details={
+            "details": [
+                name.replace("_", " ")
+                for name in PATIENT_FIELDS
+                if getattr(patient, name) not in (None, "")
+            ]
+        },
+    )
     return patient
 
 
 @transaction.atomic
-def patient_update(*, patient: Patient, actor: User, **fields) -> Patient:
-    """Change a patient's details (any of PATIENT_FIELDS)."""
+def patient_update(
+    *,
+    patient: Patient,
+    actor: User,
+    client_ip: str | None = None,
+    allow_duplicate: bool = False,
+    **fields,
+) -> Patient:
+    """Change a patient's details (any of PATIENT_FIELDS), recording old and new
+    values in the audit log (sensitive ones only as changed). A change that makes
+    the patient look like another one (same name and date of birth, email or phone)
+    raises DuplicatePatient unless ``allow_duplicate``."""
     unknown = set(fields) - set(PATIENT_FIELDS)
     if unknown:
         raise TypeError(f"Unknown patient fields: {sorted(unknown)}")
     if "primary_clinician" in fields:
         _check_primary_clinician(patient.practice, fields["primary_clinician"])
     initials_before = patient.initials
+    before = {name: getattr(patient, name) for name in PATIENT_FIELDS}
+    identity_before = _identity(patient)
     for name, value in fields.items():
         setattr(patient, name, _clean_patient_value(name, value))
     patient.search_name = _patient_search_name(patient)
     patient.full_clean()
+    if _identity(patient) != identity_before:
+        _check_duplicates(patient, actor=actor, allow=allow_duplicate)
     patient.save()
     if patient.initials != initials_before:
         _republish_future(Appointment.objects.filter(patients=patient))
+    changed = _patient_changes(before, patient)
+    if changed:
+        _patient_audit(
+            kind=AuditEvent.Kind.PATIENT_CHANGED,
+            patient=patient,
+            actor=actor,
+            client_ip=client_ip,
+            details={"changed": changed},
+        )
     return patient
 
 
 @transaction.atomic
-def patient_set_active(*, patient: Patient, actor: User, active: bool) -> Patient:
+def patient_set_active(
+    *, patient: Patient, actor: User, active: bool, client_ip: str | None = None
+) -> Patient:
     """Deactivate or reactivate a patient. Patients are never deleted: their
     appointments keep pointing at them; a deactivated patient cannot be booked."""
     if patient.is_active != active:
         patient.is_active = active
         patient.save(update_fields=["is_active"])
+        _patient_audit(
+            kind=AuditEvent.Kind.PATIENT_REACTIVATED
+            if active
+            else AuditEvent.Kind.PATIENT_DEACTIVATED,
+            patient=patient,
+            actor=actor,
+            client_ip=client_ip,
+        )
     return patient
+
+
+# -- the audit trail of patient data -----------------------------------------------
+#
+# practice/ owns the log and may not know patients: events name them by id (the
+# log page asks ``selectors.audit_patients_described`` for names) and carry only
+# initials. Each page view is one INSERT; a calendar page records the range it
+# shows, not each patient on it.
+
+# Recorded only as added, changed or removed, never with the value: contact details
+# and the date of birth would otherwise sit in the log and in every CSV export.
+SENSITIVE_PATIENT_FIELDS = frozenset({"date_of_birth", "email", "phone"})
+
+
+def _patient_audit(
+    *,
+    kind: str,
+    patient: Patient,
+    actor: User | None,
+    client_ip: str | None,
+    details: dict | None = None,
+) -> AuditEvent:
+    return audit_record(
+        kind=kind,
+        practice=patient.practice,
+        actor=actor,
+        client_ip=client_ip,
+        patient_ids=[patient.pk],
+        details={"patient": patient.initials, **(details or {})},
+    )
+
+
+def _audit_text(value) -> str:
+    if value in (None, ""):
+        return "—"
+    if isinstance(value, User):
+        return value.label
+    return str(value)
+
+
+def _patient_changes(before: dict, patient: Patient) -> dict:
+    """{field: [old, new]} for changed details; a sensitive field maps to "added",
+    "changed" or "removed" instead."""
+    changed: dict[str, object] = {}
+    for name in PATIENT_FIELDS:
+        old, new = before[name], getattr(patient, name)
+        if old == new:
+            continue
+        if name in SENSITIVE_PATIENT_FIELDS:
+            empty_before, empty_after = old in (None, ""), new in (None, "")
+            changed[name] = (
+                "added"
+                if empty_before
+                else "removed"
+                if empty_after
+                else "changed (value hidden)"
+            )
+        else:
+            changed[name] = [_audit_text(old), _audit_text(new)]
+    return changed
+
+
+def patient_view_record(
+    *, user: User, patient: Patient, client_ip: str | None, page: str = "details"
+) -> AuditEvent:
+    """Record that ``user`` was shown ``patient``'s details (one INSERT)."""
+    return _patient_audit(
+        kind=AuditEvent.Kind.PATIENT_VIEWED,
+        patient=patient,
+        actor=user,
+        client_ip=client_ip,
+        details={"page": page},
+    )
+
+
+def patient_list_view_record(
+    *,
+    user: User,
+    patients: Sequence[Patient],
+    searched: bool,
+    page_number: int,
+    client_ip: str | None,
+) -> AuditEvent:
+    """Record that ``user`` was shown a page of the patient list (names and dates
+    of birth): the patients on it by id, and whether it answered a search, never
+    the search text (one INSERT)."""
+    return audit_record(
+        kind=AuditEvent.Kind.PATIENT_LIST_VIEWED,
+        practice=user.practice,
+        actor=user,
+        client_ip=client_ip,
+        patient_ids=[patient.pk for patient in patients],
+        details={
+            "page": page_number,
+            "patients shown": len(patients),
+            "search": "yes" if searched else "no",
+        },
+    )
+
+
+def appointment_view_record(
+    *,
+    user: User,
+    appointment: Appointment,
+    client_ip: str | None,
+    page: str = "details",
+) -> AuditEvent:
+    """Record that ``user`` was shown an appointment and so its patients (one
+    INSERT; the patients are expected prefetched, as ``access_appointment`` does)."""
+    patients = list(appointment.patients.all())
+    details: dict[str, object] = {
+        "appointment": appointment.pk,
+        "page": page,
+        "when": _when(appointment.practice, appointment.start, appointment.end),
+    }
+    if patients:
+        details["patients"] = [patient.initials for patient in patients]
+    return audit_record(
+        kind=AuditEvent.Kind.APPOINTMENT_VIEWED,
+        practice=appointment.practice,
+        actor=user,
+        client_ip=client_ip,
+        patient_ids=[patient.pk for patient in patients],
+        details=details,
+    )
+
+
+def calendar_view_record(
+    *,
+    user: User,
+    view: str,
+    first_day: date,
+    last_day: date,
+    clinician: User | None,
+    client_ip: str | None,
+) -> AuditEvent:
+    """Record that ``user`` was shown a calendar page: the days and whose calendar,
+    not each patient on it (one INSERT, however full the page). Which patients that
+    was follows from the appointments of those days."""
+    return audit_record(
+        kind=AuditEvent.Kind.CALENDAR_VIEWED,
+        practice=user.practice,
+        actor=user,
+        client_ip=client_ip,
+        details={
+            "view": view,
+            "days": f"{first_day.isoformat()} – {last_day.isoformat()}",
+            "calendar": clinician.label if clinician else "all clinicians",
+        },
+    )
 
 
 def _republish_future(appointments) -> int:
@@ -381,7 +686,38 @@ def _local(practice: Practice, instant: datetime) -> datetime:
 
 def _when(practice: Practice, start: datetime, end: datetime) -> str:
     start, end = _local(practice, start), _local(practice, end)
+    if end.date() != start.date():
+        return f"{start:%a %d %b %Y, %H:%M} – {end:%a %d %b %Y, %H:%M}"
     return f"{start:%a %d %b %Y, %H:%M}–{end:%H:%M}"
+
+
+def _conflict_message(
+    practice: Practice, *, other: Appointment, clinician: User, shared: list[Patient]
+) -> str:
+    """What a booking overlapping ``other`` is told: whose time it is and when. A
+    clinician's own event (out of office, a meeting) blocks their time like a
+    session; a shared patient's other booking names its clinician."""
+    when = _when(practice, other.start, other.end)
+    if other.clinician_id == clinician.pk:
+        if other.kind == Appointment.Kind.EVENT:
+            return (
+                f"{clinician.label} is not available {when}: “{other.title}” "
+                "is in their calendar."
+            )
+        what = other.summary_text or "an appointment"
+        return f"{clinician.label} is already booked {when} ({what})."
+    start, end = _local(practice, other.start), _local(practice, other.end)
+    names = ", ".join(patient.initials for patient in shared)
+    day = f"{start:%a %d %b %Y}"
+    if end.date() != start.date():
+        return (
+            f"{names} already has an appointment with {other.clinician.label} "
+            f"from {when}."
+        )
+    return (
+        f"{names} already has an appointment with {other.clinician.label} at "
+        f"{start:%H:%M}–{end:%H:%M} on {day}."
+    )
 
 
 def _describe(practice: Practice, name: str, value) -> object:
@@ -508,16 +844,12 @@ def _conflicts(
         for clinician, patients, start, end in proposals:
             if not (other.start < end and other.end > start) or other.pk in seen:
                 continue
-            when = _when(practice, other.start, other.end)
-            if other.clinician_id == clinician.pk:
-                what = other.summary_text or "an appointment"
-                message = f"{clinician.label} is already booked {when} ({what})."
-            else:
-                shared = [p for p in patients if p.pk in other_patient_ids]
-                if not shared:
-                    continue
-                names = ", ".join(patient.full_name for patient in shared)
-                message = f"{names} already has an appointment {when}."
+            shared = [p for p in patients if p.pk in other_patient_ids]
+            if other.clinician_id != clinician.pk and not shared:
+                continue
+            message = _conflict_message(
+                practice, other=other, clinician=clinician, shared=shared
+            )
             seen.add(other.pk)
             found.append(Conflict(appointment=other, message=message))
     return found
@@ -888,11 +1220,13 @@ def appointment_set_status(
     expected_revision: int | None,
     scope: str = SCOPE_THIS,
 ) -> Appointment:
-    """Move an appointment to ``status`` as the transitions table allows
-    (StatusTransitionError otherwise). With scope "following", later occurrences of
-    the series follow where the table allows it and are left alone where not."""
+    """Move an appointment to ``status`` as the transitions table allows, outcomes
+    (attended, no-show) only once it has started (StatusTransitionError otherwise).
+    With scope "following", later occurrences of the series follow where that allows
+    it and are left alone where not."""
     current = _lock(appointment, expected_revision)
-    current.check_transition(status)
+    now = timezone.now()
+    current.check_transition(status, now=now)
     action = (
         AppointmentChange.Action.CANCELLED
         if status in Appointment.CANCELLED_STATUSES
@@ -900,9 +1234,8 @@ def appointment_set_status(
     )
     history = []
     changed = []
-    now = timezone.now()
     for target in _following(current, scope=scope):
-        if status not in target.allowed_statuses():
+        if status not in target.allowed_statuses(now=now):
             continue
         record = {
             "status": [

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from practice.forms import ActiveForm
 from practice.models import Role
+from practice.net import client_ip
 from practice.permissions import practice_user_required, role_required
 from scheduling.forms import (
     EVENT_TITLE_WARNING,
@@ -55,23 +56,31 @@ from scheduling.selectors import (
 )
 from scheduling.services import (
     SCOPE_THIS,
+    DuplicatePatient,
     SchedulingConflict,
     StaleAppointment,
     appointment_create,
     appointment_delete,
     appointment_set_status,
     appointment_update,
+    appointment_view_record,
+    calendar_view_record,
     location_create,
     location_update,
     patient_create,
+    patient_list_view_record,
     patient_set_active,
     patient_update,
+    patient_view_record,
     service_create,
     service_update,
     team_create,
     team_delete,
     team_update,
 )
+
+# Days a week view shows by default on each screen size class.
+SCREEN_SPANS = {"phone": 1, "tablet": 3, "wide": 7}
 
 
 def _calendar_url(appointment: Appointment) -> str:
@@ -99,7 +108,11 @@ def calendar(request):
             + "). Showing this week instead.",
         )
     clinician = params.get("clinician")
-    view = params.get("view") or WEEK
+    # The screen's size class, from a cookie static/js/calendar-view.js keeps:
+    # phones open the agenda, and a week there shows one day (three on tablets).
+    screen = request.COOKIES.get("tend_screen", "wide")
+    screen = screen if screen in SCREEN_SPANS else "wide"
+    view = params.get("view") or (AGENDA if screen == "phone" else WEEK)
     page = calendar_page(
         user=request.user,
         view=view,
@@ -107,13 +120,21 @@ def calendar(request):
         clinician_id=clinician if isinstance(clinician, int) else None,
         all_clinicians=clinician == "all",
         show_cancelled=params.get("cancelled") != "hide",
-        span=params.get("days") or 7,
+        span=params.get("days") or SCREEN_SPANS[screen],
         team_id=params.get("team"),
         location_id=params.get("location"),
         page_number=params.get("page") or 1,
     )
+    calendar_view_record(
+        user=request.user,
+        view=page.view,
+        first_day=page.first_day,
+        last_day=page.last_day,
+        clinician=page.selected,
+        client_ip=client_ip(request),
+    )
     keep = {"view": view, "cancelled": params.get("cancelled") or ""}
-    if view == WEEK and page.span != 7:
+    if view == WEEK and params.get("days"):
         keep["days"] = page.span
     if request.user.can_manage_all_schedules:
         keep["clinician"] = page.selected.pk if page.selected else "all"
@@ -164,7 +185,7 @@ def calendar(request):
     return render(
         request,
         "scheduling/calendar.html",
-        {"page": page, "links": links, "base_query": base_query},
+        {"page": page, "links": links, "base_query": base_query, "screen": screen},
     )
 
 
@@ -231,7 +252,12 @@ def appointment_new(request):
 @practice_user_required
 def appointment_detail(request, appointment_id: int):
     appointment = access_appointment(request.user, appointment_id)
+    appointment_view_record(
+        user=request.user, appointment=appointment, client_ip=client_ip(request)
+    )
     may_change = can_schedule_for(request.user, appointment.clinician)
+    now = timezone.now()
+    statuses = appointment.allowed_statuses(now=now)
     return render(
         request,
         "scheduling/appointment_detail.html",
@@ -240,9 +266,8 @@ def appointment_detail(request, appointment_id: int):
             "history": appointment_history(appointment=appointment),
             "series": series_overview(appointment=appointment),
             "may_change": may_change,
-            "statuses": [
-                Appointment.Status(status) for status in appointment.allowed_statuses()
-            ],
+            "statuses": [Appointment.Status(status) for status in statuses],
+            "outcomes_later": len(appointment.allowed_statuses()) > len(statuses),
             "calendar_url": _calendar_url(appointment),
         },
     )
@@ -257,6 +282,13 @@ def appointment_edit(request, appointment_id: int):
         appointment=appointment,
         initial=appointment_initial(appointment),
     )
+    if request.method != "POST":
+        appointment_view_record(
+            user=request.user,
+            appointment=appointment,
+            client_ip=client_ip(request),
+            page="edit form",
+        )
     conflicts, stale = [], False
     if request.method == "POST" and form.is_valid():
         try:
@@ -360,6 +392,13 @@ def patients(request):
         ),
         50,
     ).get_page(request.GET.get("page"))
+    patient_list_view_record(
+        user=request.user,
+        patients=list(page),
+        searched=bool(query),
+        page_number=page.number,
+        client_ip=client_ip(request),
+    )
     return render(
         request,
         "scheduling/patients.html",
@@ -380,22 +419,38 @@ def patient_add(request):
     if request.user.is_clinician:
         initial["primary_clinician"] = request.user.pk
     form = PatientForm(request.POST or None, user=request.user, initial=initial)
+    duplicates = []
     if request.method == "POST" and form.is_valid():
+        fields = dict(form.cleaned_data)
+        allow_duplicate = fields.pop("save_anyway")
         try:
             patient = patient_create(
-                practice=request.user.practice, actor=request.user, **form.cleaned_data
+                practice=request.user.practice,
+                actor=request.user,
+                client_ip=client_ip(request),
+                allow_duplicate=allow_duplicate,
+                **fields,
             )
+        except DuplicatePatient as warning:
+            duplicates = warning.duplicates
         except ValidationError as error:
             form.add_error(None, error)
         else:
             messages.success(request, f"{patient.full_name} was added.")
             return redirect("scheduling:patient", patient_id=patient.pk)
-    return render(request, "scheduling/patient_form.html", {"form": form})
+    return render(
+        request,
+        "scheduling/patient_form.html",
+        {"form": form, "duplicates": duplicates},
+    )
 
 
 @practice_user_required
 def patient_detail(request, patient_id: int):
     patient = access_patient(request.user, patient_id)
+    patient_view_record(
+        user=request.user, patient=patient, client_ip=client_ip(request)
+    )
     return render(
         request,
         "scheduling/patient_detail.html",
@@ -415,18 +470,41 @@ def patient_detail(request, patient_id: int):
 def patient_edit(request, patient_id: int):
     patient = access_patient(request.user, patient_id, for_change=True)
     form = PatientForm(
-        request.POST or None, user=request.user, initial=patient_initial(patient)
+        request.POST or None,
+        user=request.user,
+        patient=patient,
+        initial=patient_initial(patient),
     )
+    if request.method != "POST":
+        patient_view_record(
+            user=request.user,
+            patient=patient,
+            client_ip=client_ip(request),
+            page="edit form",
+        )
+    duplicates = []
     if request.method == "POST" and form.is_valid():
+        fields = dict(form.cleaned_data)
+        allow_duplicate = fields.pop("save_anyway")
         try:
-            patient_update(patient=patient, actor=request.user, **form.cleaned_data)
+            patient_update(
+                patient=patient,
+                actor=request.user,
+                client_ip=client_ip(request),
+                allow_duplicate=allow_duplicate,
+                **fields,
+            )
+        except DuplicatePatient as warning:
+            duplicates = warning.duplicates
         except ValidationError as error:
             form.add_error(None, error)
         else:
             messages.success(request, f"{patient.full_name} was saved.")
             return redirect("scheduling:patient", patient_id=patient.pk)
     return render(
-        request, "scheduling/patient_form.html", {"form": form, "patient": patient}
+        request,
+        "scheduling/patient_form.html",
+        {"form": form, "patient": patient, "duplicates": duplicates},
     )
 
 
@@ -439,7 +517,9 @@ def patient_active(request, patient_id: int):
         messages.error(request, "Choose Deactivate or Reactivate.")
         return redirect("scheduling:patient", patient_id=patient.pk)
     active = form.cleaned_data["active"]
-    patient_set_active(patient=patient, actor=request.user, active=active)
+    patient_set_active(
+        patient=patient, actor=request.user, active=active, client_ip=client_ip(request)
+    )
     verb = "reactivated" if active else "deactivated"
     messages.success(request, f"{patient.full_name} was {verb}.")
     return redirect("scheduling:patient", patient_id=patient.pk)

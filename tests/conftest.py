@@ -8,7 +8,7 @@ import pytest
 
 from practice.models import Role, User
 from tests import factories
-from tests.servers import RedisServer, SilentServer
+from tests.servers import RedisServer, SilentServer, SmtpServer
 from tests.support import clear_caches
 
 # Playwright's sync API keeps an event loop on the main thread; Django's ORM refuses to
@@ -177,3 +177,14 @@ def silent_server():
     server = SilentServer()
     yield server
     server.close()
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """A real SMTP server on loopback that Tend's email goes to, with the messages
+    it received."""
+    server = SmtpServer()
+    server.start()
+    settings.MAILERS = {"default": server.mailer}
+    yield server
+    server.stop()

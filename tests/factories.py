@@ -72,6 +72,12 @@ def make_user(
     )
 
 
+def make_operator(*, email: str = "ops@tend.example", name: str = "Operator") -> User:
+    """An installation operator, created as ``manage.py createsuperuser`` creates
+    one (operators belong to no practice and only use /operator/)."""
+    return User.objects.create_superuser(email, PASSWORD, display_name=name)
+
+
 def make_patient(
     practice: Practice,
     *,

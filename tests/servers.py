@@ -1,6 +1,7 @@
 """Real servers the tests start on loopback: a Redis of their own (which can be
-saved, stopped and started again from an older dump) and a server that accepts
-connections and never answers (a hung Redis)."""
+saved, stopped and started again from an older dump), a server that accepts
+connections and never answers (a hung Redis), and an SMTP server that keeps what
+it is sent."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ import subprocess
 import sys
 import threading
 import time
+from email import message_from_bytes
+from email.message import Message
 from pathlib import Path
 
 import redis
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -132,3 +137,33 @@ class SilentServer:
         self.sock.close()
         for connection in self.held:
             connection.close()
+
+
+class SmtpServer:
+    """A real SMTP server (aiosmtpd) on a free loopback port, in a thread of the
+    test run, keeping every message it accepts."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.messages: list[Message] = []
+        self.envelopes: list[Envelope] = []
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server, session, envelope: Envelope) -> str:
+        self.envelopes.append(envelope)
+        self.messages.append(message_from_bytes(envelope.original_content or b""))
+        return "250 Message accepted for delivery"
+
+    @property
+    def mailer(self) -> dict:
+        """MAILERS["default"] delivering here."""
+        return {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": self.port, "timeout": 5},
+        }
+
+    def start(self) -> None:
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()

@@ -1,12 +1,14 @@
 """Helpers for tests that are not test data: emptying caches, signing in a browser,
-feed paths and one Hypothesis example's rollback. Test data comes from
-``tests.factories``."""
+feed paths, one Hypothesis example's rollback and running the background worker.
+Test data comes from ``tests.factories``."""
 
 import contextlib
+import signal
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from django.core.cache import caches
+from django.core.management import call_command
 from django.db import transaction
 
 from calendarsync import freshness
@@ -48,3 +50,20 @@ def browser_login(page, email: str, password: str = PASSWORD) -> None:
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
+
+
+def run_worker() -> None:
+    """Run the database queue's worker (``manage.py db_worker``) in this process
+    until the queue is empty, as production's workers run every task. Use it with
+    ``transactional_db``: the worker closes a connection left inside a transaction,
+    as the test's own would be (PostgreSQL)."""
+    stops = [signal.SIGINT, signal.SIGTERM, signal.SIGQUIT]
+    handlers = {stop: signal.getsignal(stop) for stop in stops}
+    try:
+        call_command(
+            "db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0
+        )
+    finally:
+        # The worker takes over the stop signals to finish its task first.
+        for stop, handler in handlers.items():
+            signal.signal(stop, handler)

@@ -95,7 +95,7 @@ def test_a_real_poll_appears_on_the_page_and_in_the_audit(
     assert event.details["calendar_name"] == clinician.label
     assert event.details["status"] == 200
     audit = login(admin_user).get(AUDIT).content.decode()
-    assert "Calendar feed fetched" in audit
+    assert 'data-label="Event">Calendar feed fetched</td>' in audit
     assert "client name: Google Calendar" in audit
     assert "192.0.2.44" in audit
 
@@ -109,7 +109,7 @@ def test_only_administrators_of_the_practice_read_the_fetch_audit(
     assert login(clinician).get(AUDIT).status_code == 403
     other = login(outsider_admin).get(AUDIT)
     assert other.status_code == 200
-    assert "Calendar feed fetched" not in other.content.decode()
+    assert "Calendar feed fetched</td>" not in other.content.decode()
 
 
 def test_a_known_client_from_a_new_network_is_flagged(client, login, clinician):

@@ -82,18 +82,33 @@ def test_administrator_adds_a_clinician(page, admin_user):
 
 def test_network_restricted_practice_shows_its_403_page(page, admin_user, practice):
     # The live server sees 127.0.0.1; the practice allows only 10.0.0.0/8.
+    browser_login(page, admin_user.email)
+    page.wait_for_url("**/scheduling/")
     networks_set(
         practice=practice, cidrs=["10.0.0.0/8"], actor=admin_user, client_ip="10.1.2.3"
     )
-    with page.expect_response(
-        lambda response: response.request.method == "POST"
-    ) as answer:
-        browser_login(page, admin_user.email)
-    assert answer.value.status == 403
+    answer = page.goto("/settings/")
+    assert answer.status == 403
     assert page.get_by_role(
         "heading", name="Tend is not available from this network"
     ).is_visible()
     assert page.get_by_text("127.0.0.1").is_visible()
+
+    # Signing in again from here answers as a wrong password does: the network
+    # page would confirm the password to anyone anywhere.
+    page.get_by_role("button", name="Sign out").click()
+    with page.expect_response(
+        lambda response: (
+            response.request.method == "POST" and response.url.endswith("/login/")
+        )
+    ) as answer:
+        browser_login(page, admin_user.email)
+    assert answer.value.status == 200
+    assert (
+        page.get_by_role("alert")
+        .get_by_text("That email and password do not match an active account.")
+        .is_visible()
+    )
     page.goto("/settings/")
     assert page.url.endswith("/login/?next=/settings/"), "not signed in"
 

@@ -35,6 +35,8 @@ def production_env(**overrides) -> dict:
         SECURE_SSL_REDIRECT="true",
         SECURE_HSTS_SECONDS="31536000",
         TRUSTED_PROXY_COUNT="1",
+        # The Django test client connects from 127.0.0.1, standing in for the proxy.
+        TRUSTED_PROXY_NETWORKS="127.0.0.1",
         EMAIL_URL="smtp+tls://tend:mail-password@smtp.example.com:587",
         DEMO_DATA_ALLOWED="false",
     )
@@ -93,6 +95,28 @@ def test_check_deploy_refuses_feed_key_equal_to_secret_key():
     result = deploy_check(SECRET_KEY=key, CALENDAR_FEED_KEY=key)
     assert result.returncode != 0
     assert "tend.W003" in result.stderr
+
+
+def test_check_deploy_fails_on_a_proxy_count_without_proxy_networks():
+    """An error, not a warning: ``check --deploy`` fails at its default level."""
+    result = run(
+        ["manage.py", "check", "--deploy"],
+        production_env(TRUSTED_PROXY_NETWORKS=""),
+    )
+    assert result.returncode != 0
+    assert "tend.E001" in result.stderr
+    assert "TRUSTED_PROXY_NETWORKS" in result.stderr
+    # Without proxies there is nothing to list.
+    result = deploy_check(TRUSTED_PROXY_COUNT="0", TRUSTED_PROXY_NETWORKS="")
+    assert "tend.E001" not in result.stdout + result.stderr
+
+
+def test_a_proxy_network_that_is_not_one_is_refused():
+    result = run(
+        ["manage.py", "check"], production_env(TRUSTED_PROXY_NETWORKS="10.0.0.0/33")
+    )
+    assert result.returncode != 0
+    assert "TRUSTED_PROXY_NETWORKS: '10.0.0.0/33' is not" in result.stderr
 
 
 @pytest.mark.parametrize("missing", ["SECRET_KEY", "CALENDAR_FEED_KEY"])

@@ -6,9 +6,9 @@ import pytest
 from django.contrib.sessions.models import Session
 from django.utils import timezone
 
-from practice.models import AuditEvent, Practice, User
+from practice.models import AuditEvent, Practice, Role, User
 from practice.services import user_set_active
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, make_user
 
 SAME_ERROR = "That email and password do not match an active account."
 
@@ -121,6 +121,69 @@ def test_lockout_is_per_account_and_address(
     # The same account from another address is not locked.
     response = sign_in(client, clinician.email, PASSWORD, REMOTE_ADDR="192.0.2.33")
     assert response.status_code == 302
+
+
+# Spellings of one address that sign-in treats as the same account.
+SPELLINGS = [
+    "rivera@riverside.test",
+    "RIVERA@RIVERSIDE.TEST",
+    "Rivera@Riverside.test",
+    " rivera@riverside.test",
+    "rivera@riverside.test ",
+    "  RIVERA@riverside.test\t",
+    "rIvErA@riverside.test",
+    "rivera@RIVERSIDE.test",
+    "\trivera@Riverside.Test",
+    "RiVeRa@rIvErSiDe.TeSt ",
+]
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    ["OKAFOR@riverside.test", " okafor@riverside.test", "Okafor@Riverside.Test  "],
+)
+def test_lockout_holds_for_every_spelling_of_the_email(
+    client, practice, settings, spelling
+):
+    okafor = make_user(
+        practice, roles=[Role.CLINICIAN], email="okafor@riverside.test", name="Okafor"
+    )
+    address = {"REMOTE_ADDR": "198.51.100.7"}
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        sign_in(client, okafor.email, "wrong", **address)
+    refused = sign_in(client, spelling, PASSWORD, **address)
+    assert refused.status_code == 429
+    assert "_auth_user_id" not in client.session
+    # One lockout, one event, whatever the spelling of the later attempts.
+    assert AuditEvent.objects.filter(kind=AuditEvent.Kind.LOCKOUT).count() == 1
+
+
+def test_failures_spread_over_spellings_add_up_to_a_lock(client, clinician, settings):
+    address = {"REMOTE_ADDR": "198.51.100.7"}
+    assert len(set(SPELLINGS)) == 10
+    for _ in range(4):
+        for spelling in SPELLINGS:
+            sign_in(client, spelling, "wrong", **address)
+    for spelling in SPELLINGS:
+        assert sign_in(client, spelling, PASSWORD, **address).status_code == 429
+    assert "_auth_user_id" not in client.session
+
+
+def test_signing_in_with_another_spelling_clears_the_failures(
+    client, clinician, settings
+):
+    address = {"REMOTE_ADDR": "198.51.100.7"}
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        sign_in(client, "RIVERA@riverside.test", "wrong", **address)
+    assert (
+        sign_in(client, " Rivera@Riverside.test", PASSWORD, **address).status_code
+        == 302
+    )
+    client.post("/logout/")
+    # The count started again: four more failures do not lock.
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert sign_in(client, clinician.email, "wrong", **address).status_code == 200
+    assert sign_in(client, clinician.email, PASSWORD, **address).status_code == 302
 
 
 def test_lockout_for_an_unknown_address_looks_the_same(client, clinician, settings):

@@ -51,7 +51,97 @@ def test_trusted_proxies_vouch_only_for_what_they_appended(
     settings, count, forwarded, expected
 ):
     settings.TRUSTED_PROXY_COUNT = count
+    settings.TRUSTED_PROXY_NETWORKS = ["127.0.0.1", "192.0.2.0/24"]
     assert client_ip(request_from("127.0.0.1", forwarded)) == expected
+
+
+@pytest.mark.parametrize(
+    ("remote", "forwarded", "expected"),
+    [
+        # Not a proxy of ours: its header is its own writing.
+        ("203.0.113.5", OFFICE_IP, "203.0.113.5"),
+        ("127.0.0.1", OFFICE_IP, "127.0.0.1"),
+        # Our nginx (10.0.1.5) appended what connected to it.
+        ("10.0.1.5", f"{OFFICE_IP}, 198.51.100.7", "198.51.100.7"),
+        ("::ffff:10.0.1.5", "198.51.100.7", "198.51.100.7"),
+        ("not-an-ip", OFFICE_IP, None),
+    ],
+)
+def test_only_connections_from_trusted_proxy_networks_are_believed(
+    settings, remote, forwarded, expected
+):
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.TRUSTED_PROXY_NETWORKS = ["10.0.1.0/24"]
+    assert client_ip(request_from(remote, forwarded)) == expected
+
+
+def test_a_client_that_went_round_the_outer_proxy_is_seen_as_itself(settings):
+    """Two proxies: a load balancer (192.0.2.0/24) in front of nginx (10.0.1.5).
+    A client that reaches nginx directly is what nginx appended, not what it wrote."""
+    settings.TRUSTED_PROXY_COUNT = 2
+    settings.TRUSTED_PROXY_NETWORKS = ["10.0.1.5", "192.0.2.0/24"]
+    through_both = request_from("10.0.1.5", f"{OFFICE_IP}, 198.51.100.7, 192.0.2.1")
+    assert client_ip(through_both) == "198.51.100.7"
+    round_the_balancer = request_from("10.0.1.5", f"{OFFICE_IP}, 203.0.113.9")
+    assert client_ip(round_the_balancer) == "203.0.113.9"
+
+
+@pytest.mark.parametrize(
+    ("proxies", "expected_status"), [(["10.0.1.0/24"], 403), (["127.0.0.1"], 200)]
+)
+def test_forwarded_for_counts_only_from_a_trusted_proxy(
+    login, admin_user, practice, restrict, settings, proxies, expected_status
+):
+    """A client at 127.0.0.1 that writes a restricted practice's address into the
+    header gets in only if 127.0.0.1 is one of our proxies."""
+    restrict(practice, "10.9.9.0/24")
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.TRUSTED_PROXY_NETWORKS = proxies
+    response = login(admin_user).get(
+        "/settings/", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="10.9.9.9"
+    )
+    assert response.status_code == expected_status
+
+
+def test_forwarded_for_from_an_untrusted_peer_does_not_move_the_lockout(
+    client, clinician, settings
+):
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.TRUSTED_PROXY_NETWORKS = ["10.0.1.0/24"]
+    for number in range(settings.AXES_FAILURE_LIMIT):
+        client.post(
+            "/login/",
+            {"username": clinician.email, "password": "wrong"},
+            REMOTE_ADDR="127.0.0.1",
+            HTTP_X_FORWARDED_FOR=f"198.51.100.{number}",
+        )
+    refused = client.post(
+        "/login/",
+        {"username": clinician.email, "password": PASSWORD},
+        REMOTE_ADDR="127.0.0.1",
+        HTTP_X_FORWARDED_FOR="198.51.100.200",
+    )
+    assert refused.status_code == 429
+    lockout = AuditEvent.objects.get(kind=AuditEvent.Kind.LOCKOUT)
+    assert lockout.client_ip == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("remote", "expected_status"), [("203.0.113.5", 301), ("10.0.1.5", 200)]
+)
+def test_forwarded_proto_counts_only_from_a_trusted_proxy(
+    client, db, settings, remote, expected_status
+):
+    """Django believes X-Forwarded-Proto from anyone once SECURE_PROXY_SSL_HEADER is
+    set: a direct client must not pass for HTTPS (and get secure-only treatment)."""
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.TRUSTED_PROXY_NETWORKS = ["10.0.1.0/24"]
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_SSL_REDIRECT = True
+    response = client.get(
+        "/robots.txt", REMOTE_ADDR=remote, HTTP_X_FORWARDED_PROTO="https"
+    )
+    assert response.status_code == expected_status
 
 
 @pytest.mark.parametrize(
@@ -121,6 +211,7 @@ def test_forged_forwarded_header_does_not_get_in(
     assert forged.status_code == 403
 
     settings.TRUSTED_PROXY_COUNT = 1
+    settings.TRUSTED_PROXY_NETWORKS = ["127.0.0.0/8"]
     # The client wrote the office address; our proxy appended the real one.
     forged = client.get(
         "/settings/",
@@ -128,8 +219,14 @@ def test_forged_forwarded_header_does_not_get_in(
         HTTP_X_FORWARDED_FOR=f"{OFFICE_IP}, {ELSEWHERE_IP}",
     )
     assert forged.status_code == 403
-    # No header at all behind a proxy: unknown address, not let in.
-    assert client.get("/settings/", REMOTE_ADDR=OFFICE_IP).status_code == 403
+    # No header at all from the proxy: unknown address, not let in.
+    assert client.get("/settings/", REMOTE_ADDR="127.0.0.1").status_code == 403
+    # Someone who reaches Tend directly is taken for the address they connect from.
+    assert client.get("/settings/", REMOTE_ADDR=OFFICE_IP).status_code == 200
+    forged = client.get(
+        "/settings/", REMOTE_ADDR=ELSEWHERE_IP, HTTP_X_FORWARDED_FOR=OFFICE_IP
+    )
+    assert forged.status_code == 403
     real = client.get(
         "/settings/",
         REMOTE_ADDR="127.0.0.1",
@@ -138,17 +235,35 @@ def test_forged_forwarded_header_does_not_get_in(
     assert real.status_code == 200
 
 
-def test_login_from_elsewhere_shows_the_network_page(client, clinician, restrict):
+def login_page(response) -> str:
+    """The page without what differs on every render (the CSRF token's mask, the
+    script nonce), so that two answers can be compared byte for byte."""
+    html = response.content.decode()
+    html = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "CSRF", html)
+    return re.sub(r'nonce="[^"]+"', "NONCE", html)
+
+
+def test_from_elsewhere_the_right_password_gets_the_wrong_passwords_answer(
+    client, clinician, restrict
+):
+    """Outside the allowed networks nothing tells a right password from a wrong one:
+    otherwise the network page confirms a guessed password from anywhere."""
     restrict(clinician.practice, OFFICE)
-    response = client.post(
-        "/login/",
-        {"username": clinician.email, "password": PASSWORD},
-        REMOTE_ADDR=ELSEWHERE_IP,
-    )
-    assert response.status_code == 403
-    assert b"Tend is not available from this network" in response.content
+    answers = {}
+    for password in (PASSWORD, "wrong-password"):
+        answers[password] = client.post(
+            "/login/",
+            {"username": clinician.email, "password": password},
+            REMOTE_ADDR=ELSEWHERE_IP,
+        )
+    right, wrong = answers[PASSWORD], answers["wrong-password"]
+    assert right.status_code == wrong.status_code == 200
+    assert login_page(right) == login_page(wrong)
+    assert b"do not match an active account" in right.content
+    assert b"not available from this network" not in right.content
     assert "_auth_user_id" not in client.session
     assert not AuditEvent.objects.filter(kind=AuditEvent.Kind.LOGIN).exists()
+    # The audit log, which only the practice's administrators read, says why.
     event = AuditEvent.objects.get(kind=AuditEvent.Kind.NETWORK_BLOCKED)
     assert event.target_user == clinician
     assert event.practice == clinician.practice
@@ -163,17 +278,22 @@ def test_login_from_elsewhere_shows_the_network_page(client, clinician, restrict
     assert client.session["_auth_user_id"] == str(clinician.pk)
 
 
-def test_wrong_password_from_elsewhere_is_a_plain_failed_login(
-    client, clinician, restrict
+def test_from_elsewhere_the_right_password_counts_towards_the_lockout(
+    client, clinician, restrict, settings
 ):
+    """Were a right password not counted, the lock that never comes would give it
+    away."""
     restrict(clinician.practice, OFFICE)
-    response = client.post(
-        "/login/",
-        {"username": clinician.email, "password": "wrong"},
-        REMOTE_ADDR=ELSEWHERE_IP,
-    )
-    assert response.status_code == 200
-    assert b"do not match an active account" in response.content
+    answers = set()
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        response = client.post(
+            "/login/",
+            {"username": clinician.email, "password": PASSWORD},
+            REMOTE_ADDR=ELSEWHERE_IP,
+        )
+        answers.add(response.status_code)
+    assert answers == {200, 429}
+    assert response.status_code == 429
 
 
 # -- The exemption list --------------------------------------------------------------
@@ -361,8 +481,9 @@ def test_behind_a_misconfigured_proxy_no_restriction_can_be_saved(
 ):
     """Unknown address (proxy count wrong): any list could lock everyone out."""
     settings.TRUSTED_PROXY_COUNT = 1
+    settings.TRUSTED_PROXY_NETWORKS = ["127.0.0.1"]
     response = login(admin_user).post(
-        "/settings/network/", {"networks": OFFICE}, REMOTE_ADDR=OFFICE_IP
+        "/settings/network/", {"networks": OFFICE}, REMOTE_ADDR="127.0.0.1"
     )
     assert response.status_code == 200
     assert b"would lock you out" in response.content

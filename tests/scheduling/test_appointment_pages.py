@@ -282,7 +282,8 @@ def test_status_buttons_and_this_and_following(
     client = login(scheduler)
     html = client.get(f"/scheduling/appointments/{second.pk}/").content.decode()
     assert "This and all following appointments of the series" in html
-    assert "Mark attended" in html
+    assert "Cancel appointment" in html
+    assert "Mark attended" not in html  # not yet started
     assert "4 appointments, 2 after this one" in html
     response = client.post(
         f"/scheduling/appointments/{second.pk}/status/",

@@ -76,8 +76,10 @@ def test_a_phone_opens_the_agenda_one_line_per_appointment(
         minutes=480,
     )
     browser_login(phone, clinician.email)
-    phone.goto("/scheduling/")
-    phone.wait_for_url(re.compile(r"view=agenda"))
+    phone.wait_for_url("**/scheduling/")
+    expect(phone.get_by_role("link", name="Agenda")).to_have_attribute(
+        "aria-current", "page"
+    )
     tomorrow = (local(practice, days=1)).strftime("%A %-d %B")
     heading = phone.get_by_role("heading", name=tomorrow)
     expect(heading).to_be_visible()
@@ -91,11 +93,25 @@ def test_a_phone_opens_the_agenda_one_line_per_appointment(
     assert overflow(phone) <= 0
     # A week on a phone shows one day, with next and previous.
     phone.get_by_role("link", name="Week", exact=True).click()
-    phone.wait_for_url(re.compile(r"days=1"))
     expect(phone.locator("section.cal-col")).to_have_count(1)
+    expect(phone.locator("section.cal-col")).to_have_attribute(
+        "aria-label", local(practice).strftime("%A %-d %B")
+    )
     phone.get_by_role("link", name="Next").click()
-    expect(phone.locator("section.cal-col")).to_have_count(1)
+    expect(phone.locator("section.cal-col")).to_have_attribute("aria-label", tomorrow)
     assert overflow(phone) <= 0
+    # A message after a change is not lost on the way to the agenda.
+    phone.get_by_role("link", name="Agenda").click()
+    phone.locator("a.agenda-item", has_text="Élodie O'Brien").click()
+    phone.get_by_role("button", name=re.compile("Cancel appointment")).click()
+    expect(phone.get_by_text("Marked cancelled.")).to_be_visible()
+    phone.get_by_role("link", name="Back to the calendar").click()
+    expect(phone.get_by_role("link", name="Agenda")).to_have_attribute(
+        "aria-current", "page"
+    )
+    expect(phone.locator("a.agenda-item", has_text="Élodie O'Brien")).to_contain_text(
+        "Cancelled"
+    )
 
 
 def test_month_on_a_phone_is_a_list_of_days(phone, scheduler, clinician, patient, at):
@@ -295,6 +311,8 @@ def test_no_page_scrolls_sideways_at_phone_width(
         "/password/change/",
     ]
     browser_login(phone, admin_user.email)
+    phone.wait_for_url("**/scheduling/")
+    expect(phone.locator(".agenda")).to_be_visible()
     wide = {}
     for path in pages:
         answer = phone.goto(path)

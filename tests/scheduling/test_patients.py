@@ -78,8 +78,8 @@ def test_list_page_and_query_count(
     client = login(scheduler)
     client.get("/patients/")
     # Session, user, practice, networks; count and page of patients (with their
-    # clinicians joined); the session's save.
-    with django_assert_num_queries(9):
+    # clinicians joined); the audit event; the session's save.
+    with django_assert_num_queries(10):
         response = client.get("/patients/?q=example")
     assert response.status_code == 200
     assert response.content.count(b"Example, Pat") == 30
@@ -217,8 +217,9 @@ def test_detail_page_query_count_does_not_grow_with_appointments(
         book(clinician=clinician, patients=[patient], start=at(2026, 12, day, 9))
     client = login(scheduler)
     client.get(f"/patients/{patient.pk}/")
-    # Session, user, practice, networks; the patient (clinician joined); the
-    # appointments (clinician, service and location joined); the session's save.
-    with django_assert_num_queries(9):
+    # Session, user, practice, networks; the patient (clinician joined); the audit
+    # event; the appointments (clinician, service and location joined); the
+    # session's save.
+    with django_assert_num_queries(10):
         response = client.get(f"/patients/{patient.pk}/")
     assert response.content.count(b"Dec 2026, 09:00") == 12

@@ -1,0 +1,14 @@
+"""Background tasks of calendar sync (Django's Tasks framework), run by the worker
+(``manage.py db_worker``). They take ids and public ids, never a secret link: the
+queue is a database table, and the link is made when the email is written."""
+
+from django.tasks import task
+
+from calendarsync import services
+
+
+@task
+def feed_link_email(*, user_id: int, public_id: str, client_ip: str | None) -> None:
+    services.feed_link_email_deliver(
+        user_id=user_id, public_id=public_id, client_ip=client_ip
+    )
