@@ -488,3 +488,9 @@ class TeamForm(forms.Form):
         members = self.fields["members"]
         assert isinstance(members, ClinicianMultipleChoiceField)
         members.queryset = clinician_choices(user=user)
+
+
+class TeamDeleteForm(forms.Form):
+    """Names the team to remove, so that a bare POST removes nothing."""
+
+    team = forms.IntegerField(widget=forms.HiddenInput)

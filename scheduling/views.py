@@ -23,6 +23,7 @@ from scheduling.forms import (
     PatientSearchForm,
     ServiceForm,
     StatusForm,
+    TeamDeleteForm,
     TeamForm,
     appointment_initial,
     patient_initial,
@@ -662,6 +663,10 @@ def settings_team_edit(request, team_id: int):
 @role_required(Role.ADMINISTRATOR)
 def settings_team_delete(request, team_id: int):
     team = access_team(request.user, team_id)
+    form = TeamDeleteForm(request.POST)
+    if not form.is_valid() or form.cleaned_data["team"] != team.pk:
+        messages.error(request, "The request was incomplete; no team was removed.")
+        return redirect("scheduling:settings_team_edit", team_id=team.pk)
     team_delete(team=team)
     messages.success(request, f"“{team.name}” was removed.")
     return redirect("scheduling:settings_teams")

@@ -24,6 +24,7 @@ from tests.factories import (
     make_location,
     make_patient,
     make_service,
+    make_team,
     personal_feed_path,
 )
 
@@ -102,7 +103,9 @@ def world(client, practice, admin_user, clinician):
     operator = User.objects.create_superuser(
         "ops@tend.example", PASSWORD, display_name="Ops"
     )
+    team = make_team(practice, name="Adults", members=[clinician])
     return {
+        "team": team,
         "practice": practice,
         "admin_user": admin_user,
         "clinician": clinician,
@@ -180,6 +183,14 @@ def app_paths(world) -> dict[str, str]:
         "scheduling:location_add": reverse("scheduling:location_add"),
         "scheduling:location_edit": reverse(
             "scheduling:location_edit", args=[world["location"].pk]
+        ),
+        "scheduling:settings_teams": reverse("scheduling:settings_teams"),
+        "scheduling:settings_team_add": reverse("scheduling:settings_team_add"),
+        "scheduling:settings_team_edit": reverse(
+            "scheduling:settings_team_edit", args=[world["team"].pk]
+        ),
+        "scheduling:settings_team_delete": reverse(
+            "scheduling:settings_team_delete", args=[world["team"].pk]
         ),
         "scheduling:patients": reverse("scheduling:patients"),
         "scheduling:patient_add": reverse("scheduling:patient_add"),

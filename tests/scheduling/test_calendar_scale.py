@@ -292,7 +292,10 @@ def test_an_administrator_adds_and_changes_a_team(
     assert "already exists" in again.content.decode()
     assert Team.objects.count() == 1
 
+    # A bare POST removes nothing; the page's form names the team.
     client.post(f"/settings/teams/{team.pk}/delete/")
+    assert Team.objects.exists()
+    client.post(f"/settings/teams/{team.pk}/delete/", {"team": team.pk})
     assert not Team.objects.exists()
 
 
@@ -316,5 +319,10 @@ def test_teams_are_for_administrators_of_the_practice(
     assert login(scheduler).get("/settings/teams/").status_code == 403
     client = login(admin_user)
     assert client.get(f"/settings/teams/{theirs.pk}/").status_code == 404
-    assert client.post(f"/settings/teams/{theirs.pk}/delete/").status_code == 404
+    assert (
+        client.post(
+            f"/settings/teams/{theirs.pk}/delete/", {"team": theirs.pk}
+        ).status_code
+        == 404
+    )
     assert Team.objects.filter(pk=theirs.pk).exists()
