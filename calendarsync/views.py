@@ -27,6 +27,7 @@ from practice.net import client_ip
 from practice.permissions import (
     access_user_by_id,
     practice_user_required,
+    reauth_required,
     role_required,
 )
 from practice.unavailable import RETRY_AFTER_SECONDS
@@ -148,6 +149,7 @@ def admin_member(request, user_id: int):
 
 @require_POST
 @role_required(Role.ADMINISTRATOR)
+@reauth_required(return_to="calendarsync:admin")
 def admin_practice(request):
     """Switch calendar sync on or off for the whole practice."""
     form = PracticeSyncForm(request.POST)

@@ -7,6 +7,7 @@ by ``make run`` / ``make test``); production sets real environment variables.
 import ipaddress
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -67,6 +68,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "axes",
     "django_tasks_db",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "django_otp_webauthn",
     "practice",
     "scheduling",
     "calendarsync",
@@ -84,10 +89,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "practice.middleware.NoStoreMiddleware",
     "practice.middleware.SessionLifetimeMiddleware",
     "practice.middleware.NetworkRestrictionMiddleware",
     "practice.middleware.PracticeTimezoneMiddleware",
+    "practice.twofactor.middleware.SecondStepMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
@@ -241,6 +248,30 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AXES_ENABLE_ACCESS_FAILURE_LOG = False
+
+# Two-factor sign-in (django-otp, django-otp-webauthn; see practice.twofactor).
+# Wrong codes in the second step lock it like wrong passwords lock the first:
+# LOGIN_FAILURE_LIMIT wrong codes lock it for LOGIN_LOCKOUT_MINUTES. django-otp's
+# own growing delays are off, since that lockout is the rule.
+OTP_TOTP_THROTTLE_FACTOR = 0
+OTP_STATIC_THROTTLE_FACTOR = 0
+OTP_TOTP_ISSUER = env.str("TWO_FACTOR_ISSUER", default="Tend")
+# Passkeys complete the second step only; the password always comes first.
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
+OTP_WEBAUTHN_HELPER_CLASS = "practice.twofactor.webauthn.TendWebAuthnHelper"
+OTP_WEBAUTHN_RP_NAME = OTP_TOTP_ISSUER
+# The relying party is SITE_URL's host name and the one allowed origin SITE_URL's
+# origin, both read per request (practice.twofactor.webauthn). Passkeys need a
+# secure context: https, or http://localhost (not an IP address) while developing.
+OTP_WEBAUTHN_RP_ID_CALLABLE = "practice.twofactor.webauthn.relying_party_id"
+OTP_WEBAUTHN_ALLOWED_ORIGINS = ["{0.scheme}://{0.netloc}".format(urlsplit(SITE_URL))]
+# The library refuses a plain-http origin other than localhost, which is the local
+# default (http://127.0.0.1:8000); `check --deploy` already insists on https.
+SILENCED_SYSTEM_CHECKS = ["otp_webauthn.E031"]
+# Sensitive administrator actions (network restrictions, roles, the two-factor
+# requirement, the practice-wide calendar switch) need the password or a second
+# factor confirmed within this many minutes.
+REAUTH_MINUTES = env.int("REAUTH_MINUTES", default=10)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -2,7 +2,9 @@
 
 Practice staff never reach it: the site refuses anyone who belongs to a practice,
 whatever flags their account carries, and the database forbids staff flags on
-practice users (see ``User.Meta.constraints``).
+practice users (see ``User.Meta.constraints``). Operators always need a passed
+second step (django-otp's ``is_verified``); until then the second-step middleware
+sends them to pass it or set it up.
 """
 
 from django.contrib import admin
@@ -20,6 +22,7 @@ class OperatorAdminSite(admin.AdminSite):
             user.is_active
             and user.is_superuser
             and getattr(user, "practice_id", None) is None
+            and getattr(user, "is_verified", lambda: False)()
         )
 
 

@@ -7,3 +7,4 @@ class PracticeConfig(AppConfig):
 
     def ready(self):
         from practice import checks, signals  # noqa: F401
+        from practice.twofactor import receivers  # noqa: F401

@@ -83,6 +83,13 @@ class PracticeForm(forms.Form):
         required=False,
         label="Clinicians may schedule their own appointments",
     )
+    two_factor_required = forms.BooleanField(
+        required=False,
+        label="Require two-factor sign-in for everyone",
+        help_text="After their password, everyone types a code from an "
+        "authenticator app or uses a passkey. People who have not set one up are "
+        "asked to right after signing in.",
+    )
 
 
 ROLE_CHOICES = [(role.value, role.label) for role in Role]
@@ -148,7 +155,12 @@ class NetworksForm(forms.Form):
 def practice_form_initial(practice: Practice) -> dict:
     return {
         field: getattr(practice, field)
-        for field in ("name", "time_zone", "clinicians_may_schedule_themselves")
+        for field in (
+            "name",
+            "time_zone",
+            "clinicians_may_schedule_themselves",
+            "two_factor_required",
+        )
     }
 
 

@@ -55,6 +55,11 @@ class Practice(models.Model):
         help_text="When off, every calendar link of the practice stops working.",
     )
     clinicians_may_schedule_themselves = models.BooleanField(default=True)
+    two_factor_required = models.BooleanField(
+        default=False,
+        help_text="Everyone must pass a second step (an authenticator app code or "
+        "a passkey) after their password.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = ChangeNotifyingManager()
@@ -314,6 +319,16 @@ class AuditEvent(models.Model):
         OPERATOR_CHANGED = "operator_changed", "Operator changed practice data"
         AUDIT_EXPORTED = "audit_exported", "Audit log exported"
         SIGNED_OUT_EVERYWHERE = "signed_out_everywhere", "Signed out everywhere"
+        TWO_FACTOR_PASSED = "two_factor_passed", "Passed the second sign-in step"
+        TWO_FACTOR_FAILED = "two_factor_failed", "Wrong two-factor code"
+        TWO_FACTOR_LOCKOUT = (
+            "two_factor_lockout",
+            "Second step locked after wrong codes",
+        )
+        TWO_FACTOR_ADDED = "two_factor_added", "Two-factor method added"
+        TWO_FACTOR_REMOVED = "two_factor_removed", "Two-factor method removed"
+        RECOVERY_CODES_ISSUED = "recovery_codes", "New recovery codes issued"
+        REAUTHENTICATED = "reauthenticated", "Confirmed identity"
 
     # PROTECT, not CASCADE or SET_NULL: either would change or delete events.
     # Users are deactivated, never deleted, so their events keep their name.

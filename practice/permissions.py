@@ -6,8 +6,11 @@ from functools import wraps
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.urls import reverse
 
 from practice.models import Role, User
+from practice.twofactor.session import reauth_recent
+from practice.twofactor.views import reauth_refused
 
 
 def role_required(*roles: Role):
@@ -38,6 +41,32 @@ def practice_user_required(view):
         return view(request, *args, **kwargs)
 
     return wrapped
+
+
+def reauth_required(*, return_to=None, when=None):
+    """Let the view run only if the password or a second factor was confirmed in
+    the last REAUTH_MINUTES. Otherwise a page goes through "Confirm it's you" and
+    back; a posted form is refused, and is submitted again once confirmed, on
+    ``return_to`` (a URL name, or a function of the view's arguments giving a
+    path; the same page if not given). With ``when``, only requests for which
+    ``when(request)`` is true need it."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if reauth_recent(request) or (when is not None and not when(request)):
+                return view(request, *args, **kwargs)
+            if return_to is None:
+                back = request.path
+            elif callable(return_to):
+                back = return_to(*args, **kwargs)
+            else:
+                back = reverse(return_to)
+            return reauth_refused(request, return_to=back)
+
+        return wrapped
+
+    return decorator
 
 
 def access_user_by_id(acting_user: User, user_id: int) -> User:

@@ -4,7 +4,9 @@ from datetime import date, datetime, time, timedelta
 from typing import cast
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.models import WebAuthnCredential
 
 from practice.hooks import (
     AuditPatient,
@@ -23,11 +25,22 @@ def practice_allowed_cidrs(*, practice_id: int) -> list[str]:
     )
 
 
-def user_list(*, practice: Practice) -> QuerySet[User]:
-    """Every user of the practice, active first."""
-    return User.objects.filter(practice=practice).order_by(
+def user_list(*, practice: Practice, with_two_factor: bool = False) -> QuerySet[User]:
+    """Every user of the practice, active first; with ``with_two_factor``, each
+    carries ``two_factor``: whether they have an authenticator app or a passkey."""
+    users = User.objects.filter(practice=practice).order_by(
         "-is_active", "display_name", "email"
     )
+    if with_two_factor:
+        users = users.annotate(
+            two_factor=Exists(
+                TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
+            )
+            | Exists(
+                WebAuthnCredential.objects.filter(user=OuterRef("pk"), confirmed=True)
+            )
+        )
+    return users
 
 
 def clinician_list(

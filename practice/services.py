@@ -15,6 +15,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
+from django_otp import user_has_device
 
 from practice import tasks
 from practice.hooks import user_authority_changed, user_label_changed
@@ -283,6 +284,16 @@ def practice_update(
     changed = {}
     if "name" in fields:
         fields["name"] = single_line(fields["name"])
+    if (
+        fields.get("two_factor_required")
+        and not practice.two_factor_required
+        and not user_has_device(actor)
+    ):
+        raise ValidationError(
+            "Turn on two-factor sign-in for yourself first (Settings → Two-factor "
+            "sign-in), so that requiring it cannot lock you out.",
+            code="two_factor_not_set_up",
+        )
     for name, value in fields.items():
         if getattr(practice, name) != value:
             changed[name] = [getattr(practice, name), value]

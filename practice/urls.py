@@ -17,6 +17,11 @@ urlpatterns = [
         views.sign_out_everywhere,
         name="sign_out_everywhere",
     ),
+    path(
+        "users/<int:user_id>/two-factor/reset/",
+        views.user_two_factor_reset,
+        name="user_two_factor_reset",
+    ),
     path("network/", views.network_settings, name="settings_network"),
     path("audit/", views.audit_log, name="audit_log"),
     path("audit/export.csv", views.audit_export, name="audit_export"),

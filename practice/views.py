@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Page
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views import defaults
 from django.views.decorators.http import require_GET, require_POST
@@ -32,6 +33,7 @@ from practice.net import address_allowed, client_ip
 from practice.permissions import (
     access_user_by_id,
     practice_user_required,
+    reauth_required,
     role_required,
 )
 from practice.selectors import (
@@ -51,6 +53,7 @@ from practice.services import (
     user_set_active,
     user_update,
 )
+from practice.twofactor.services import factors_reset, user_factors
 from practice.unavailable import (
     RETRY_AFTER_SECONDS,
     caused_by_database,
@@ -201,7 +204,18 @@ def settings_index(request):
     return render(request, "practice/settings_index.html", {"section": "index"})
 
 
+def _changes_two_factor_requirement(request) -> bool:
+    """Only switching the two-factor requirement needs a recent confirmation."""
+    if request.method != "POST":
+        return False
+    wanted = PracticeForm.base_fields["two_factor_required"].clean(
+        request.POST.get("two_factor_required")
+    )
+    return wanted != request.user.practice.two_factor_required
+
+
 @role_required(Role.ADMINISTRATOR)
+@reauth_required(when=_changes_two_factor_requirement)
 def practice_settings(request):
     practice = request.user.practice
     form = PracticeForm(request.POST or None, initial=practice_form_initial(practice))
@@ -230,7 +244,10 @@ def users(request):
     return render(
         request,
         "practice/settings_users.html",
-        {"users": user_list(practice=request.user.practice), "section": "users"},
+        {
+            "users": user_list(practice=request.user.practice, with_two_factor=True),
+            "section": "users",
+        },
     )
 
 
@@ -263,6 +280,7 @@ def user_add(request):
 
 
 @role_required(Role.ADMINISTRATOR)
+@reauth_required()
 def user_edit(request, user_id: int):
     member = access_user_by_id(request.user, user_id)
     initial = {
@@ -287,7 +305,12 @@ def user_edit(request, user_id: int):
     return render(
         request,
         "practice/user_form.html",
-        {"form": form, "member": member, "section": "users"},
+        {
+            "form": form,
+            "member": member,
+            "member_two_factor": user_factors(user=member).enabled,
+            "section": "users",
+        },
     )
 
 
@@ -325,7 +348,29 @@ def user_sign_out(request, user_id: int):
     return redirect("practice:user_edit", user_id=member.pk)
 
 
+@require_POST
 @role_required(Role.ADMINISTRATOR)
+@reauth_required(
+    return_to=lambda user_id: reverse("practice:user_edit", args=[user_id])
+)
+def user_two_factor_reset(request, user_id: int):
+    """Turn a colleague's two-factor sign-in off (they lost their phone)."""
+    member = access_user_by_id(request.user, user_id)
+    try:
+        factors_reset(user=member, actor=request.user, client_ip=client_ip(request))
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(
+            request,
+            f"Two-factor sign-in is off for {member.label}; they can set it up "
+            "again in Settings.",
+        )
+    return redirect("practice:user_edit", user_id=member.pk)
+
+
+@role_required(Role.ADMINISTRATOR)
+@reauth_required()
 def network_settings(request):
     practice = request.user.practice
     current = practice_allowed_cidrs(practice_id=practice.pk)

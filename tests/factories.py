@@ -14,11 +14,14 @@ from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
 
 from django.utils import timezone
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import default_key
 
 from calendarsync.models import FeedScope
 from calendarsync.services import feed_links_issue
 from practice.models import Practice, Role, User
 from practice.services import practice_create, user_create
+from practice.twofactor.services import authenticator_add, recovery_codes_issue
 from scheduling.models import Appointment, Location, Patient, Service, Team
 from scheduling.recurrence import Recurrence
 from scheduling.services import (
@@ -76,6 +79,21 @@ def make_operator(*, email: str = "ops@tend.example", name: str = "Operator") ->
     """An installation operator, created as ``manage.py createsuperuser`` creates
     one (operators belong to no practice and only use /operator/)."""
     return User.objects.create_superuser(email, PASSWORD, display_name=name)
+
+
+def make_authenticator(user: User) -> str:
+    """Turn on two-factor sign-in for ``user`` with an authenticator app, as
+    Settings → Two-factor sign-in does (the app's current code confirms it);
+    returns the app's key (hex). Recovery codes come with ``make_recovery_codes``."""
+    key = default_key()
+    code = f"{totp(bytes.fromhex(key)):06d}"
+    authenticator_add(user=user, key=key, code=code, client_ip=None)
+    return key
+
+
+def make_recovery_codes(user: User) -> list[str]:
+    """New recovery codes for ``user``, as the two-factor page issues them."""
+    return recovery_codes_issue(user=user, client_ip=None)
 
 
 def make_patient(

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from django.core.cache import caches
 from django.core.management import call_command
 from django.db import transaction
+from django_otp.oath import totp
 
 from calendarsync import freshness
 from tests.factories import PASSWORD
@@ -67,3 +68,16 @@ def run_worker() -> None:
         # The worker takes over the stop signals to finish its task first.
         for stop, handler in handlers.items():
             signal.signal(stop, handler)
+
+
+def totp_code(key: str, *, steps_ahead: int = 1) -> str:
+    """The code an authenticator app with ``key`` (hex) shows, ``steps_ahead``
+    30-second steps from now: one ahead by default, which the server still
+    accepts and which is never the code already used to set the app up."""
+    return f"{totp(bytes.fromhex(key), t0=-30 * steps_ahead):06d}"
+
+
+def pass_second_step(client, key: str):
+    """Pass the second sign-in step on a signed-in test client with the code of
+    the authenticator app ``key``; returns the answer."""
+    return client.post("/login/verify/", {"code": totp_code(key)})

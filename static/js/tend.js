@@ -28,3 +28,7 @@ document.addEventListener("DOMContentLoaded", () => {
     el.addEventListener("change", () => el.form && el.form.submit());
   });
 });
+
+// Two-factor settings: a new passkey shows in the list (and new recovery codes
+// once) after a reload.
+document.addEventListener("otp_webauthn.register_complete", () => window.location.reload());

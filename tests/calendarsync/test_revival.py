@@ -11,9 +11,11 @@ from scheduling.models import Appointment
 from tests.factories import (
     feed_links,
     make_appointment,
+    make_authenticator,
     make_user,
     personal_feed_path,
 )
+from tests.support import pass_second_step
 
 
 @pytest.fixture
@@ -119,7 +121,9 @@ def test_an_operator_deactivating_in_django_admin_ends_the_links_too(
     operator = User.objects.create_superuser(
         "ops@tend.example", "ops-password-123", display_name="Operator"
     )
+    key = make_authenticator(operator)
     client.force_login(operator)
+    pass_second_step(client, key)  # operators always pass a second step
     page = f"/operator/practice/user/{clinician.pk}/change/"
     form = {
         "email": clinician.email,

@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from practice.models import AuditEvent, Practice, Role, User
 from practice.services import user_set_active
-from tests.factories import PASSWORD, make_user
+from tests.factories import PASSWORD, make_authenticator, make_user
+from tests.support import pass_second_step
 
 SAME_ERROR = "That email and password do not match an active account."
 
@@ -255,11 +256,15 @@ def test_signed_in_user_visiting_login_goes_home(login, clinician):
 
 
 def test_operator_signing_in_goes_to_django_admin(client, db):
-    User.objects.create_superuser(
+    operator = User.objects.create_superuser(
         "ops@tend.example", "ops-password-123", display_name="Ops"
     )
+    key = make_authenticator(operator)
     response = sign_in(client, "ops@tend.example", "ops-password-123")
     assert response.status_code == 302
+    # Operators always pass a second step first.
+    assert client.get("/").url == "/login/verify/"
+    assert pass_second_step(client, key).url == "/"
     assert client.get("/").url == "/operator/"
     assert not Practice.objects.exists()
 

@@ -4,18 +4,27 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from practice.models import Role, User
-from tests.factories import make_practice, make_user
+from tests.factories import make_authenticator, make_practice, make_user
+from tests.support import pass_second_step
 
 
 @pytest.fixture
 def operator(db):
-    return User.objects.create_superuser(
+    operator = User.objects.create_superuser(
         "ops@tend.example", "ops-password-123", display_name="Operator"
     )
+    operator.authenticator_key = make_authenticator(operator)
+    return operator
+
+
+def operator_signs_in(client, operator) -> None:
+    """Operators always pass a second step before Django admin."""
+    client.force_login(operator)
+    pass_second_step(client, operator.authenticator_key)
 
 
 def test_operator_uses_django_admin(client, operator, admin_user):
-    client.force_login(operator)
+    operator_signs_in(client, operator)
     assert client.get("/operator/").status_code == 200
     assert client.get("/operator/practice/practice/").status_code == 200
     users = client.get("/operator/practice/user/")
@@ -54,6 +63,8 @@ def test_even_a_flagged_practice_user_is_kept_out(admin_user, operator):
     request.user = admin_user
     assert not admin.site.has_permission(request)
     request.user = operator
+    assert not admin.site.has_permission(request), "no second step passed"
+    operator.is_verified = lambda: True  # in memory: as OTPMiddleware sets it
     assert admin.site.has_permission(request)
 
 
@@ -95,7 +106,7 @@ def test_database_refuses_duplicate_email_in_any_case(practice):
 
 
 def test_operator_adds_a_practice_user_through_admin(client, operator, practice):
-    client.force_login(operator)
+    operator_signs_in(client, operator)
     response = client.post(
         "/operator/practice/user/add/",
         {
@@ -115,7 +126,7 @@ def test_operator_adds_a_practice_user_through_admin(client, operator, practice)
 
 
 def test_admin_form_refuses_a_user_without_a_practice(client, operator):
-    client.force_login(operator)
+    operator_signs_in(client, operator)
     response = client.post(
         "/operator/practice/user/add/",
         {

@@ -6,7 +6,13 @@ from django.contrib import admin
 
 from practice.admin_audit import AuditedModelAdmin
 from practice.models import AuditEvent
-from tests.factories import make_appointment, make_operator, make_patient
+from tests.factories import (
+    make_appointment,
+    make_authenticator,
+    make_operator,
+    make_patient,
+)
+from tests.support import pass_second_step
 
 Kind = AuditEvent.Kind
 ADDRESS = "198.51.100.20"
@@ -14,12 +20,15 @@ ADDRESS = "198.51.100.20"
 
 @pytest.fixture
 def operator(db):
-    return make_operator()
+    operator = make_operator()
+    operator.authenticator_key = make_authenticator(operator)
+    return operator
 
 
 @pytest.fixture
 def operator_client(client, operator):
     client.force_login(operator)
+    pass_second_step(client, operator.authenticator_key)  # operators always do
     return client
 
 

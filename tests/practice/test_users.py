@@ -272,6 +272,7 @@ def test_users_are_never_deleted(login, admin_user, clinician, client):
         "practice:user_edit",
         "practice:user_active",
         "practice:user_sign_out",
+        "practice:user_two_factor_reset",
     }
     login(admin_user)
     client.delete(f"/settings/users/{clinician.pk}/")

@@ -1,15 +1,19 @@
 import pytest
 
 from practice.models import User
+from tests.factories import make_authenticator
+from tests.support import pass_second_step
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def operator(db):
-    return User.objects.create_superuser(
+    operator = User.objects.create_superuser(
         email="operator@tend.test", password="x", display_name="Operator"
     )
+    operator.authenticator_key = make_authenticator(operator)
+    return operator
 
 
 def test_operator_reads_scheduling_but_cannot_change_it(
@@ -19,6 +23,7 @@ def test_operator_reads_scheduling_but_cannot_change_it(
         clinician=clinician, patients=[patient], start=at(2026, 12, 1, 9)
     )
     client.force_login(operator, backend="django.contrib.auth.backends.ModelBackend")
+    pass_second_step(client, operator.authenticator_key)  # operators always do
     for name in (
         "appointment",
         "patient",
