@@ -105,6 +105,25 @@ TARGETS = [
         "Week view queries constant in clinicians and appointments (S4)",
         lambda r: r["s4"]["small_queries"] == r["s4"]["large_queries"],
     ),
+    (
+        "SCHEDULING pages at 300 clinicians: queries as at 2 clinicians (S4)",
+        lambda r: all(
+            r["s4"][key.removesuffix("_at_2")] == value
+            for key, value in r["s4"].items()
+            if key.endswith("_queries_at_2")
+        ),
+    ),
+    (
+        "SCHEDULING pages at 300 clinicians ≤ 150 ms and ≤ 200 KB of HTML (S4)",
+        lambda r: all(
+            r["s4"][f"{name}_ms"] <= 150 and r["s4"][f"{name}_bytes"] <= 200 * 1024
+            for name in (
+                key.removesuffix("_queries_at_2")
+                for key in r["s4"]
+                if key.endswith("_queries_at_2")
+            )
+        ),
+    ),
 ]
 
 
@@ -136,7 +155,7 @@ def report(results: dict, meta: dict) -> str:
         "s1": "S1 — one clinician, one year",
         "s2": "S2 — practice-wide, 50 clinicians",
         "s3": "S3 — conditional requests",
-        "s4": "S4 — SCHEDULING week view, all clinicians",
+        "s4": "S4 — SCHEDULING, all clinicians (2, 50 and 300)",
     }
     for key, title in titles.items():
         parts += ["", f"### {title}", "", table(results[key])]

@@ -251,9 +251,40 @@ def s3(client: Client, seeded: Seeded, size: Size) -> dict:
     return figures
 
 
+# The SCHEDULING pages S4 measures, all clinicians; {team} and {location} are the
+# practice's own.
+S4_PAGES = {
+    "week": "view=week",
+    "week_last_page": "view=week&page=999",
+    "week_team": "view=week&team={team}",
+    "week_location": "view=week&location={location}",
+    "day": "view=day",
+    "month": "view=month",
+    "agenda": "view=agenda",
+    "phone_week": "view=week&days=1",
+}
+S4_MS = 150
+S4_BYTES = 200 * 1024
+
+
+def _s4_day(practice) -> str:
+    """A day with appointments in ``practice`` (tiny sizes leave gaps)."""
+    first = (
+        Appointment.objects.filter(
+            practice=practice, start__gt=timezone.now() + timedelta(days=1)
+        )
+        .order_by("start")
+        .first()
+    )
+    return first.start.astimezone(practice.zone).date().isoformat()
+
+
 def s4(client: Client, seeded: Seeded, size: Size) -> dict:
-    """The SCHEDULING week view of every clinician: queries must not depend on how
-    many clinicians or appointments there are."""
+    """The SCHEDULING tab's all-clinicians pages: the week view at 2 and 50
+    clinicians, then every view, filter and page at the group practice's 300,
+    each against its 2-clinician twin: queries must not depend on how many
+    clinicians or appointments there are, and each page must stay within
+    S4_MS and S4_BYTES."""
     figures = {}
     # A week with appointments in both practices (tiny sizes leave gaps).
     first = (
@@ -284,6 +315,40 @@ def s4(client: Client, seeded: Seeded, size: Size) -> dict:
             start__gte=first.start - timedelta(days=7),
             start__lt=first.start + timedelta(days=7),
         ).count()  # the fortnight around it: an upper bound
+
+    figures["group_clinicians"] = seeded.group_clinicians
+    runs = (
+        (
+            "group",
+            seeded.group_scheduler,
+            seeded.group_practice,
+            seeded.group_team,
+            seeded.group_location,
+        ),
+        (
+            "twin",
+            seeded.small_scheduler,
+            seeded.small_practice,
+            seeded.small_team,
+            seeded.small_location,
+        ),
+    )
+    for label, user, practice, team, location in runs:
+        day = _s4_day(practice)
+        client.force_login(user)
+        client.get("/scheduling/")  # the session is saved once
+        for name, query in S4_PAGES.items():
+            query = query.format(team=team.pk, location=location.pk)
+            page = f"/scheduling/?{query}&clinician=all&date={day}"
+            queries, response = count_queries(client, page, {})
+            assert response.status_code == 200, page
+            if label == "twin":
+                figures[f"{name}_queries_at_2"] = queries
+                continue
+            figures[f"{name}_queries"] = queries
+            figures[f"{name}_ms"], response = timed(client, page, {}, size.page_repeats)
+            figures[f"{name}_bytes"] = len(response.content)
+        client.logout()
     return figures
 
 

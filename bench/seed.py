@@ -1,6 +1,8 @@
 """Deterministic bench data: one practice of ``clinicians`` clinicians, the first
 with a full year of appointments (S1), the others with the practice-wide window's
-(S2), a scheduler, and a small second practice for the week view (S4)."""
+(S2), a scheduler, a small second practice and a group practice of
+``group_clinicians`` clinicians in teams, with a few weeks of appointments, for the
+SCHEDULING pages (S4)."""
 
 import random
 import uuid
@@ -13,7 +15,8 @@ from calendarsync.models import FeedScope
 from calendarsync.services import feed_links_issue
 from practice.models import Practice, Role, User
 from practice.services import user_create
-from scheduling.models import Appointment, Location, Patient
+from scheduling.models import Appointment, Location, Patient, Team
+from scheduling.services import team_create
 
 FIRST = ["Élodie", "Mary-Kate", "Sam", "Noor", "Kenji", "Ana", "Oskar", "Lena"]
 LAST = ["O'Brien", "van der Berg", "Ng", "Okafor", "Chen", "Rivera", "Stone", "Ali"]
@@ -30,10 +33,16 @@ class Size:
     patients: int = 400
     repeats: int = 40
     naive_repeats: int = 5
+    group_clinicians: int = 300  # S4
+    team_size: int = 25
+    page_repeats: int = 10
 
 
 FULL = Size()
 TINY = Size(
+    group_clinicians=8,
+    team_size=3,
+    page_repeats=2,
     clinicians=3,
     s1_per_day=1,
     others_per_day=1,
@@ -51,6 +60,13 @@ class Seeded:
     clinicians: list[User]
     small_practice: Practice
     small_scheduler: User
+    small_team: Team
+    small_location: Location
+    group_practice: Practice
+    group_scheduler: User
+    group_clinicians: int
+    group_team: Team
+    group_location: Location
     personal_paths: dict[int, str]  # clinician id -> personal feed path
     practice_path: str
     small_practice_path: str
@@ -142,6 +158,52 @@ def _fill(practice, clinician, *, back, ahead, per_day, stride, patients, rng, n
     return len(rows)
 
 
+def _group(practice, clinicians, *, size: Size, rng, now) -> int:
+    """The group practice of S4: three locations, teams of ``team_size``
+    clinicians (every tenth clinician also in the next team), and four
+    appointments a weekday for each clinician from a week back to two weeks
+    ahead."""
+    Location.objects.bulk_create(
+        [
+            Location(practice=practice, name="North Clinic"),
+            Location(practice=practice, name="South Clinic"),
+            Location(practice=practice, name="Telehealth", is_telehealth=True),
+        ]
+    )
+    for start in range(0, len(clinicians), size.team_size):
+        members = clinicians[start : start + size.team_size]
+        members += clinicians[start + size.team_size :: 10][:2]
+        team_create(
+            practice=practice,
+            name=f"Team {start // size.team_size + 1:02d}",
+            members=members,
+        )
+    patients = Patient.objects.bulk_create(
+        [
+            Patient(
+                practice=practice,
+                first_name=rng.choice(FIRST),
+                last_name=rng.choice(LAST),
+            )
+            for _ in range(size.patients)
+        ]
+    )
+    return sum(
+        _fill(
+            practice,
+            clinician,
+            back=7,
+            ahead=14,
+            per_day=size.others_per_day,
+            stride=size.day_stride,
+            patients=patients,
+            rng=rng,
+            now=now,
+        )
+        for clinician in clinicians
+    )
+
+
 def seed(size: Size) -> Seeded:
     """Create the bench data (same shapes on every run, relative to today)."""
     rng = random.Random(6)
@@ -208,6 +270,12 @@ def seed(size: Size) -> Seeded:
             now=now,
         )
 
+    small_team = team_create(practice=small, name="Everyone", members=small_clinicians)
+    group, group_scheduler, group_staff = _practice(
+        "Bench Group Practice", size.group_clinicians, rng
+    )
+    total += _group(group, group_staff, size=size, rng=rng, now=now)
+
     personal = {}
     for clinician in clinicians:
         _access, links = feed_links_issue(user=clinician)
@@ -224,6 +292,13 @@ def seed(size: Size) -> Seeded:
         clinicians=clinicians,
         small_practice=small,
         small_scheduler=small_scheduler,
+        small_team=small_team,
+        small_location=Location.objects.get(practice=small),
+        group_practice=group,
+        group_scheduler=group_scheduler,
+        group_clinicians=len(group_staff),
+        group_team=Team.objects.filter(practice=group).order_by("name").first(),
+        group_location=Location.objects.filter(practice=group).order_by("pk").first(),
         personal_paths=personal,
         practice_path=_path(everyone.https_url),
         small_practice_path=_path(small_everyone.https_url),

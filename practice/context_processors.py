@@ -8,6 +8,7 @@ def _tab(request) -> str:
     if (
         match.namespace in ("practice", "calendarsync")
         or match.url_name == "password_change"
+        or (match.url_name or "").startswith("settings_")
         or (match.url_name or "").startswith("two_factor")
     ):
         return "settings"

@@ -13,9 +13,11 @@ from practice.models import User
 from scheduling.models import Appointment, Location, Patient, Series, Service
 from scheduling.recurrence import NonexistentLocalTime, Recurrence, local_to_utc
 from scheduling.selectors import (
+    AGENDA,
     DAY,
     MONTH,
     WEEK,
+    WEEK_SPANS,
     bookable_patients,
     clinician_choices,
     location_list,
@@ -72,6 +74,11 @@ class ClinicianChoiceField(forms.ModelChoiceField):
             if clinician.is_active
             else f"{clinician.label} (deactivated)"
         )
+
+
+class ClinicianMultipleChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, clinician):
+        return clinician.label
 
 
 class PatientChoiceField(forms.ModelMultipleChoiceField):
@@ -341,7 +348,8 @@ class CalendarQueryForm(forms.Form):
     """The calendar's address: which view, around which date, whose calendar."""
 
     view = forms.ChoiceField(
-        choices=[(WEEK, "Week"), (DAY, "Day"), (MONTH, "Month")], required=False
+        choices=[(AGENDA, "Agenda"), (WEEK, "Week"), (DAY, "Day"), (MONTH, "Month")],
+        required=False,
     )
     date = forms.DateField(
         required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Go to"
@@ -351,6 +359,17 @@ class CalendarQueryForm(forms.Form):
         choices=[("show", "Show cancelled"), ("hide", "Hide cancelled")],
         required=False,
     )
+
+    # How many days a week view shows (phones ask for one or three).
+    days = forms.TypedChoiceField(
+        choices=[(span, str(span)) for span in WEEK_SPANS],
+        coerce=int,
+        required=False,
+        empty_value=None,
+    )
+    team = forms.IntegerField(required=False, min_value=1)
+    location = forms.IntegerField(required=False, min_value=1)
+    page = forms.IntegerField(required=False, min_value=1, max_value=10_000)
 
     def clean_clinician(self):
         value = self.cleaned_data["clinician"].strip()
@@ -450,3 +469,28 @@ class LocationForm(forms.Form):
         initial=True,
         label="In use (can be chosen for new appointments)",
     )
+
+
+class TeamForm(forms.Form):
+    """A team's name and its clinicians (administrators, in Settings)."""
+
+    name = forms.CharField(max_length=120)
+    members = ClinicianMultipleChoiceField(
+        queryset=User.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Clinicians",
+        error_messages={"invalid_choice": "Choose clinicians of this practice."},
+    )
+
+    def __init__(self, *args, user: User, **kwargs):
+        super().__init__(*args, **kwargs)
+        members = self.fields["members"]
+        assert isinstance(members, ClinicianMultipleChoiceField)
+        members.queryset = clinician_choices(user=user)
+
+
+class TeamDeleteForm(forms.Form):
+    """Names the team to remove, so that a bare POST removes nothing."""
+
+    team = forms.IntegerField(widget=forms.HiddenInput)

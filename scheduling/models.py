@@ -64,6 +64,32 @@ class Location(models.Model):
         return self.name
 
 
+class Team(models.Model):
+    """A group of clinicians (a team, a site's staff) that the all-clinicians
+    calendar can be narrowed to. A clinician may belong to several teams."""
+
+    practice = models.ForeignKey(
+        Practice, on_delete=models.CASCADE, related_name="teams"
+    )
+    name = models.CharField(max_length=120)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="teams", blank=True
+    )
+
+    objects = ChangeNotifyingManager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["practice", "name"], name="team_unique_name"
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
 class Patient(models.Model):
     practice = models.ForeignKey(
         Practice, on_delete=models.CASCADE, related_name="patients"
@@ -308,9 +334,13 @@ class Appointment(models.Model):
     def display_title(self) -> str:
         """What Tend's own pages show: patient names, or the event title. Never used
         in feeds (see ``summary_text``)."""
+        return self.display_title_with(list(self.patients.all()))
+
+    def display_title_with(self, patients: list["Patient"]) -> str:
+        """``display_title`` with the patients already at hand (a calendar page
+        reads them once for hundreds of appointments)."""
         if self.kind == self.Kind.EVENT:
             return self.title
-        patients = list(self.patients.all())
         if len(patients) <= 2:
             return " & ".join(patient.full_name for patient in patients)
         group = self.service.name if self.service_id else "Group"
@@ -328,9 +358,13 @@ class Appointment(models.Model):
     def summary_text(self) -> str:
         """Initials, or an event's title: how Tend's own messages name an appointment
         without full names. Calendars are written by ``scheduling.publication``."""
+        return self.summary_text_with(list(self.patients.all()))
+
+    def summary_text_with(self, patients: list["Patient"]) -> str:
+        """``summary_text`` with the patients already at hand."""
         if self.kind == self.Kind.EVENT:
             return self.title
-        return " & ".join(patient.initials for patient in self.patients.all())
+        return " & ".join(patient.initials for patient in patients)
 
 
 class AppointmentChange(models.Model):

@@ -12,7 +12,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
 from practice.models import User
-from scheduling.models import Appointment, Location, Patient, Service
+from scheduling.models import Appointment, Location, Patient, Service, Team
 
 
 def can_schedule_for(user: User, clinician: User) -> bool:
@@ -133,4 +133,14 @@ def access_location(user: User, location_id: int) -> Location:
     try:
         return Location.objects.get(pk=location_id, practice_id=user.practice_id)
     except Location.DoesNotExist:
+        raise Http404 from None
+
+
+def access_team(user: User, team_id: int) -> Team:
+    """One of the practice's teams, for an administrator, or 404."""
+    if not can_manage_practice_lists(user):
+        raise Http404
+    try:
+        return Team.objects.get(pk=team_id, practice=user.practice)
+    except Team.DoesNotExist:
         raise Http404 from None

@@ -1,10 +1,11 @@
 """Every read of the scheduling app, scoped to the acting user's practice and rights."""
 
 import math
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet, prefetch_related_objects
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
@@ -12,7 +13,14 @@ from django.utils import timezone
 from practice.hooks import AuditPatient
 from practice.models import Practice, User
 from practice.selectors import clinician_list
-from scheduling.models import Appointment, AppointmentChange, Location, Patient, Service
+from scheduling.models import (
+    Appointment,
+    AppointmentChange,
+    Location,
+    Patient,
+    Service,
+    Team,
+)
 from scheduling.names import search_fold
 from scheduling.permissions import (
     can_schedule_for,
@@ -106,6 +114,15 @@ def location_list(*, practice, include_inactive: bool = True) -> QuerySet[Locati
     return locations.order_by("-is_active", "is_telehealth", "name")
 
 
+def team_list(*, practice) -> QuerySet[Team]:
+    """The practice's teams, by name, with how many clinicians each has."""
+    return (
+        Team.objects.filter(practice=practice)
+        .annotate(member_count=Count("members"))
+        .order_by("name")
+    )
+
+
 def appointment_history(*, appointment: Appointment) -> QuerySet[AppointmentChange]:
     """Who changed what on ``appointment``, newest first."""
     return AppointmentChange.objects.filter(appointment=appointment).select_related(
@@ -129,12 +146,42 @@ def series_overview(*, appointment: Appointment) -> dict | None:
 
 # -- calendar -----------------------------------------------------------------------
 
-WEEK, DAY, MONTH = "week", "day", "month"
+WEEK, DAY, MONTH, AGENDA = "week", "day", "month", "agenda"
 ROW_MINUTES = 15
 SLOT_MINUTES = 30
 DEFAULT_FIRST_HOUR, DEFAULT_LAST_HOUR = 7, 21
-MAX_LANES = 4
+# Side-by-side lanes in a day column; overlapping appointments beyond that are
+# counted in a "+N more" marker in a lane of its own.
+MAX_LANES = 6
 MONTH_CELL_LIMIT = 4
+AGENDA_DAYS = 7
+# The week view may show fewer days (phones ask for one or three).
+WEEK_SPANS = (1, 3, 7)
+CALENDAR_FIELDS = (
+    "id",
+    "practice_id",
+    "clinician_id",
+    "kind",
+    "title",
+    "start",
+    "end",
+    "status",
+    "service_id",
+    "location_id",
+)
+RELATED_CALENDAR_FIELDS = (
+    "service__id",
+    "service__name",
+    "location__id",
+    "location__name",
+)
+# All-clinicians views page through the clinicians.
+CLINICIANS_PER_PAGE = 25
+
+
+def _calendar_patients(appointment: Appointment) -> list[Patient]:
+    """The patients ``_patients_prefetch`` put on ``appointment``."""
+    return getattr(appointment, "calendar_patients")  # noqa: B009 - set by Prefetch
 
 
 @dataclass
@@ -154,6 +201,29 @@ class CalendarEntry:
     def is_cancelled(self) -> bool:
         return self.appointment.is_cancelled
 
+    @property
+    def title(self) -> str:
+        """Patient names or the event's title (``Appointment.display_title``)."""
+        appointment = self.appointment
+        return appointment.display_title_with(_calendar_patients(appointment))
+
+    @property
+    def short_title(self) -> str:
+        """Initials or the event's title (``Appointment.summary_text``)."""
+        appointment = self.appointment
+        return appointment.summary_text_with(_calendar_patients(appointment))
+
+
+@dataclass
+class CalendarMore:
+    """Overlapping appointments that found no lane: one "+N more" marker."""
+
+    row: int
+    span: int
+    count: int
+    start: datetime
+    end: datetime
+
 
 @dataclass
 class CalendarSlot:
@@ -172,9 +242,41 @@ class CalendarColumn:
     clinician: User | None
     entries: list[CalendarEntry] = field(default_factory=list)
     slots: list[CalendarSlot] = field(default_factory=list)
+    more: list[CalendarMore] = field(default_factory=list)
     lanes: int = 1
     is_today: bool = False
     may_book: bool = False
+
+    @property
+    def grid_lanes(self) -> int:
+        """Lanes of the column's grid: the entries' and, if needed, the marker's."""
+        return self.lanes + (1 if self.more else 0)
+
+
+@dataclass
+class ClinicianPage:
+    """Which clinicians an all-clinicians page shows, after the team and location
+    filters, and where that page sits among them."""
+
+    number: int
+    count: int
+    pages: int
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.pages
+
+    @property
+    def first_index(self) -> int:
+        return 0 if not self.count else (self.number - 1) * CLINICIANS_PER_PAGE + 1
+
+    @property
+    def last_index(self) -> int:
+        return min(self.count, self.number * CLINICIANS_PER_PAGE)
 
 
 @dataclass
@@ -189,16 +291,36 @@ class CalendarPage:
     clinicians: list[User]
     selected: User | None
     show_cancelled: bool
+    span: int = 7
     columns: list[CalendarColumn] = field(default_factory=list)
     hours: list[tuple[int, str]] = field(default_factory=list)
     rows: int = 0
     weeks: list[list[CalendarColumn]] = field(default_factory=list)
+    days: list[CalendarColumn] = field(default_factory=list)
     may_book: bool = False
+    teams: list[Team] = field(default_factory=list)
+    locations: list[Location] = field(default_factory=list)
+    team: Team | None = None
+    location: Location | None = None
+    clinician_page: ClinicianPage | None = None
+
+    @property
+    def all_clinicians(self) -> bool:
+        """Whether several clinicians' appointments share the page: each entry then
+        says whose it is."""
+        return self.selected is None
+
+    @property
+    def first_entry(self) -> CalendarEntry | None:
+        """The earliest appointment drawn in a week or day view: the skip link's
+        target."""
+        entries = [entry for column in self.columns for entry in column.entries]
+        return min(entries, key=lambda e: (e.start, e.appointment.pk), default=None)
 
     @property
     def title(self) -> str:
-        if self.view == DAY:
-            return f"{self.anchor:%A %-d %B %Y}"
+        if self.view == DAY or self.first_day == self.last_day:
+            return f"{self.first_day:%A %-d %B %Y}"
         if self.view == MONTH:
             return f"{self.anchor:%B %Y}"
         if self.first_day.year != self.last_day.year:
@@ -208,10 +330,13 @@ class CalendarPage:
         return f"{self.first_day:%-d} – {self.last_day:%-d %B %Y}"
 
 
-def _range(view: str, anchor: date) -> tuple[date, date, date, date]:
+def _range(view: str, anchor: date, span: int) -> tuple[date, date, date, date]:
     """First and last day shown, and the anchors of the previous and next pages."""
     if view == DAY:
         return anchor, anchor, anchor - timedelta(days=1), anchor + timedelta(days=1)
+    if view == AGENDA:
+        step = timedelta(days=AGENDA_DAYS)
+        return anchor, anchor + step - timedelta(days=1), anchor - step, anchor + step
     if view == MONTH:
         first_of_month = anchor.replace(day=1)
         first = first_of_month - timedelta(days=first_of_month.weekday())
@@ -220,6 +345,10 @@ def _range(view: str, anchor: date) -> tuple[date, date, date, date]:
         last = last_of_month + timedelta(days=6 - last_of_month.weekday())
         previous = (first_of_month - timedelta(days=1)).replace(day=1)
         return first, last, previous, next_month
+    if span < 7:
+        # A phone's week: one or three days from the anchor on.
+        step = timedelta(days=span)
+        return anchor, anchor + step - timedelta(days=1), anchor - step, anchor + step
     first = anchor - timedelta(days=anchor.weekday())
     return (
         first,
@@ -229,10 +358,12 @@ def _range(view: str, anchor: date) -> tuple[date, date, date, date]:
     )
 
 
-def _assign_lanes(entries: list[CalendarEntry]) -> int:
-    """Give overlapping entries side-by-side lanes; returns how many lanes the column
-    needs (at most MAX_LANES; beyond that entries share the last lane)."""
+def _assign_lanes(entries: list[CalendarEntry]) -> tuple[int, list[CalendarEntry]]:
+    """Give overlapping entries side-by-side lanes, at most MAX_LANES. Returns how
+    many lanes the column needs and the entries that found none (drawn as "+N
+    more"), which are taken out of ``entries``."""
     lane_ends: list[datetime] = []
+    hidden: list[CalendarEntry] = []
     for entry in sorted(entries, key=lambda e: (e.start, e.end)):
         for lane, lane_end in enumerate(lane_ends):
             if lane_end <= entry.start:
@@ -240,25 +371,106 @@ def _assign_lanes(entries: list[CalendarEntry]) -> int:
                 lane_ends[lane] = entry.end
                 break
         else:
-            entry.lane = min(len(lane_ends), MAX_LANES - 1)
             if len(lane_ends) < MAX_LANES:
+                entry.lane = len(lane_ends)
                 lane_ends.append(entry.end)
             else:
-                lane_ends[entry.lane] = max(lane_ends[entry.lane], entry.end)
+                hidden.append(entry)
+    if hidden:
+        gone = {id(entry) for entry in hidden}
+        entries[:] = [entry for entry in entries if id(entry) not in gone]
     lanes = max(1, len(lane_ends))
     # An entry widens into the lanes to its right that nothing overlapping it uses.
+    # A lane's entries never overlap each other, so by start they are also by end:
+    # the first one ending after this entry starts is the only one to check.
+    by_lane: list[list[CalendarEntry]] = [[] for _ in range(lanes)]
+    for entry in sorted(entries, key=lambda e: e.start):
+        by_lane[entry.lane].append(entry)
+    ends = [[other.end for other in lane] for lane in by_lane]
     for entry in entries:
         entry.width = 1
         for lane in range(entry.lane + 1, lanes):
-            if any(
-                other.lane == lane
-                and other.start < entry.end
-                and other.end > entry.start
-                for other in entries
-            ):
+            index = bisect_right(ends[lane], entry.start)
+            if index < len(by_lane[lane]) and by_lane[lane][index].start < entry.end:
                 break
             entry.width += 1
-    return lanes
+    return lanes, hidden
+
+
+def _more_markers(hidden: list[CalendarEntry]) -> list[CalendarMore]:
+    """One marker per run of overlapping hidden entries, spanning their rows."""
+    markers: list[CalendarMore] = []
+    for entry in sorted(hidden, key=lambda e: (e.start, e.end)):
+        last = markers[-1] if markers else None
+        if last is not None and entry.start < last.end:
+            last.count += 1
+            if entry.end > last.end:
+                last.end = entry.end
+                last.span = max(last.span, entry.row + entry.span - last.row)
+            continue
+        markers.append(
+            CalendarMore(
+                row=entry.row,
+                span=max(entry.span, 2),
+                count=1,
+                start=entry.start,
+                end=entry.end,
+            )
+        )
+    return markers
+
+
+def _patients_prefetch() -> Prefetch:
+    """Each appointment's patients as a plain list, ``calendar_patients``."""
+    return Prefetch(
+        "patients",
+        queryset=Patient.objects.only(
+            "id", "first_name", "last_name", "preferred_name"
+        ),
+        to_attr="calendar_patients",
+    )
+
+
+def _clinicians_shown(
+    *,
+    practice,
+    clinicians: list[User],
+    team: Team | None,
+    location: Location | None,
+    range_start: datetime,
+    range_end: datetime,
+    page_number: int,
+) -> tuple[list[User], ClinicianPage]:
+    """The clinicians of one page of an all-clinicians view: those in ``team``,
+    and with an appointment at ``location`` in the range, 25 a page. One query per
+    filter, none without."""
+    chosen = clinicians
+    if team is not None:
+        members = set(
+            Team.members.through.objects.filter(team=team).values_list(
+                "user_id", flat=True
+            )
+        )
+        chosen = [clinician for clinician in chosen if clinician.pk in members]
+    if location is not None:
+        busy = set(
+            Appointment.objects.filter(
+                practice=practice,
+                location=location,
+                deleted_at__isnull=True,
+                start__lt=range_end,
+                end__gt=range_start,
+            )
+            .values_list("clinician_id", flat=True)
+            .distinct()
+        )
+        chosen = [clinician for clinician in chosen if clinician.pk in busy]
+    pages = max(1, math.ceil(len(chosen) / CLINICIANS_PER_PAGE))
+    number = min(max(1, page_number), pages)
+    first = (number - 1) * CLINICIANS_PER_PAGE
+    return chosen[first : first + CLINICIANS_PER_PAGE], ClinicianPage(
+        number=number, count=len(chosen), pages=pages
+    )
 
 
 def calendar_page(
@@ -269,21 +481,35 @@ def calendar_page(
     clinician_id: int | None = None,
     all_clinicians: bool = False,
     show_cancelled: bool = True,
+    span: int = 7,
+    team_id: int | None = None,
+    location_id: int | None = None,
+    page_number: int = 1,
 ) -> CalendarPage:
     """Everything a calendar page draws, in the practice's time zone, in a fixed
     number of queries whatever the number of clinicians or appointments. A clinician
-    without practice-wide rights sees only their own calendar."""
+    without practice-wide rights sees only their own calendar. Views of every
+    clinician can be narrowed to a team and a location and show 25 clinicians a
+    page; an unknown team or location is a 404."""
     practice = user.practice
     zone = practice.zone
     today = timezone.localdate(timezone=zone)
     anchor = anchor or today
-    first, last, previous, following = _range(view, anchor)
+    span = span if view == WEEK and span in WEEK_SPANS else 7
+    first, last, previous, following = _range(view, anchor, span)
+    range_start = datetime.combine(first, time.min, tzinfo=zone)
+    range_end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=zone)
 
+    teams: list[Team] = []
+    locations: list[Location] = []
+    team = location = None
+    clinician_page = None
     if not user.can_manage_all_schedules:
         if clinician_id not in (None, user.pk):
             raise Http404
         selected = user
         clinicians = [user] if user.is_clinician else []
+        shown = clinicians
     else:
         # Only those who may see every schedule need the list of clinicians.
         clinicians = list(
@@ -298,10 +524,29 @@ def calendar_page(
                 raise Http404
         elif not all_clinicians and user.is_clinician and user.is_active:
             selected = user
-    shown = [selected] if selected is not None else clinicians
+        if selected is not None:
+            shown = [selected]
+        else:
+            teams = list(Team.objects.filter(practice=practice).order_by("name"))
+            locations = list(location_list(practice=practice))
+            if team_id is not None:
+                team = next((t for t in teams if t.pk == team_id), None)
+                if team is None:
+                    raise Http404
+            if location_id is not None:
+                location = next((p for p in locations if p.pk == location_id), None)
+                if location is None:
+                    raise Http404
+            shown, clinician_page = _clinicians_shown(
+                practice=practice,
+                clinicians=clinicians,
+                team=team,
+                location=location,
+                range_start=range_start,
+                range_end=range_end,
+                page_number=page_number,
+            )
 
-    range_start = datetime.combine(first, time.min, tzinfo=zone)
-    range_end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=zone)
     appointments = (
         visible_appointments(user)
         .filter(
@@ -309,20 +554,39 @@ def calendar_page(
             end__gt=range_start,
             clinician_id__in=[clinician.pk for clinician in shown],
         )
-        .select_related("clinician", "service", "location")
-        .prefetch_related(
-            Prefetch(
-                "patients",
-                queryset=Patient.objects.only(
-                    "id", "first_name", "last_name", "preferred_name"
-                ),
-            )
-        )
+        # What a calendar page draws, and no more: hundreds of rows at a time.
+        .only(*CALENDAR_FIELDS)
         .order_by("start", "id")
     )
+    if view != MONTH:
+        # The clinicians are loaded already, and so are the locations on a page of
+        # every clinician: each row is given its own below. A month draws a few
+        # appointments a day and loads the rest of these for those only.
+        related = ("service",) if locations else ("service", "location")
+        appointments = (
+            appointments.select_related(*related)
+            .only(
+                *CALENDAR_FIELDS,
+                *(
+                    name
+                    for name in RELATED_CALENDAR_FIELDS
+                    if name.split("__")[0] in related
+                ),
+            )
+            .prefetch_related(_patients_prefetch())
+        )
     if not show_cancelled:
         appointments = appointments.exclude(status__in=Appointment.CANCELLED_STATUSES)
+    if location is not None:
+        appointments = appointments.filter(location=location)
     appointments = list(appointments) if shown else []
+    by_id = {clinician.pk: clinician for clinician in shown}
+    places = {place.pk: place for place in locations}
+    for appointment in appointments:
+        appointment.clinician = by_id[appointment.clinician_id]
+        if places and view != MONTH:
+            location_id = appointment.location_id
+            appointment.location = places.get(location_id) if location_id else None
 
     page = CalendarPage(
         view=view,
@@ -335,6 +599,12 @@ def calendar_page(
         clinicians=clinicians,
         selected=selected,
         show_cancelled=show_cancelled,
+        span=span,
+        teams=teams,
+        locations=locations,
+        team=team,
+        location=location,
+        clinician_page=clinician_page,
     )
     may_book_for = {c.pk: can_schedule_for(user, c) for c in shown}
     page.may_book = any(may_book_for.values())
@@ -358,7 +628,7 @@ def calendar_page(
             )
             day += timedelta(days=1)
 
-    if view == MONTH:
+    if view in (MONTH, AGENDA):
         cells = [
             CalendarColumn(
                 day=day,
@@ -369,9 +639,33 @@ def calendar_page(
             )
             for day in days
         ]
-        page.weeks = [cells[n : n + 7] for n in range(0, len(cells), 7)]
+        if view == AGENDA:
+            page.days = cells
+        else:
+            page.weeks = [cells[n : n + 7] for n in range(0, len(cells), 7)]
+            drawn = {
+                entry.appointment
+                for cell in cells
+                for entry in cell.entries[:MONTH_CELL_LIMIT]
+            }
+            prefetch_related_objects(list(drawn), "service", _patients_prefetch())
         return page
 
+    _lay_out_columns(
+        page, view=view, by_day=by_day, shown=shown, may_book_for=may_book_for
+    )
+    return page
+
+
+def _lay_out_columns(
+    page: CalendarPage,
+    *,
+    view: str,
+    by_day: dict[date, list[CalendarEntry]],
+    shown: list[User],
+    may_book_for: dict[int, bool],
+) -> None:
+    """The week and day views' columns: hours, rows, lanes and bookable slots."""
     entries = [entry for day_entries in by_day.values() for entry in day_entries]
     first_hour, last_hour = DEFAULT_FIRST_HOUR, DEFAULT_LAST_HOUR
     for entry in entries:
@@ -395,9 +689,9 @@ def calendar_page(
 
     keys: list[tuple[date, User | None]]
     if view == DAY:
-        keys = [(anchor, clinician) for clinician in shown]
+        keys = [(page.anchor, clinician) for clinician in shown]
     else:
-        keys = [(day, selected) for day in days]
+        keys = [(day, page.selected) for day in by_day]
     for day, clinician in keys:
         column_entries = [
             place(entry)
@@ -405,12 +699,14 @@ def calendar_page(
             if clinician is None or entry.appointment.clinician_id == clinician.pk
         ]
         may_book = may_book_for.get(clinician.pk, False) if clinician else page.may_book
+        lanes, hidden = _assign_lanes(column_entries)
         column = CalendarColumn(
             day=day,
             clinician=clinician,
             entries=column_entries,
-            lanes=_assign_lanes(column_entries),
-            is_today=day == today,
+            more=_more_markers(hidden),
+            lanes=lanes,
+            is_today=day == page.today,
             may_book=may_book,
         )
         if may_book:
@@ -419,7 +715,6 @@ def calendar_page(
                 naive = datetime.combine(day, time(minutes // 60, minutes % 60))
                 column.slots.append(CalendarSlot(row=row, start=naive))
         page.columns.append(column)
-    return page
 
 
 # -- the audit log's view of patients (see practice.hooks) -------------------------

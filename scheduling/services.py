@@ -26,6 +26,7 @@ from scheduling.models import (
     Patient,
     Series,
     Service,
+    Team,
 )
 from scheduling.names import search_fold
 from scheduling.permissions import visible_patients
@@ -561,6 +562,41 @@ def location_update(
     )
 
 
+@transaction.atomic
+def team_create(*, practice: Practice, name: str, members: Iterable[User]) -> Team:
+    """Add a team of the practice's clinicians."""
+    team = _named_item_create(Team, practice=practice, name=name)
+    team.members.set(_team_members(practice, members))
+    return team
+
+
+@transaction.atomic
+def team_update(*, team: Team, name: str, members: Iterable[User]) -> Team:
+    """Rename a team and set who is in it. Teams only narrow the calendar: no
+    calendar outside Tend shows them."""
+    _named_item_update(team, name=name)
+    team.members.set(_team_members(team.practice, members))
+    return team
+
+
+@transaction.atomic
+def team_delete(*, team: Team) -> None:
+    """Remove a team; its clinicians and their appointments are untouched."""
+    team.delete()
+
+
+def _team_members(practice: Practice, members: Iterable[User]) -> list[User]:
+    members = list(members)
+    if any(
+        member.practice_id != practice.pk or not member.is_clinician
+        for member in members
+    ):
+        raise ValidationError(
+            {"members": "Choose clinicians of this practice."}, code="team_member"
+        )
+    return members
+
+
 def _named_item_create(model, *, practice: Practice, name: str, **fields):
     # Names are compared collapsed and case-blind, so "Office  A" clashes with
     # "office a".
@@ -572,7 +608,7 @@ def _named_item_create(model, *, practice: Practice, name: str, **fields):
     return item
 
 
-def _named_item_update(item: Service | Location, *, name: str, **fields):
+def _named_item_update(item: Service | Location | Team, *, name: str, **fields):
     # A location is published (its name, or "Telehealth"): a change to either
     # republishes the appointments there. No calendar shows a service.
     name = single_line(name)

@@ -41,6 +41,19 @@ urlpatterns = [
         views.location_edit,
         name="location_edit",
     ),
+    # Settings → Teams: url names start with "settings" so the shell shows Settings.
+    path("settings/teams/", views.settings_teams, name="settings_teams"),
+    path("settings/teams/new/", views.settings_team_add, name="settings_team_add"),
+    path(
+        "settings/teams/<int:team_id>/",
+        views.settings_team_edit,
+        name="settings_team_edit",
+    ),
+    path(
+        "settings/teams/<int:team_id>/delete/",
+        views.settings_team_delete,
+        name="settings_team_delete",
+    ),
     path("patients/", views.patients, name="patients"),
     path("patients/new/", views.patient_add, name="patient_add"),
     path("patients/<int:patient_id>/", views.patient_detail, name="patient"),

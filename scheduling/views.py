@@ -23,6 +23,8 @@ from scheduling.forms import (
     PatientSearchForm,
     ServiceForm,
     StatusForm,
+    TeamDeleteForm,
+    TeamForm,
     appointment_initial,
     patient_initial,
 )
@@ -33,12 +35,14 @@ from scheduling.permissions import (
     access_patient,
     access_patient_for_deactivation,
     access_service,
+    access_team,
     can_deactivate_patients,
     can_manage_patients,
     can_schedule_anyone,
     can_schedule_for,
 )
 from scheduling.selectors import (
+    AGENDA,
     DAY,
     MONTH,
     WEEK,
@@ -49,6 +53,7 @@ from scheduling.selectors import (
     patient_list,
     series_overview,
     service_list,
+    team_list,
 )
 from scheduling.services import (
     SCOPE_THIS,
@@ -70,7 +75,13 @@ from scheduling.services import (
     patient_view_record,
     service_create,
     service_update,
+    team_create,
+    team_delete,
+    team_update,
 )
+
+# Days a week view shows by default on each screen size class.
+SCREEN_SPANS = {"phone": 1, "tablet": 3, "wide": 7}
 
 
 def _calendar_url(appointment: Appointment) -> str:
@@ -98,7 +109,11 @@ def calendar(request):
             + "). Showing this week instead.",
         )
     clinician = params.get("clinician")
-    view = params.get("view") or WEEK
+    # The screen's size class, from a cookie static/js/calendar-view.js keeps:
+    # phones open the agenda, and a week there shows one day (three on tablets).
+    screen = request.COOKIES.get("tend_screen", "wide")
+    screen = screen if screen in SCREEN_SPANS else "wide"
+    view = params.get("view") or (AGENDA if screen == "phone" else WEEK)
     page = calendar_page(
         user=request.user,
         view=view,
@@ -106,6 +121,10 @@ def calendar(request):
         clinician_id=clinician if isinstance(clinician, int) else None,
         all_clinicians=clinician == "all",
         show_cancelled=params.get("cancelled") != "hide",
+        span=params.get("days") or SCREEN_SPANS[screen],
+        team_id=params.get("team"),
+        location_id=params.get("location"),
+        page_number=params.get("page") or 1,
     )
     calendar_view_record(
         user=request.user,
@@ -116,8 +135,13 @@ def calendar(request):
         client_ip=client_ip(request),
     )
     keep = {"view": view, "cancelled": params.get("cancelled") or ""}
+    if view == WEEK and params.get("days"):
+        keep["days"] = page.span
     if request.user.can_manage_all_schedules:
         keep["clinician"] = page.selected.pk if page.selected else "all"
+        if page.selected is None:
+            keep["team"] = page.team.pk if page.team else ""
+            keep["location"] = page.location.pk if page.location else ""
 
     def link(**changes):
         merged = {**keep, **changes}
@@ -131,22 +155,38 @@ def calendar(request):
         "next": link(date=page.next.isoformat()),
         "today": link(date=""),
         "views": [
-            (name, label, link(view=name, date=page.anchor.isoformat()))
-            for name, label in ((DAY, "Day"), (WEEK, "Week"), (MONTH, "Month"))
+            (name, label, link(view=name, date=page.anchor.isoformat(), days=""))
+            for name, label in (
+                (AGENDA, "Agenda"),
+                (DAY, "Day"),
+                (WEEK, "Week"),
+                (MONTH, "Month"),
+            )
         ],
         "toggle_cancelled": link(
             cancelled="show" if not page.show_cancelled else "hide",
             date=page.anchor.isoformat(),
         ),
     }
+    if page.clinician_page is not None:
+        number = page.clinician_page.number
+        links["clinicians_previous"] = link(
+            date=page.anchor.isoformat(), page=number - 1
+        )
+        links["clinicians_next"] = link(date=page.anchor.isoformat(), page=number + 1)
+        keep["page"] = number if number > 1 else ""
     # Appended to per-day links built in the template (view and date vary).
     base_query = urlencode(
-        {key: value for key, value in keep.items() if key != "view" and value}
+        {
+            key: value
+            for key, value in keep.items()
+            if key not in ("view", "days") and value
+        }
     )
     return render(
         request,
         "scheduling/calendar.html",
-        {"page": page, "links": links, "base_query": base_query},
+        {"page": page, "links": links, "base_query": base_query, "screen": screen},
     )
 
 
@@ -570,3 +610,63 @@ def location_edit(request, location_id: int):
         save=lambda data: location_update(location=location, **data),
         heading=location.name,
     )
+
+
+# -- teams (administrators, in Settings) -------------------------------------------
+
+
+@role_required(Role.ADMINISTRATOR)
+def settings_teams(request):
+    return render(
+        request,
+        "scheduling/settings_teams.html",
+        {"teams": team_list(practice=request.user.practice), "section": "teams"},
+    )
+
+
+def _team_form(request, *, team, heading):
+    """Add (``team`` None) or edit a team: its name and its clinicians."""
+    initial = {}
+    if team is not None:
+        initial = {"name": team.name, "members": list(team.members.all())}
+    form = TeamForm(request.POST or None, user=request.user, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            if team is None:
+                team = team_create(practice=request.user.practice, **form.cleaned_data)
+            else:
+                team_update(team=team, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, f"“{team.name}” was saved.")
+            return redirect("scheduling:settings_teams")
+    return render(
+        request,
+        "scheduling/settings_team_form.html",
+        {"form": form, "heading": heading, "team": team, "section": "teams"},
+    )
+
+
+@role_required(Role.ADMINISTRATOR)
+def settings_team_add(request):
+    return _team_form(request, team=None, heading="Add a team")
+
+
+@role_required(Role.ADMINISTRATOR)
+def settings_team_edit(request, team_id: int):
+    team = access_team(request.user, team_id)
+    return _team_form(request, team=team, heading=team.name)
+
+
+@require_POST
+@role_required(Role.ADMINISTRATOR)
+def settings_team_delete(request, team_id: int):
+    team = access_team(request.user, team_id)
+    form = TeamDeleteForm(request.POST)
+    if not form.is_valid() or form.cleaned_data["team"] != team.pk:
+        messages.error(request, "The request was incomplete; no team was removed.")
+        return redirect("scheduling:settings_team_edit", team_id=team.pk)
+    team_delete(team=team)
+    messages.success(request, f"“{team.name}” was removed.")
+    return redirect("scheduling:settings_teams")

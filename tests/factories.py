@@ -26,7 +26,7 @@ from calendarsync.services import feed_links_issue
 from practice.models import Practice, Role, User
 from practice.services import practice_create, user_create
 from practice.twofactor.services import authenticator_add, recovery_codes_issue
-from scheduling.models import Appointment, Location, Patient, Service
+from scheduling.models import Appointment, Location, Patient, Service, Team
 from scheduling.recurrence import Recurrence
 from scheduling.services import (
     appointment_create,
@@ -36,6 +36,7 @@ from scheduling.services import (
     location_create,
     patient_create,
     service_create,
+    team_create,
 )
 
 PASSWORD = "correct-horse-battery"
@@ -137,6 +138,13 @@ def make_service(
 ) -> Service:
     """A service of ``practice`` with its usual length in minutes."""
     return service_create(practice=practice, name=name, default_minutes=minutes)
+
+
+def make_team(
+    practice: Practice, *, name: str = "Downtown team", members: Sequence[User] = ()
+) -> Team:
+    """A team of ``practice``'s clinicians, added as Settings → Teams adds one."""
+    return team_create(practice=practice, name=name, members=members)
 
 
 def make_appointment(

@@ -119,7 +119,7 @@ def test_phone_width_has_no_horizontal_overflow(phone_page, admin_user):
     page.goto("/login/")
     widths = {"/login/": page.evaluate("document.documentElement.scrollWidth")}
     browser_login(page, admin_user.email)
-    page.wait_for_url("**/scheduling/")
+    page.wait_for_url("**/scheduling/**")
     for path in SETTINGS_PAGES:
         page.goto(path)
         widths[path] = page.evaluate("document.documentElement.scrollWidth")

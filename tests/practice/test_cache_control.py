@@ -29,6 +29,7 @@ from tests.factories import (
     make_patient,
     make_recovery_codes,
     make_service,
+    make_team,
     personal_feed_path,
 )
 from tests.support import pass_second_step
@@ -121,7 +122,9 @@ def world(client, practice, admin_user, clinician, radicale):
     # Operators always pass a second step before Django admin.
     operator_key = make_authenticator(operator)
     make_recovery_codes(operator)
+    team = make_team(practice, name="Adults", members=[clinician])
     return {
+        "team": team,
         "operator_key": operator_key,
         "practice": practice,
         "admin_user": admin_user,
@@ -205,6 +208,14 @@ def app_paths(world) -> dict[str, str]:
         "scheduling:location_add": reverse("scheduling:location_add"),
         "scheduling:location_edit": reverse(
             "scheduling:location_edit", args=[world["location"].pk]
+        ),
+        "scheduling:settings_teams": reverse("scheduling:settings_teams"),
+        "scheduling:settings_team_add": reverse("scheduling:settings_team_add"),
+        "scheduling:settings_team_edit": reverse(
+            "scheduling:settings_team_edit", args=[world["team"].pk]
+        ),
+        "scheduling:settings_team_delete": reverse(
+            "scheduling:settings_team_delete", args=[world["team"].pk]
         ),
         "scheduling:patients": reverse("scheduling:patients"),
         "scheduling:patient_add": reverse("scheduling:patient_add"),

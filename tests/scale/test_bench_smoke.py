@@ -48,6 +48,10 @@ def test_bench_scenarios_run_at_tiny_size(bench_urls):
         assert figures["gzip_bytes"] < figures["raw_bytes"]
     assert results["s3"]["s1_etag_queries"] == results["s3"]["s1_ims_queries"] == 2
     assert results["s4"]["small_queries"] == results["s4"]["large_queries"]
+    pages = [key for key in results["s4"] if key.endswith("_queries_at_2")]
+    assert len(pages) == len(scenarios.S4_PAGES)
+    for key in pages:
+        assert results["s4"][key] == results["s4"][key.removesuffix("_at_2")], key
 
     text = run.report(results, {"when": "now", "database": "test"})
     assert text.startswith(run.START) and text.endswith(run.END)
