@@ -143,17 +143,33 @@ def page(browser, live_server):
     context.close()
 
 
-@pytest.fixture
-def phone_page(browser, live_server):
-    context = browser.new_context(
+def _phone_context(browser, live_server, width: int, height: int):
+    return browser.new_context(
         base_url=live_server.url,
-        viewport={"width": 360, "height": 740},
+        viewport={"width": width, "height": height},
         is_mobile=True,
         has_touch=True,
     )
+
+
+@pytest.fixture
+def phone_page(browser, live_server):
+    """A small phone (360×740) that may use the clipboard."""
+    context = _phone_context(browser, live_server, 360, 740)
     context.grant_permissions(
         ["clipboard-read", "clipboard-write"], origin=live_server.url
     )
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def phone(browser, live_server):
+    """A phone of the size the SCHEDULING tab is designed for (390×844), in a
+    browser context of its own (a second device beside ``page``)."""
+    context = _phone_context(browser, live_server, 390, 844)
     page = context.new_page()
     page.set_default_timeout(15_000)
     yield page

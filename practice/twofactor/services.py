@@ -257,13 +257,22 @@ def factor_added_record(
     *, user: User, method: str, client_ip: str | None
 ) -> AuditEvent:
     """Record a new second factor."""
+    return _own_record(
+        user, AuditEvent.Kind.TWO_FACTOR_ADDED, client_ip, {"method": method}
+    )
+
+
+def _own_record(
+    user: User, kind: str, client_ip: str | None, details: dict | None = None
+) -> AuditEvent:
+    """Record what a user did to their own sign-in methods."""
     return audit_record(
-        kind=AuditEvent.Kind.TWO_FACTOR_ADDED,
+        kind=kind,
         practice=user.practice,
         actor=user,
         target_user=user,
         client_ip=client_ip,
-        details={"method": method},
+        details=details,
     )
 
 
@@ -279,13 +288,7 @@ def recovery_codes_issue(*, user: User, client_ip: str | None) -> list[str]:
     StaticToken.objects.bulk_create(
         [StaticToken(device=device, token=code) for code in codes]
     )
-    audit_record(
-        kind=AuditEvent.Kind.RECOVERY_CODES_ISSUED,
-        practice=user.practice,
-        actor=user,
-        target_user=user,
-        client_ip=client_ip,
-    )
+    _own_record(user, AuditEvent.Kind.RECOVERY_CODES_ISSUED, client_ip)
     return codes
 
 
@@ -312,14 +315,7 @@ def factor_remove(
     device.delete()
     if not user_factors(user=user).enabled:
         StaticDevice.objects.filter(user=user).delete()
-    audit_record(
-        kind=AuditEvent.Kind.TWO_FACTOR_REMOVED,
-        practice=user.practice,
-        actor=user,
-        target_user=user,
-        client_ip=client_ip,
-        details={"method": method},
-    )
+    _own_record(user, AuditEvent.Kind.TWO_FACTOR_REMOVED, client_ip, {"method": method})
 
 
 @transaction.atomic

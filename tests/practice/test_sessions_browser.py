@@ -8,21 +8,6 @@ from tests.support import browser_login
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def phone(browser, live_server):
-    """A second device: a phone-sized browser context of its own."""
-    context = browser.new_context(
-        base_url=live_server.url,
-        viewport={"width": 360, "height": 740},
-        is_mobile=True,
-        has_touch=True,
-    )
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    yield page
-    context.close()
-
-
 def test_an_administrator_signs_a_users_phone_out(page, phone, admin_user, clinician):
     browser_login(phone, clinician.email)
     phone.wait_for_url("**/scheduling/")

@@ -12,20 +12,6 @@ from tests.support import browser_login
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def phone(browser, live_server):
-    context = browser.new_context(
-        base_url=live_server.url,
-        viewport={"width": 390, "height": 844},
-        is_mobile=True,
-        has_touch=True,
-    )
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    yield page
-    context.close()
-
-
 def test_moving_to_another_day_moves_the_end_with_the_start(
     phone, scheduler, clinician, patient, book, at
 ):
