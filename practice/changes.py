@@ -12,7 +12,8 @@ from django.db import models
 from django.dispatch import Signal
 
 # sender: the model; practice_ids: the practices whose rows changed, or None when
-# that is not known without another query (listeners then assume "any practice").
+# that is not known without another query (listeners then assume "any practice");
+# objs: the written instances (bulk_create, bulk_update), or None (update()).
 rows_changed = Signal()
 
 # Per model, fields whose changes nobody downstream reads (bookkeeping such as
@@ -39,7 +40,7 @@ class ChangeNotifyingQuerySet(models.QuerySet):
     def update(self, **kwargs):
         count = super().update(**kwargs)
         if count and not set(kwargs) <= quiet_fields(self.model):
-            rows_changed.send(sender=self.model, practice_ids=None)
+            rows_changed.send(sender=self.model, practice_ids=None, objs=None)
         return count
 
     update.alters_data = True
@@ -47,7 +48,9 @@ class ChangeNotifyingQuerySet(models.QuerySet):
     def bulk_create(self, objs, *args, **kwargs):
         created = super().bulk_create(objs, *args, **kwargs)
         if created:
-            rows_changed.send(sender=self.model, practice_ids=practice_ids_of(created))
+            rows_changed.send(
+                sender=self.model, practice_ids=practice_ids_of(created), objs=created
+            )
         return created
 
     bulk_create.alters_data = True
@@ -56,7 +59,9 @@ class ChangeNotifyingQuerySet(models.QuerySet):
         objs = list(objs)
         count = super().bulk_update(objs, fields, *args, **kwargs)
         if count and not set(fields) <= quiet_fields(self.model):
-            rows_changed.send(sender=self.model, practice_ids=practice_ids_of(objs))
+            rows_changed.send(
+                sender=self.model, practice_ids=practice_ids_of(objs), objs=objs
+            )
         return count
 
     bulk_update.alters_data = True
