@@ -107,11 +107,9 @@ def push_request(
 
 
 def push_started(account_id: int) -> None:
-    """A run starts: a run asked for from now on is a new one. A mark for a later
-    run (a retry not due yet) stays with that run."""
-    CalendarAccount.objects.filter(
-        pk=account_id, push_queued_at__lte=timezone.now()
-    ).update(push_queued_at=None)
+    """A run starts: a run asked for from now on is a new one. (A retry still
+    waiting in the queue then runs as well, which changes nothing.)"""
+    CalendarAccount.objects.filter(pk=account_id).update(push_queued_at=None)
 
 
 def push_request_all() -> list[int]:
@@ -150,7 +148,7 @@ _local = threading.local()
 
 def _pending(using: str | None) -> _Touched | None:
     """The current transaction's notes (None outside a transaction). One per
-    transaction: a batch whose on-commit callback is no longer where it was
+    transaction: a batch whose first on-commit callback is no longer where it was
     registered (the transaction, or the savepoint it was noted in, was rolled
     back) is dropped for a new one."""
     connection = transaction.get_connection(using)
@@ -168,8 +166,10 @@ def _pending(using: str | None) -> _Touched | None:
         or callbacks[touched.position][1] != touched.flush
     ):
         touched = batches[connection.alias] = _Touched()
-        transaction.on_commit(touched.flush, using=using, robust=True)
-        touched.position = len(callbacks) - 1
+        touched.position = len(callbacks)
+    # Registered with every note (the first call flushes, the others find it
+    # done), so a note made inside a savepoint is flushed when that commits too.
+    transaction.on_commit(touched.flush, using=using, robust=True)
     return touched
 
 

@@ -8,6 +8,8 @@ snapshot that any change must end: ``calendarsync.freshness``) use
 
 This module knows nothing about who listens."""
 
+from contextvars import ContextVar
+
 from django.db import models
 from django.dispatch import Signal
 
@@ -36,9 +38,16 @@ def practice_ids_of(objs) -> set[int] | None:
     return ids
 
 
+# Set while ``bulk_update`` runs: Django writes it through ``update()``, whose
+# notice (practices unknown) would say less than the one ``bulk_update`` sends.
+_in_bulk_update: ContextVar[bool] = ContextVar("in_bulk_update", default=False)
+
+
 class ChangeNotifyingQuerySet(models.QuerySet):
     def update(self, **kwargs):
         count = super().update(**kwargs)
+        if _in_bulk_update.get():
+            return count
         if count and not set(kwargs) <= quiet_fields(self.model):
             rows_changed.send(sender=self.model, practice_ids=None, objs=None)
         return count
@@ -57,7 +66,11 @@ class ChangeNotifyingQuerySet(models.QuerySet):
 
     def bulk_update(self, objs, fields, *args, **kwargs):
         objs = list(objs)
-        count = super().bulk_update(objs, fields, *args, **kwargs)
+        token = _in_bulk_update.set(True)
+        try:
+            count = super().bulk_update(objs, fields, *args, **kwargs)
+        finally:
+            _in_bulk_update.reset(token)
         if count and not set(fields) <= quiet_fields(self.model):
             rows_changed.send(
                 sender=self.model, practice_ids=practice_ids_of(objs), objs=objs
