@@ -187,6 +187,11 @@ def test_no_page_breaks_a_wcag_rule(screen, busy_practice, admin_user, subtests)
             page.goto(path)
             violations = axe_violations(page)
             assert not violations, f"{path}:\n{readable(violations)}"
+    with subtests.test(path="/login/", state="refused"):
+        browser_login(page, admin_user.email, "not the password")
+        page.get_by_text("do not match").wait_for()
+        violations = axe_violations(page)
+        assert not violations, f"/login/ (refused):\n{readable(violations)}"
     browser_login(page, admin_user.email)
     page.wait_for_url("**/scheduling/")
     for path in main_pages(busy_practice):
@@ -195,6 +200,19 @@ def test_no_page_breaks_a_wcag_rule(screen, busy_practice, admin_user, subtests)
             assert page.url.endswith(path), f"{path} went to {page.url}"
             violations = axe_violations(page)
             assert not violations, f"{path}:\n{readable(violations)}"
+    # Forms as they come back: errors summarised on top, or a conflict to confirm.
+    edit = f"/scheduling/appointments/{busy_practice['appointment'].pk}/edit/"
+    for path, button in [
+        ("/scheduling/new/", "Book"),
+        ("/patients/new/", "Add patient"),
+        (edit, "Save"),
+    ]:
+        with subtests.test(path=path, state="sent back"):
+            page.goto(path)
+            page.get_by_role("button", name=button, exact=True).click()
+            page.wait_for_load_state()
+            violations = axe_violations(page)
+            assert not violations, f"{path} (sent back):\n{readable(violations)}"
 
 
 FOCUS_RING = """(element) => {
