@@ -6,8 +6,11 @@ axe-core comes from npm (``package.json``; ``scripts/test-deps`` installs it) an
 put into each page by the browser context, never by Tend: the pages' strict
 Content-Security-Policy stays as it is."""
 
+import re
 from datetime import timedelta
+from email.message import Message
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -137,7 +140,12 @@ def busy_practice(admin_user, clinician, other_clinician, scheduler):
     )
     change_appointment(cancelled, status=Appointment.Status.CANCELLED)
     make_team(practice, name="Downtown team", members=[clinician, other_clinician])
-    return {"appointment": appointment, "patient": patient, "clinician": clinician}
+    return {
+        "appointment": appointment,
+        "patient": patient,
+        "clinician": clinician,
+        "zone": practice.zone,
+    }
 
 
 def main_pages(data) -> list[str]:
@@ -180,13 +188,38 @@ def main_pages(data) -> list[str]:
 SIGNED_OUT_PAGES = ["/login/", "/password/reset/", "/password/reset/sent/"]
 
 
-def test_no_page_breaks_a_wcag_rule(screen, busy_practice, admin_user, subtests):
+def text_of(email: Message) -> str:
+    """The plain-text part of an email."""
+    part = next(p for p in email.walk() if p.get_content_type() == "text/plain")
+    return part.get_payload(decode=True).decode()
+
+
+RESET_LINK = re.compile(r"(https?://\S+/password/reset/\S+/\S+/)")
+
+# A clinician's own view of the same pages: no clinician choice, initials only.
+CLINICIAN_PAGES = ["/scheduling/?view=week", "/scheduling/?view=agenda", "/patients/"]
+
+
+def test_no_page_breaks_a_wcag_rule(
+    screen, busy_practice, admin_user, smtp_server, subtests
+):
     page = screen
     for path in SIGNED_OUT_PAGES:
         with subtests.test(path=path):
             page.goto(path)
             violations = axe_violations(page)
             assert not violations, f"{path}:\n{readable(violations)}"
+    with subtests.test(path="/password/reset/<uid>/<token>/"):
+        page.goto("/password/reset/")
+        page.get_by_label("Email").fill(admin_user.email)
+        page.get_by_role("button").last.click()
+        page.wait_for_url("**/password/reset/sent/")
+        [email] = smtp_server.messages
+        # The link names SITE_URL; the path is the same on the test's server.
+        page.goto(urlsplit(RESET_LINK.search(text_of(email)).group(1)).path)
+        page.wait_for_url("**/password/reset/*/set-password/")
+        violations = axe_violations(page)
+        assert not violations, f"{page.url}:\n{readable(violations)}"
     with subtests.test(path="/login/", state="refused"):
         browser_login(page, admin_user.email, "not the password")
         page.get_by_text("do not match").wait_for()
@@ -213,6 +246,16 @@ def test_no_page_breaks_a_wcag_rule(screen, busy_practice, admin_user, subtests)
             page.wait_for_load_state()
             violations = axe_violations(page)
             assert not violations, f"{path} (sent back):\n{readable(violations)}"
+    page.get_by_role("button", name="Sign out").click()
+    browser_login(page, busy_practice["clinician"].email)
+    page.wait_for_url("**/scheduling/")
+    day = busy_practice["appointment"].start.astimezone(busy_practice["zone"])
+    for path in CLINICIAN_PAGES:
+        path += f"&date={day:%Y-%m-%d}" if "?" in path else ""
+        with subtests.test(path=path, role="clinician"):
+            page.goto(path)
+            violations = axe_violations(page)
+            assert not violations, f"{path} (clinician):\n{readable(violations)}"
 
 
 FOCUS_RING = """(element) => {
