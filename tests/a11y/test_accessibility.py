@@ -139,8 +139,11 @@ def busy_practice(admin_user, clinician, other_clinician, scheduler):
         clinician, patients=[patient], start=local(practice, days=1, hour=15)
     )
     change_appointment(cancelled, status=Appointment.Status.CANCELLED)
-    make_team(practice, name="Downtown team", members=[clinician, other_clinician])
+    team = make_team(
+        practice, name="Downtown team", members=[clinician, other_clinician]
+    )
     return {
+        "team": team,
         "appointment": appointment,
         "patient": patient,
         "clinician": clinician,
@@ -165,6 +168,8 @@ def main_pages(data) -> list[str]:
         f"/scheduling/appointments/{appointment}/",
         f"/scheduling/appointments/{appointment}/edit/",
         "/scheduling/setup/",
+        "/scheduling/setup/services/new/",
+        "/scheduling/setup/locations/new/",
         "/patients/",
         "/patients/new/",
         f"/patients/{patient}/",
@@ -181,6 +186,7 @@ def main_pages(data) -> list[str]:
         "/settings/two-factor/",
         "/settings/teams/",
         "/settings/teams/new/",
+        f"/settings/teams/{data['team'].pk}/",
         "/password/change/",
     ]
 
