@@ -710,7 +710,18 @@ def _lay_out_columns(
             may_book=may_book,
         )
         if may_book:
-            for row in range(1, page.rows + 1, SLOT_MINUTES // ROW_MINUTES):
+            # A half hour an appointment covers even in part gets no slot: the
+            # block would hide all but a sliver of it, a target too small to
+            # hit (WCAG 2.5.8), and the booking would be a conflict anyway.
+            covered = {
+                row
+                for entry in column_entries
+                for row in range(entry.row, entry.row + entry.span)
+            }
+            rows_per_slot = SLOT_MINUTES // ROW_MINUTES
+            for row in range(1, page.rows + 1, rows_per_slot):
+                if not covered.isdisjoint(range(row, row + rows_per_slot)):
+                    continue
                 minutes = first_hour * 60 + (row - 1) * ROW_MINUTES
                 naive = datetime.combine(day, time(minutes // 60, minutes % 60))
                 column.slots.append(CalendarSlot(row=row, start=naive))

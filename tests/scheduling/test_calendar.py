@@ -279,3 +279,23 @@ def test_a_clinicians_own_calendar_does_not_load_the_clinician_list(
         response = client.get("/scheduling/?date=2026-12-01")
     assert response.status_code == 200
     assert f"/scheduling/appointments/{booked.pk}/".encode() in response.content
+
+
+def test_no_bookable_slot_hides_under_an_appointment(
+    login, scheduler, clinician, patient, book, at
+):
+    """A block would leave a sliver of the half hours it covers: too small a target
+    (WCAG 2.5.8), and a conflict to book. The half hours around it stay."""
+    book(clinician=clinician, patients=[patient], start=at(2026, 12, 1, 9, 0))
+    html = (
+        login(scheduler)
+        .get(f"/scheduling/?view=day&date=2026-12-01&clinician={clinician.pk}")
+        .content.decode()
+    )
+
+    def slot(hour_minute: str) -> str:
+        return f"/scheduling/new/?start=2026-12-01T{hour_minute}&amp;clinician="
+
+    assert slot("08:30") in html
+    assert slot("09:00") not in html and slot("09:30") not in html
+    assert slot("10:00") in html
