@@ -122,8 +122,12 @@ def login(client):
 
 @pytest.fixture(scope="session")
 def browser():
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # Assertions wait as long as actions do (the pages' default timeout): a page
+    # that draws itself again (the calendar at phone width) on a busy CI machine
+    # can take longer than Playwright's default five seconds.
+    expect.set_options(timeout=15_000)
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"Chromium not found at {CHROMIUM}; run scripts/test-deps")
     with sync_playwright() as playwright:
