@@ -8,6 +8,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.models import WebAuthnCredential
 
+from practice.audit_sentences import audit_sentence
 from practice.hooks import (
     AuditPatient,
     audit_patients_described,
@@ -122,6 +123,7 @@ class AuditEntry:
 
     event: AuditEvent
     patients: list[tuple[int, AuditPatient | None]]
+    sentence: str
 
 
 def audit_log_page(
@@ -145,6 +147,7 @@ def audit_log_page(
         AuditEntry(
             event=event,
             patients=[(pid, described.get(pid)) for pid in event.patient_id_list],
+            sentence=audit_sentence(event),
         )
         for event in events
     ]

@@ -13,7 +13,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views import defaults
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import (
+    require_GET,
+    require_http_methods,
+    require_POST,
+)
 
 from practice.export import audit_csv_lines
 from practice.forms import (
@@ -113,6 +117,15 @@ class PasswordResetView(auth_views.PasswordResetView):
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     form_class = SetPasswordForm
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        if context.get("validlink"):
+            # The page names Tend and the practice: an invitation (no password
+            # yet) reads "Set your password", a reset "Choose a new password".
+            context["account_practice"] = self.user.practice
+            context["inviting"] = not self.user.has_usable_password()
+        return context
 
     def form_valid(self, form):
         response = super().form_valid(form)
@@ -314,10 +327,17 @@ def user_edit(request, user_id: int):
     )
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @role_required(Role.ADMINISTRATOR)
 def user_active(request, user_id: int):
+    """Deactivate (after a confirmation page, GET) or reactivate a colleague."""
     member = access_user_by_id(request.user, user_id)
+    if request.method == "GET":
+        return render(
+            request,
+            "practice/user_deactivate.html",
+            {"member": member, "section": "users"},
+        )
     form = ActiveForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose Deactivate or Reactivate.")

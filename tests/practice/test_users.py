@@ -217,7 +217,12 @@ def test_deactivate_and_reactivate(login, admin_user, clinician, client):
     assert clinicians_browser.get("/settings/").status_code == 200
 
     login(admin_user)
-    assert client.get(f"/settings/users/{clinician.pk}/active/").status_code == 405
+    # Deactivate asks first: the page (GET) changes nothing.
+    confirm = client.get(f"/settings/users/{clinician.pk}/active/")
+    assert confirm.status_code == 200
+    assert "Deactivate Dana Rivera, LCSW?" in confirm.content.decode()
+    clinician.refresh_from_db()
+    assert clinician.is_active
     response = client.post(
         f"/settings/users/{clinician.pk}/active/",
         {"active": "0"},
