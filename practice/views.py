@@ -120,11 +120,12 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        if context.get("validlink"):
+        account = self.user
+        if context.get("validlink") and account is not None:
             # The page names Tend and the practice: an invitation (no password
             # yet) reads "Set your password", a reset "Choose a new password".
-            context["account_practice"] = self.user.practice
-            context["inviting"] = not self.user.has_usable_password()
+            context["account_practice"] = account.practice
+            context["inviting"] = not account.has_usable_password()
         return context
 
     def form_valid(self, form):

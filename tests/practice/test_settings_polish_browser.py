@@ -16,7 +16,8 @@ MARKER = """summary => {
     marker: before.content !== 'none' && before.content !== 'normal'
       && before.width !== '0px' && before.display !== 'none',
     cursor: style.cursor,
-    framed: style.borderTopStyle !== 'none' || style.backgroundColor !== 'rgba(0, 0, 0, 0)',
+    framed: style.borderTopStyle !== 'none'
+      || style.backgroundColor !== 'rgba(0, 0, 0, 0)',
     height: summary.getBoundingClientRect().height,
   };
 }"""
