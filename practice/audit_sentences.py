@@ -170,6 +170,20 @@ SENTENCES: dict[str, tuple[str, str]] = {
     ),
 }
 
+# Kinds whose target is what was acted on, when nobody signed in acted (the
+# operator's setup commands, the demo loader): the sentence is passive.
+WITHOUT_ACTOR: dict[str, str] = {
+    Kind.USER_CREATED: "{target} was added{roles}",
+    Kind.ROLE_CHANGED: "The roles of {target} were changed{roles}",
+    Kind.USER_DEACTIVATED: "{target} was deactivated",
+    Kind.USER_REACTIVATED: "{target} was reactivated",
+    Kind.SYNC_RESET: "The calendar links of {target} were reset",
+    Kind.SYNC_DISABLED: "Calendar sync was turned off for {target}",
+    Kind.SYNC_ENABLED: "Calendar sync was turned on for {target}",
+    Kind.SIGNED_OUT_EVERYWHERE: "{target} was signed out everywhere",
+    Kind.TWO_FACTOR_REMOVED: "Two-factor sign-in was turned off for {target}",
+}
+
 ROLE_NAMES = {
     Role.ADMINISTRATOR: "administrator",
     Role.SCHEDULER: "scheduler",
@@ -205,6 +219,10 @@ def audit_sentence(event: AuditEvent) -> str:
     if forms is None:
         return event.get_kind_display()
     actor, target = event.actor, event.target_user
+    if actor is None and target is not None and event.kind in WITHOUT_ACTOR:
+        return WITHOUT_ACTOR[event.kind].format(
+            target=_person(target), roles=_roles_text(event)
+        )
     if actor is None:
         # Nobody signed in caused it (a failed sign-in, a fetch): the account
         # concerned is the subject.

@@ -44,6 +44,18 @@ def test_every_kind_of_event_reads_as_a_sentence(kind, practice, admin_user, cli
     assert "Dana Rivera, LCSW" in audit_sentence(nobody)
 
 
+def test_an_addition_nobody_signed_in_made_reads_passive(practice, clinician):
+    added = audit_record(
+        kind=AuditEvent.Kind.USER_CREATED,
+        practice=practice,
+        target_user=clinician,
+        details={"roles": ["administrator", "clinician"]},
+    )
+    assert audit_sentence(added) == (
+        "Dana Rivera, LCSW was added as administrator and clinician"
+    )
+
+
 def test_sentences_name_who_did_what_to_whom(practice, admin_user, clinician):
     added = audit_record(
         kind=AuditEvent.Kind.USER_CREATED,
