@@ -45,7 +45,7 @@ from practice.selectors import (
     audit_event_list,
     audit_log_page,
     practice_allowed_cidrs,
-    user_list,
+    user_list_with_calendar_state,
 )
 from practice.services import (
     audit_record,
@@ -259,7 +259,7 @@ def users(request):
         request,
         "practice/settings_users.html",
         {
-            "users": user_list(practice=request.user.practice, with_two_factor=True),
+            "users": user_list_with_calendar_state(practice=request.user.practice),
             "section": "users",
         },
     )

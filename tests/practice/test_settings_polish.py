@@ -190,3 +190,30 @@ def test_users_page_deactivates_only_through_a_confirmation(
     assert "Deactivate Dana Rivera, LCSW</button>" in confirm
     clinician.refresh_from_db()
     assert clinician.is_active
+
+
+# Each user's effective calendar state on Settings → Users -----------------------
+
+
+def users_row(html: str, member) -> str:
+    return re.search(rf"<tr[^>]*>(?:(?!</tr>).)*{member.email}.*?</tr>", html, re.S)[0]
+
+
+def test_users_page_shows_each_users_effective_calendar_state(
+    login, practice, admin_user, clinician, other_clinician
+):
+    from calendarsync.services import feed_access_disable, practice_sync_set
+
+    feed_access_disable(user=other_clinician, actor=admin_user, client_ip=None)
+    client = login(admin_user)
+    html = client.get("/settings/users/").content.decode()
+    assert ">On<" in users_row(html, clinician)
+    assert "Off for this user" in users_row(html, other_clinician)
+
+    practice_sync_set(
+        practice=practice, enabled=False, actor=admin_user, client_ip=None
+    )
+    html = client.get("/settings/users/").content.decode()
+    for member in (admin_user, clinician, other_clinician):
+        row = users_row(html, member)
+        assert "Off — practice-wide sync is off" in row and ">On<" not in row
