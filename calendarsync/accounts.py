@@ -19,7 +19,8 @@ from calendarsync import crypto
 from calendarsync.caldav_client import CalDAVClient, CalDAVError, Discovery
 from calendarsync.models import PROVIDER_PRESETS, CalendarAccount, PushedEvent
 from calendarsync.permissions import calendar_account_authorised
-from calendarsync.push import client_for, push_account
+from calendarsync.push import client_for
+from calendarsync.pushqueue import push_request
 from practice.models import AuditEvent, User
 from practice.services import audit_record
 
@@ -161,7 +162,7 @@ def calendar_account_use_calendar(
         fresh.full_clean()
         fresh.save()
         # The first full sync, once the choice is saved.
-        transaction.on_commit(partial(push_account.enqueue, fresh.pk))
+        transaction.on_commit(partial(push_request, [fresh.pk]))
     account.refresh_from_db()
     return account
 

@@ -9,6 +9,7 @@ class CalendarsyncConfig(AppConfig):
         from calendarsync import (  # noqa: F401
             checks,
             freshness,
+            pushqueue,
             selectors,
             services,
         )
@@ -24,6 +25,7 @@ class CalendarsyncConfig(AppConfig):
             sync_disabled, weak=False, dispatch_uid="calendarsync-sync-disabled"
         )
         freshness.connect()
+        pushqueue.connect()
         hooks.user_authority_changed.connect(
             prune, weak=False, dispatch_uid="calendarsync-prune"
         )

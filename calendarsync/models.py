@@ -222,6 +222,9 @@ class CalendarAccount(models.Model):
     restored_count = models.PositiveIntegerField(default=0)
     # Held by the one run at a time (``calendarsync.push.lease_claim``).
     push_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # A run is queued to start at (or after) this moment; the run clears it when it
+    # starts, so changes meanwhile enqueue no second one (``calendarsync.pushqueue``).
+    push_queued_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     def __str__(self):
         return f"{self.get_provider_display()} account of user {self.user_id}"

@@ -131,7 +131,7 @@ def access_own_calendar_account(user: User) -> CalendarAccount | None:
     if user.practice_id is None:
         return None
     return (
-        CalendarAccount.objects.select_related("practice", "user")
+        CalendarAccount.objects.select_related("practice", "user__feed_access")
         .filter(user=user, practice_id=user.practice_id)
         .first()
     )

@@ -34,7 +34,7 @@ from django.db.models import Max, Q
 from django.tasks import task
 from django.utils import timezone
 
-from calendarsync import crypto, ical
+from calendarsync import crypto, ical, pushqueue
 from calendarsync.caldav_client import CalDAVClient, CalDAVError
 from calendarsync.models import CalendarAccount, PushedEvent
 from calendarsync.permissions import calendar_account_authorised
@@ -319,7 +319,9 @@ def _audit(account: CalendarAccount, kind: str, details: dict) -> None:
 
 @task()
 def push_account(account_id: int) -> dict:
-    """Reconcile one account (the worker's entry point)."""
+    """Reconcile one account (the worker's entry point), and ask for the next run
+    when this one could not finish (``calendarsync.pushqueue``)."""
+    pushqueue.push_started(account_id)
     account = (
         CalendarAccount.objects.select_related("practice", "user")
         .filter(pk=account_id)
@@ -328,8 +330,28 @@ def push_account(account_id: int) -> dict:
     if account is None:
         return {"skipped": "disconnected"}
     result = reconcile(account)
+    follow_up(account, result)
     return {
         "writes": result.writes,
         "restored": result.restored,
         "error": result.error.kind if result.error else None,
+        "busy": result.busy,
     }
+
+
+def follow_up(account: CalendarAccount, result: PushResult) -> datetime | None:
+    """Ask for a later run when this one left something undone: a retry with
+    backoff after a failure the user need not fix, another shortly when the
+    account was busy, one when held-back dates become real. Returns when."""
+    now = timezone.now()
+    if result.busy:
+        when = now + pushqueue.BUSY_DELAY
+    elif result.error is not None:
+        if result.error.needs_attention:
+            return None
+        when = now + pushqueue.retry_delay(failing_since=account.failing_since, now=now)
+    elif result.rerun_after is not None:
+        when = result.rerun_after
+    else:
+        return None
+    return when if pushqueue.push_request([account.pk], run_after=when) else None

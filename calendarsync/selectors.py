@@ -8,12 +8,23 @@ from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from calendarsync.models import CalendarAccount, FeedAccess, FeedLink, FeedScope
+from calendarsync.models import (
+    CalendarAccount,
+    FeedAccess,
+    FeedLink,
+    FeedScope,
+    PushedEvent,
+)
+from calendarsync.permissions import calendar_account_authorised
 from practice.models import Practice, User
 from practice.selectors import clinician_list, user_list
 from scheduling import publication
 
 PERSONAL_TITLE = "Your personal calendar"
+STOPPED = (
+    "calendar sync is off for this calendar, so Tend's events were removed from "
+    "the account"
+)
 
 
 @dataclass(frozen=True)
@@ -130,6 +141,13 @@ def calendar_account_state(account: CalendarAccount, *, now: datetime) -> str:
         return f"Failing since {when}: {account.failure_message}"
     if not account.calendar_url:
         return "Connected · choose the calendar Tend writes into"
+    if not calendar_account_authorised(account):
+        left = getattr(account, "pushed_count", None)
+        if left is None:
+            left = PushedEvent.objects.filter(account=account).count()
+        if left:
+            return f"Stopped · removing Tend's {left} event{'' if left == 1 else 's'}"
+        return f"Stopped · {STOPPED}"
     pending = calendar_account_pending(account, now=now)
     if pending:
         return f"Sending {pending} change{'' if pending == 1 else 's'}"
@@ -153,7 +171,8 @@ def calendar_accounts_overview(*, practice: Practice) -> list[CalendarAccount]:
     (never a credential)."""
     return list(
         CalendarAccount.objects.filter(practice=practice)
-        .select_related("user", "practice")
+        .select_related("user__feed_access", "practice")
+        .annotate(pushed_count=Count("pushed_events"))
         .defer("secret")
         .order_by("user__display_name", "user__email")
     )

@@ -1,0 +1,256 @@
+"""When a connected calendar account gets a push run (``push.push_account``).
+
+**On commit, per account, once.** Every write that can change what a clinician's
+personal calendar shows, or whether they may read it, notes which calendars it
+touched: an appointment's clinician (and the one it was taken from), the owner of
+a sync access switched, disabled or reset, a deactivated user or one whose roles
+changed, every account of a practice whose settings changed (the practice-wide
+switch, its name or zone). Nothing is queried while the transaction runs; when it
+commits, one query finds the connected accounts among those noted and each gets
+one run, however many changes the transaction made.
+
+**One queued run at a time.** ``CalendarAccount.push_queued_at`` says a run is
+waiting (to start at or after that moment). It is claimed with a conditional
+``UPDATE`` before enqueueing, so of two processes committing at once only one
+enqueues, and the run clears it as it starts, before it reads the schedule: a
+change committed after that enqueues the next run; one committed before is read
+by the waiting run. A mark older than ``STALE`` is taken for a lost task and
+claimed again. The mark lives on the account, not in the queue backend's table,
+so it works the same with any backend.
+
+**Again later.** A run that failed on the server or the network asks for another
+with exponential backoff and jitter, capped at ``RETRY_CAP`` (``retry_delay``); one
+that found the account held by another run asks again ``BUSY_DELAY`` later; one
+whose dates were held back to the clock asks again when they are real. A refused
+password, a full account or a refused address ("needs attention") asks for
+nothing: the user must act, and reconnecting or the nightly reconcile
+(``manage.py push_reconcile_all``) runs it again. A backend that cannot defer
+(the tests' immediate one) gets no later run.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.db.models.signals import post_delete, post_init, post_save
+from django.tasks import default_task_backend
+from django.utils import timezone
+
+from calendarsync.models import CalendarAccount, FeedAccess
+from practice import hooks
+from practice.changes import quiet_fields, rows_changed
+from practice.models import Practice
+from scheduling.models import Appointment
+
+logger = logging.getLogger("calendarsync.push")
+
+# A queued mark older than this is taken for a lost task.
+STALE = timedelta(minutes=10)
+# After a failure: the first retry, and the longest wait between two.
+RETRY_FIRST = timedelta(seconds=10)
+RETRY_CAP = timedelta(hours=1)
+# Another run held the account: ask again this much later.
+BUSY_DELAY = timedelta(seconds=5)
+
+
+def retry_delay(
+    *, failing_since: datetime | None, now: datetime, rng: random.Random | None = None
+) -> timedelta:
+    """How long to wait before retrying a failing account: about as long as it has
+    been failing (so each wait roughly doubles the time since the first failure:
+    exponential backoff without a counter), at least ``RETRY_FIRST`` and at most
+    ``RETRY_CAP``, with half of it random so accounts failing together spread out."""
+    elapsed = now - failing_since if failing_since is not None else timedelta(0)
+    base = min(max(elapsed, RETRY_FIRST), RETRY_CAP)
+    return base / 2 + base / 2 * (rng or random).random()
+
+
+def push_request(
+    account_ids: Iterable[int], *, run_after: datetime | None = None
+) -> list[int]:
+    """Enqueue a run for each account that has none waiting (``run_after``: not
+    before then). Returns the accounts a run was enqueued for. Call it outside a
+    transaction, or on commit."""
+    from calendarsync.push import push_account
+
+    now = timezone.now()
+    if run_after is not None and not default_task_backend.supports_defer:
+        logger.debug("Tasks backend cannot defer; no later push run")
+        return []
+    mark = run_after if run_after is not None and run_after > now else now
+    enqueued = []
+    for account_id in sorted(set(account_ids)):
+        claimed = (
+            CalendarAccount.objects.filter(pk=account_id)
+            .exclude(calendar_url="")
+            .filter(Q(push_queued_at__isnull=True) | Q(push_queued_at__lt=now - STALE))
+            .update(push_queued_at=mark)
+        )
+        if not claimed:
+            continue
+        try:
+            if mark > now:
+                push_account.using(run_after=mark).enqueue(account_id)
+            else:
+                push_account.enqueue(account_id)
+        except BaseException:
+            push_started(account_id)
+            raise
+        enqueued.append(account_id)
+    return enqueued
+
+
+def push_started(account_id: int) -> None:
+    """A run starts: a run asked for from now on is a new one. (A retry still
+    waiting in the queue then runs as well, which changes nothing.)"""
+    CalendarAccount.objects.filter(pk=account_id).update(push_queued_at=None)
+
+
+def push_request_all() -> list[int]:
+    """A run for every connected account (the nightly full reconcile)."""
+    ids = CalendarAccount.objects.exclude(calendar_url="").values_list("pk", flat=True)
+    return push_request(list(ids))
+
+
+# -- noting what a transaction touched ----------------------------------------------
+
+
+class _Touched:
+    """What one transaction touched, flushed once when it commits."""
+
+    def __init__(self) -> None:
+        self.clinician_ids: set[int] = set()
+        self.practice_ids: set[int] = set()
+        self.everything = False
+        self.flushed = False
+        self.position = -1
+
+    def flush(self) -> None:
+        if self.flushed:
+            return
+        self.flushed = True
+        accounts = CalendarAccount.objects.exclude(calendar_url="")
+        if not self.everything:
+            accounts = accounts.filter(
+                Q(user_id__in=self.clinician_ids) | Q(practice_id__in=self.practice_ids)
+            )
+        push_request(list(accounts.values_list("pk", flat=True)))
+
+
+_local = threading.local()
+
+
+def _pending(using: str | None) -> _Touched | None:
+    """The current transaction's notes (None outside a transaction). One per
+    transaction: a batch whose first on-commit callback is no longer where it was
+    registered (the transaction, or the savepoint it was noted in, was rolled
+    back) is dropped for a new one."""
+    connection = transaction.get_connection(using)
+    if not connection.in_atomic_block:
+        return None
+    batches = getattr(_local, "batches", None)
+    if batches is None:
+        batches = _local.batches = {}
+    touched = batches.get(connection.alias)
+    callbacks = connection.run_on_commit
+    if (
+        touched is None
+        or touched.flushed
+        or touched.position >= len(callbacks)
+        or callbacks[touched.position][1] != touched.flush
+    ):
+        touched = batches[connection.alias] = _Touched()
+        touched.position = len(callbacks)
+    # Registered with every note (the first call flushes, the others find it
+    # done), so a note made inside a savepoint is flushed when that commits too.
+    transaction.on_commit(touched.flush, using=using, robust=True)
+    return touched
+
+
+def calendars_touched(
+    *,
+    clinician_ids: Iterable[int] = (),
+    practice_ids: Iterable[int] | None = (),
+    using: str | None = None,
+) -> None:
+    """Note calendars the current transaction changed (``practice_ids`` None:
+    possibly any); their accounts get one run each when it commits (at once
+    outside a transaction)."""
+    touched = _pending(using)
+    now = touched is None
+    if touched is None:
+        touched = _Touched()
+    touched.clinician_ids.update(pk for pk in clinician_ids if pk is not None)
+    if practice_ids is None:
+        touched.everything = True
+    else:
+        touched.practice_ids.update(practice_ids)
+    if now:
+        touched.flush()
+
+
+def _clinicians(appointments) -> set[int]:
+    ids = set()
+    for appointment in appointments:
+        ids.add(appointment.clinician_id)
+        # Moved to another clinician: the one it left loses it.
+        ids.add(getattr(appointment, "_loaded_clinician_id", None))
+    ids.discard(None)
+    return ids
+
+
+def _on_appointment_init(sender, instance, **kwargs):
+    instance._loaded_clinician_id = instance.__dict__.get("clinician_id")
+
+
+def _on_appointment_save(sender, instance, raw=False, **kwargs):
+    if not raw:
+        calendars_touched(clinician_ids=_clinicians([instance]))
+
+
+def _on_appointment_delete(sender, instance, **kwargs):
+    calendars_touched(clinician_ids=_clinicians([instance]))
+
+
+def _on_rows(sender, practice_ids, objs=None, **kwargs):
+    if sender is not Appointment:
+        return
+    if objs is not None:
+        calendars_touched(clinician_ids=_clinicians(objs))
+    else:
+        calendars_touched(practice_ids=practice_ids)
+
+
+def _on_practice_save(sender, instance, update_fields=None, raw=False, **kwargs):
+    if raw or (
+        update_fields is not None and set(update_fields) <= quiet_fields(sender)
+    ):
+        return
+    calendars_touched(practice_ids=[instance.pk])
+
+
+def _on_feed_access_save(sender, instance, raw=False, **kwargs):
+    if not raw:
+        calendars_touched(clinician_ids=[instance.user_id])
+
+
+def _on_authority(sender, user, **kwargs):
+    calendars_touched(clinician_ids=[user.pk])
+
+
+def connect() -> None:
+    """Listen to the writes that change a pushed calendar
+    (``CalendarsyncConfig.ready``)."""
+    post_init.connect(_on_appointment_init, sender=Appointment, dispatch_uid="push")
+    post_save.connect(_on_appointment_save, sender=Appointment, dispatch_uid="push")
+    post_delete.connect(_on_appointment_delete, sender=Appointment, dispatch_uid="push")
+    rows_changed.connect(_on_rows, dispatch_uid="push-rows")
+    post_save.connect(_on_practice_save, sender=Practice, dispatch_uid="push")
+    post_save.connect(_on_feed_access_save, sender=FeedAccess, dispatch_uid="push")
+    hooks.user_authority_changed.connect(_on_authority, dispatch_uid="push")
