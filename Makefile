@@ -49,7 +49,8 @@ run: demo
 	@echo "  rivera@riverside.test, chen@riverside.test, okafor@riverside.test  clinicians"
 	@echo "  admin@harbor.test, lee@harbor.test  a second practice (Harbor Family Therapy)"
 	@echo
-	@echo "Emails are sent by the background worker started beside it."
+	@echo "Emails (invitations, password and calendar links) are printed here, by the"
+	@echo "background worker started beside it."
 	@echo
 	./scripts/serve $(VENV) config.wsgi:application --bind $(HOST):$(PORT) --workers 2 \
 		--access-logfile - --access-logformat '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss' \

@@ -6,12 +6,24 @@ class CalendarsyncConfig(AppConfig):
     verbose_name = "Calendar sync"
 
     def ready(self):
-        from calendarsync import checks, freshness, pushqueue, services  # noqa: F401
+        from calendarsync import (  # noqa: F401
+            checks,
+            freshness,
+            pushqueue,
+            selectors,
+            services,
+        )
         from practice import hooks
 
         def prune(sender, user, **kwargs):
             services.feed_links_prune(user=user)
 
+        def sync_disabled(sender, practice, **kwargs):
+            return selectors.feed_access_disabled_user_ids(practice=practice)
+
+        hooks.calendar_sync_disabled_users.connect(
+            sync_disabled, weak=False, dispatch_uid="calendarsync-sync-disabled"
+        )
         freshness.connect()
         pushqueue.connect()
         hooks.user_authority_changed.connect(

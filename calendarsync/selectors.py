@@ -8,7 +8,13 @@ from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from calendarsync.models import CalendarAccount, FeedLink, FeedScope, PushedEvent
+from calendarsync.models import (
+    CalendarAccount,
+    FeedAccess,
+    FeedLink,
+    FeedScope,
+    PushedEvent,
+)
 from calendarsync.permissions import calendar_account_authorised
 from practice.models import Practice, User
 from practice.selectors import clinician_list, user_list
@@ -169,4 +175,13 @@ def calendar_accounts_overview(*, practice: Practice) -> list[CalendarAccount]:
         .annotate(pushed_count=Count("pushed_events"))
         .defer("secret")
         .order_by("user__display_name", "user__email")
+    )
+
+
+def feed_access_disabled_user_ids(*, practice: Practice) -> set[int]:
+    """Ids of the practice's users whose calendar access is disabled."""
+    return set(
+        FeedAccess.objects.filter(user__practice=practice, enabled=False).values_list(
+            "user_id", flat=True
+        )
     )

@@ -124,6 +124,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "practice.context_processors.shell",
             ],
+            # One date and time format everywhere (practice/dates.py).
+            "builtins": ["practice.templatetags.tend_dates"],
         },
     },
 ]
@@ -300,6 +302,9 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=DEBUG)
+# Files answered at the site's root, before any view: /favicon.ico, which browsers
+# ask for whatever the page links.
+WHITENOISE_ROOT = BASE_DIR / "public"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Strict Content-Security-Policy: everything from our own origin, no inline code

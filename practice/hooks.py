@@ -44,3 +44,8 @@ audit_patients_described = Signal()
 # sender: None; practice, text, limit. A receiver returns a list of at most ``limit``
 # + 1 patient ids (one more than asked says "too many").
 audit_patients_matching = Signal()
+
+# Settings → Users shows each user's effective calendar sync state; the app that owns
+# calendar access says whose is turned off. sender: None; practice. A receiver
+# returns the set of ids of the practice's users whose access is disabled.
+calendar_sync_disabled_users = Signal()

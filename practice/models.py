@@ -385,6 +385,10 @@ class AuditEvent(models.Model):
                     for field, change in value.items()
                 )
                 continue
+            if value is None or value == "" or value == {}:
+                continue  # nothing recorded: no "clinician id: None"
+            if isinstance(value, bool):
+                value = "yes" if value else "no"
             if isinstance(value, list):
                 value = ", ".join(str(part) for part in value) or "none"
             lines.append(f"{key.replace('_', ' ')}: {value}")

@@ -8,10 +8,12 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.models import WebAuthnCredential
 
+from practice.audit_sentences import audit_sentence
 from practice.hooks import (
     AuditPatient,
     audit_patients_described,
     audit_patients_matching,
+    calendar_sync_disabled_users,
 )
 from practice.models import AllowedNetwork, AuditEvent, Practice, User
 
@@ -40,6 +42,32 @@ def user_list(*, practice: Practice, with_two_factor: bool = False) -> QuerySet[
                 WebAuthnCredential.objects.filter(user=OuterRef("pk"), confirmed=True)
             )
         )
+    return users
+
+
+SYNC_OFF_PRACTICE = "Off — practice-wide sync is off"
+
+
+def user_list_with_calendar_state(*, practice: Practice) -> list[User]:
+    """Every user of the practice as ``user_list`` (with ``two_factor``), each
+    carrying ``calendar_state``: whether their calendar links can work, the practice
+    switch first, then the account, then their own access."""
+    disabled: set[int] = set()
+    if practice.calendar_sync_enabled:
+        for _receiver, answer in calendar_sync_disabled_users.send(
+            sender=None, practice=practice
+        ):
+            disabled |= set(cast(set[int], answer or set()))
+    users = list(user_list(practice=practice, with_two_factor=True))
+    for member in users:
+        if not practice.calendar_sync_enabled:
+            member.calendar_state = SYNC_OFF_PRACTICE  # type: ignore[attr-defined]
+        elif not member.is_active:
+            member.calendar_state = "Off (deactivated)"  # type: ignore[attr-defined]
+        elif member.pk in disabled:
+            member.calendar_state = "Off for this user"  # type: ignore[attr-defined]
+        else:
+            member.calendar_state = "On"  # type: ignore[attr-defined]
     return users
 
 
@@ -122,6 +150,7 @@ class AuditEntry:
 
     event: AuditEvent
     patients: list[tuple[int, AuditPatient | None]]
+    sentence: str
 
 
 def audit_log_page(
@@ -145,6 +174,7 @@ def audit_log_page(
         AuditEntry(
             event=event,
             patients=[(pid, described.get(pid)) for pid in event.patient_id_list],
+            sentence=audit_sentence(event),
         )
         for event in events
     ]

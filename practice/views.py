@@ -13,7 +13,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views import defaults
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import (
+    require_GET,
+    require_http_methods,
+    require_POST,
+)
 
 from practice.export import audit_csv_lines
 from practice.forms import (
@@ -41,7 +45,7 @@ from practice.selectors import (
     audit_event_list,
     audit_log_page,
     practice_allowed_cidrs,
-    user_list,
+    user_list_with_calendar_state,
 )
 from practice.services import (
     audit_record,
@@ -113,6 +117,16 @@ class PasswordResetView(auth_views.PasswordResetView):
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     form_class = SetPasswordForm
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        account = self.user
+        if context.get("validlink") and account is not None:
+            # The page names Tend and the practice: an invitation (no password
+            # yet) reads "Set your password", a reset "Choose a new password".
+            context["account_practice"] = account.practice
+            context["inviting"] = not account.has_usable_password()
+        return context
 
     def form_valid(self, form):
         response = super().form_valid(form)
@@ -245,7 +259,7 @@ def users(request):
         request,
         "practice/settings_users.html",
         {
-            "users": user_list(practice=request.user.practice, with_two_factor=True),
+            "users": user_list_with_calendar_state(practice=request.user.practice),
             "section": "users",
         },
     )
@@ -314,10 +328,17 @@ def user_edit(request, user_id: int):
     )
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @role_required(Role.ADMINISTRATOR)
 def user_active(request, user_id: int):
+    """Deactivate (after a confirmation page, GET) or reactivate a colleague."""
     member = access_user_by_id(request.user, user_id)
+    if request.method == "GET":
+        return render(
+            request,
+            "practice/user_deactivate.html",
+            {"member": member, "section": "users"},
+        )
     form = ActiveForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose Deactivate or Reactivate.")

@@ -95,7 +95,7 @@ def test_a_real_poll_appears_on_the_page_and_in_the_audit(
     assert event.details["calendar_name"] == clinician.label
     assert event.details["status"] == 200
     audit = login(admin_user).get(AUDIT).content.decode()
-    assert 'data-label="Event">Calendar feed fetched</td>' in audit
+    assert "A calendar app fetched a calendar link of Dana Rivera, LCSW" in audit
     assert "client name: Google Calendar" in audit
     assert "192.0.2.44" in audit
 

@@ -230,9 +230,25 @@ def test_admin_page_lists_every_user_state(
         assert label in html
     assert "Alex Stone" not in html
     row = member_row(html, other_clinician)
-    assert "Disabled" in row and "Enable" in row
+    assert "Off for this user" in row and "Enable" in row
     row = member_row(html, clinician)
-    assert "Enabled" in row and "never" in row
+    assert ">On<" in row and "never" in row
+
+
+def test_admin_page_shows_the_effective_state_when_the_practice_is_off(
+    login, practice, admin_user, clinician, other_clinician
+):
+    feed_links(clinician)
+    feed_access_disable(user=other_clinician, actor=admin_user, client_ip=None)
+    practice_sync_set(
+        practice=practice, enabled=False, actor=admin_user, client_ip=None
+    )
+    html = login(admin_user).get(ADMIN).content.decode()
+    for member in (admin_user, clinician, other_clinician):
+        row = member_row(html, member)
+        assert "Off — practice-wide sync is off" in row
+        assert "Enabled" not in row and ">On<" not in row
+    assert "and off for this user" in member_row(html, other_clinician)
 
 
 def test_admin_page_is_for_administrators_only(login, scheduler, clinician):

@@ -73,7 +73,7 @@ def test_administrator_adds_a_clinician(page, admin_user):
     page.get_by_role("button", name="Add user").click()
     page.wait_for_url("**/settings/users/")
     assert page.get_by_text("Robin Kim, LMFT was added").is_visible()
-    assert page.get_by_role("link", name="Robin Kim, LMFT").is_visible()
+    assert page.get_by_role("link", name="Robin Kim, LMFT", exact=True).is_visible()
     kim = User.objects.get(email="kim@riverside.test")
     assert kim.roles == [Role.CLINICIAN]
     assert kim.practice_id == admin_user.practice_id

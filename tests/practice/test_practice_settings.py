@@ -1,8 +1,11 @@
 """Settings → Practice: name and IANA time zone."""
 
+from zoneinfo import ZoneInfo
+
 import pytest
 from django.core.exceptions import ValidationError
 
+from practice.dates import format_datetime
 from practice.models import AuditEvent, Practice
 from practice.services import practice_create, practice_update
 
@@ -65,7 +68,9 @@ def test_pages_show_times_in_the_practice_zone(login, admin_user, practice):
         practice=practice, actor=admin_user, client_ip=None, time_zone="Asia/Kolkata"
     )
     page = login(admin_user).get("/settings/audit/").content.decode()
-    assert "IST" in page
+    changed = AuditEvent.objects.get(kind=AuditEvent.Kind.PRACTICE_CHANGED)
+    kolkata = ZoneInfo("Asia/Kolkata")
+    assert f">{format_datetime(changed.created_at, kolkata)}</time>" in page
     assert "Asia/Kolkata" in page
 
 
