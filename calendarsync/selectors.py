@@ -16,6 +16,7 @@ from calendarsync.models import (
     PushedEvent,
 )
 from calendarsync.permissions import calendar_account_authorised
+from practice.dates import format_datetime, format_time
 from practice.models import Practice, User
 from practice.selectors import clinician_list, user_list
 from scheduling import publication
@@ -137,7 +138,12 @@ def calendar_account_state(account: CalendarAccount, *, now: datetime) -> str:
     if account.failing_since is not None:
         local = timezone.localtime(account.failing_since, account.practice.zone)
         today = timezone.localtime(now, account.practice.zone).date()
-        when = f"{local:%H:%M}" if local.date() == today else f"{local:%b %-d, %H:%M}"
+        zone = account.practice.zone
+        when = (
+            format_time(local, zone)
+            if local.date() == today
+            else format_datetime(local, zone)
+        )
         return f"Failing since {when}: {account.failure_message}"
     if not account.calendar_url:
         return "Connected · choose the calendar Tend writes into"

@@ -37,6 +37,16 @@ def format_time(value: datetime, zone: tzinfo | None = None) -> str:
     return f"{_local(value, zone):{TIME}}"
 
 
+def format_weekday_date(value: date | datetime, zone: tzinfo | None = None) -> str:
+    """ "Sun 29 Nov 2026"."""
+    return f"{format_weekday(value, zone)} {format_date(value, zone)}"
+
+
+def format_weekday_datetime(value: datetime, zone: tzinfo | None = None) -> str:
+    """ "Sun 29 Nov 2026, 09:51"."""
+    return f"{format_weekday(value, zone)} {format_datetime(value, zone)}"
+
+
 def format_day(value: date | datetime, zone: tzinfo | None = None) -> str:
     """A day heading where the year goes without saying: "Sunday 29 November"."""
     return f"{_day(value, zone):%A %-d %B}"

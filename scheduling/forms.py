@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 
+from practice.dates import format_date, format_time
 from practice.models import User
 from scheduling.models import Appointment, Location, Patient, Series, Service
 from scheduling.recurrence import NonexistentLocalTime, Recurrence, local_to_utc
@@ -256,7 +257,7 @@ class AppointmentForm(forms.Form):
         except NonexistentLocalTime:
             self.add_error(
                 name,
-                f"{naive:%H:%M} does not exist on {naive:%d %b %Y} in "
+                f"{format_time(naive)} does not exist on {format_date(naive)} in "
                 f"{self.practice.time_zone}: the clocks skip it. Choose another time.",
             )
             return None

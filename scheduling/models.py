@@ -8,6 +8,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from practice.changes import ChangeNotifyingManager
+from practice.dates import format_weekday_datetime
 from practice.models import Practice
 from scheduling.names import initials
 
@@ -308,14 +309,13 @@ class Appointment(models.Model):
             and status in self.allowed_statuses()
             and not self.has_started(now=now)
         ):
-            local_start = timezone.localtime(self.start, self.practice.zone)
             raise StatusTransitionError(
                 "An appointment can only be marked %(wanted)s once it has started "
                 "(%(start)s).",
                 code="not_started",
                 params={
                     "wanted": self.Status(status).label.lower(),
-                    "start": f"{local_start:%a %d %b %Y, %H:%M}",
+                    "start": format_weekday_datetime(self.start, self.practice.zone),
                 },
             )
         if status not in self.allowed_statuses():

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, Value, prefetch_related_objects
 from django.utils import timezone
 
+from practice.dates import format_time, format_weekday_date, format_weekday_datetime
 from practice.models import AuditEvent, Practice, User
 from practice.services import audit_record
 from practice.text import single_line
@@ -687,8 +688,13 @@ def _local(practice: Practice, instant: datetime) -> datetime:
 def _when(practice: Practice, start: datetime, end: datetime) -> str:
     start, end = _local(practice, start), _local(practice, end)
     if end.date() != start.date():
-        return f"{start:%a %d %b %Y, %H:%M} – {end:%a %d %b %Y, %H:%M}"
-    return f"{start:%a %d %b %Y, %H:%M}–{end:%H:%M}"
+        return (
+            f"{format_weekday_datetime(start, start.tzinfo)} – "
+            f"{format_weekday_datetime(end, end.tzinfo)}"
+        )
+    return (
+        f"{format_weekday_datetime(start, start.tzinfo)}–{format_time(end, end.tzinfo)}"
+    )
 
 
 def _conflict_message(
@@ -708,7 +714,7 @@ def _conflict_message(
         return f"{clinician.label} is already booked {when} ({what})."
     start, end = _local(practice, other.start), _local(practice, other.end)
     names = ", ".join(patient.initials for patient in shared)
-    day = f"{start:%a %d %b %Y}"
+    day = format_weekday_date(start, start.tzinfo)
     if end.date() != start.date():
         return (
             f"{names} already has an appointment with {other.clinician.label} "
@@ -716,7 +722,8 @@ def _conflict_message(
         )
     return (
         f"{names} already has an appointment with {other.clinician.label} at "
-        f"{start:%H:%M}–{end:%H:%M} on {day}."
+        f"{format_time(start, start.tzinfo)}–{format_time(end, end.tzinfo)} "
+        f"on {day}."
     )
 
 

@@ -173,7 +173,7 @@ def test_conflict_warns_then_books_anyway(
     assert response.status_code == 200
     html = response.content.decode()
     assert "This overlaps other bookings" in html
-    assert "Dana Rivera, LCSW is already booked Tue 01 Dec 2026, 09:00–09:53" in html
+    assert "Dana Rivera, LCSW is already booked Tue 1 Dec 2026, 09:00–09:53" in html
     assert "Book anyway" in html
     assert Appointment.objects.count() == 1
     response = client.post("/scheduling/new/", {**data, "book_anyway": "on"})

@@ -339,7 +339,7 @@ def test_patient_double_booking_names_the_patient(
     # Initials, the other booking's clinician and its time.
     message = (
         "É.O. already has an appointment with Dana Rivera, LCSW at 09:00–09:53 "
-        "on Tue 01 Dec 2026."
+        "on Tue 1 Dec 2026."
     )
     with pytest.raises(SchedulingConflict, match=re.escape(message)):
         appointment_create(

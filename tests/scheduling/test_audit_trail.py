@@ -55,7 +55,7 @@ def test_an_appointment_page_records_every_patient_on_it(
     assert sorted(viewed.details["patients"]) == sorted(
         [patient.initials, second_patient.initials]
     )
-    assert "Tue 01 Dec 2026, 09:00" in viewed.details["when"]
+    assert "Tue 1 Dec 2026, 09:00" in viewed.details["when"]
     assert edit_form.details["page"] == "edit form"
 
 

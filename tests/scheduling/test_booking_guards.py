@@ -63,7 +63,7 @@ def test_booking_over_out_of_office_warns_by_name(
         )
     [conflict] = raised.value.conflicts
     assert conflict.message == (
-        "Dana Rivera, LCSW is not available Fri 05 Mar 2027, 08:00–18:00: "
+        "Dana Rivera, LCSW is not available Fri 5 Mar 2027, 08:00–18:00: "
         "“Out of office” is in their calendar."
     )
 
@@ -78,7 +78,7 @@ def test_patient_conflict_names_the_other_clinician_and_time(
     html = login(scheduler).post("/scheduling/new/", data).content.decode()
     assert (
         "É.O. already has an appointment with Wei Chen, PhD at 10:00–10:53 on "
-        "Fri 05 Mar 2027." in html
+        "Fri 5 Mar 2027." in html
     )
     assert Appointment.objects.count() == 1
 
