@@ -16,7 +16,12 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, Value, prefetch_related_objects
 from django.utils import timezone
 
-from practice.dates import format_time, format_weekday_date, format_weekday_datetime
+from practice.dates import (
+    format_datetime,
+    format_time,
+    format_weekday_date,
+    format_weekday_datetime,
+)
 from practice.models import AuditEvent, Practice, User
 from practice.services import audit_record
 from practice.text import single_line
@@ -732,7 +737,7 @@ def _describe(practice: Practice, name: str, value) -> object:
     if value is None:
         return ""
     if name in ("start", "end"):
-        return f"{_local(practice, value):%Y-%m-%d %H:%M}"
+        return format_datetime(value, practice.zone)
     if name == "clinician":
         return value.label
     if name == "patients":

@@ -229,7 +229,7 @@ def test_edit_moves_and_records_history(login, scheduler, clinician, patient, bo
     assert appointment.sequence == 1
     detail = client.get(f"/scheduling/appointments/{appointment.pk}/").content.decode()
     assert "History" in detail
-    assert "2026-12-01 09:00 → 2026-12-02 11:00" in detail
+    assert "1 Dec 2026, 09:00 → 2 Dec 2026, 11:00" in detail
     assert "Sam Porter" in detail
 
 

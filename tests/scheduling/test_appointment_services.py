@@ -45,7 +45,7 @@ def test_create_records_history_and_starts_at_sequence_zero(
     assert change.action == AppointmentChange.Action.CREATED
     assert change.actor == scheduler
     assert change.changes["patients"] == ["Élodie O'Brien"]
-    assert change.changes["start"] == "2026-12-01 09:00"
+    assert change.changes["start"] == "1 Dec 2026, 09:00"
 
 
 def test_published_change_bumps_sequence_and_updated_at(
@@ -68,7 +68,7 @@ def test_published_change_bumps_sequence_and_updated_at(
     assert local(appointment) == "2026-12-01 10:00"
     change = appointment.changes.first()
     assert change.action == AppointmentChange.Action.CHANGED
-    assert change.changes["start"] == ["2026-12-01 09:00", "2026-12-01 10:00"]
+    assert change.changes["start"] == ["1 Dec 2026, 09:00", "1 Dec 2026, 10:00"]
 
 
 def test_visible_changes_in_one_second_publish_distinct_whole_seconds(
