@@ -7,7 +7,7 @@ from django.http import Http404
 
 from calendarsync import tokens
 from calendarsync.models import CalendarAccount, FeedLink, FeedScope
-from practice.models import Role, User
+from practice.models import Practice, Role, User
 
 
 def may_sync_calendar(*, user: User, scope: str, clinician: User | None) -> bool:
@@ -37,13 +37,31 @@ def feed_link_authorised(link: FeedLink | None) -> bool:
     if link is None:
         return False
     access = link.access
-    user = access.user
-    practice = access.practice
+    return _sync_open(
+        user=access.user,
+        practice=access.practice,
+        access_enabled=access.enabled,
+        scope=link.scope,
+        clinician=link.clinician,
+    )
+
+
+def _sync_open(
+    *,
+    user: User,
+    practice: Practice,
+    access_enabled: bool,
+    scope: str,
+    clinician: User | None,
+) -> bool:
+    """The one rule for reading a calendar out of Tend, by a feed or by a push:
+    the user's sync access is on, the practice's switch is on, the user still
+    belongs to that practice and may read ``scope`` now."""
     return (
-        access.enabled
+        access_enabled
         and practice.calendar_sync_enabled
-        and user.practice_id == access.practice_id
-        and may_sync_calendar(user=user, scope=link.scope, clinician=link.clinician)
+        and user.practice_id == practice.pk
+        and may_sync_calendar(user=user, scope=scope, clinician=clinician)
     )
 
 
@@ -161,11 +179,11 @@ def calendar_account_authorised(account: CalendarAccount) -> bool:
     calendar (active, still in the practice, a clinician), their calendar sync
     is not disabled and the practice's is on."""
     user = account.user
-    practice = account.practice
     access = getattr(user, "feed_access", None)
-    return (
-        practice.calendar_sync_enabled
-        and user.practice_id == account.practice_id
-        and (access is None or access.enabled)
-        and may_sync_calendar(user=user, scope=FeedScope.PERSONAL, clinician=user)
+    return _sync_open(
+        user=user,
+        practice=account.practice,
+        access_enabled=access is None or access.enabled,
+        scope=FeedScope.PERSONAL,
+        clinician=user,
     )
