@@ -1,5 +1,5 @@
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -412,3 +412,69 @@ class AppointmentChange(models.Model):
             else:
                 shown.append((label, text(value)))
         return shown
+
+
+class BusyCalendar(models.Model):
+    """One of a clinician's personal calendars, kept as busy time only.
+
+    Tend keeps the calendar's name and, in ``BusyTime``, the start and end of each
+    busy interval: never a title, place, attendee or description. Where it is read
+    from, and how, is ``calendarsync``'s business (its ``BusySource`` points here);
+    SCHEDULING only shows and checks the intervals."""
+
+    practice = models.ForeignKey(
+        Practice, on_delete=models.CASCADE, related_name="busy_calendars"
+    )
+    clinician = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="busy_calendars",
+    )
+    name = models.CharField(max_length=120)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # The last read that gave a valid calendar; its intervals are the ones kept.
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    # Intervals not confirmed by a read for this long are shown as stale.
+    STALE_AFTER = timedelta(days=1)
+
+    def __str__(self):
+        return f"Personal calendar {self.name!r} of user {self.clinician_id}"
+
+    def is_stale(self, now: datetime | None = None) -> bool:
+        now = now or timezone.now()
+        return self.read_at is None or self.read_at < now - self.STALE_AFTER
+
+
+class BusyTime(models.Model):
+    """One busy interval of a personal calendar (overlapping ones merged), from
+    today to 90 days ahead. ``practice`` and ``clinician`` repeat the calendar's, so
+    the SCHEDULING views and the booking check read it with one indexed query."""
+
+    calendar = models.ForeignKey(
+        BusyCalendar, on_delete=models.CASCADE, related_name="times"
+    )
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    clinician = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    # Every event behind the interval was tentative.
+    tentative = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["start"]
+        indexes = [
+            models.Index(
+                fields=["practice", "clinician", "start"], name="busytime_lookup"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(end__gt=F("start")), name="busytime_end_after_start"
+            ),
+        ]
+
+    def __str__(self):
+        return f"Busy {self.start:%Y-%m-%d %H:%M}–{self.end:%H:%M}"
