@@ -5,6 +5,7 @@ it is sent."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -28,6 +29,45 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def gunicorn_without_database(
+    port: int, access_log: Path, access_format: str, *extra: str, **popen
+) -> subprocess.Popen:
+    """gunicorn started as ``make run`` starts it (one worker, the redacting
+    logger) on ``port``, logging requests to ``access_log`` in ``access_format``.
+    Its database is unreachable, so no request can depend on data; ``extra`` are
+    more gunicorn flags and ``popen`` goes to ``subprocess.Popen``."""
+    env = dict(
+        os.environ,
+        DATABASE_URL="postgres://nobody@127.0.0.1:9/nothing",
+        SECRET_KEY="test-only-secret-key-not-for-production-0123456789",
+        CALENDAR_FEED_KEY="test-only-feed-key-not-for-production-0123456789",
+        STATIC_MANIFEST="false",
+        **popen.pop("env", {}),
+    )
+    return subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--access-logfile",
+            str(access_log),
+            "--access-logformat",
+            access_format,
+            "--logger-class",
+            "calendarsync.gunicorn.RedactingLogger",
+            *extra,
+        ],
+        cwd=ROOT,
+        env=env,
+        **popen,
+    )
 
 
 def manage(env: dict, *args: str, timeout: int = 300) -> str:

@@ -4,18 +4,15 @@ a double space, a tab), which gunicorn reports in its error log before Django se
 them, and not for the well-formed requests Django logs."""
 
 import base64
-import os
 import secrets
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
 
 import pytest
 
 from calendarsync.logging import redact
-from tests.servers import ROOT, free_port
+from tests.servers import free_port, gunicorn_without_database
 
 # The Makefile's access log format.
 ACCESS_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
@@ -33,40 +30,18 @@ def gunicorn(tmp_path):
     unreachable, so no request can depend on data."""
     port = free_port()
     logs = {name: tmp_path / f"{name}.log" for name in ("access", "error", "stdio")}
-    env = dict(
-        os.environ,
-        DATABASE_URL="postgres://nobody@127.0.0.1:9/nothing",
-        SECRET_KEY="test-only-secret-key-not-for-production-0123456789",
-        CALENDAR_FEED_KEY="test-only-feed-key-not-for-production-0123456789",
-        STATIC_MANIFEST="false",
-        LOG_LEVEL="DEBUG",
-    )
     with logs["stdio"].open("wb") as stdio:
-        server = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "config.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "1",
-                "--access-logfile",
-                str(logs["access"]),
-                "--access-logformat",
-                ACCESS_FORMAT,
-                "--error-logfile",
-                str(logs["error"]),
-                "--log-level",
-                "debug",
-                "--logger-class",
-                "calendarsync.gunicorn.RedactingLogger",
-                "--control-socket",
-                str(tmp_path / "gunicorn.ctl"),
-            ],
-            cwd=ROOT,
-            env=env,
+        server = gunicorn_without_database(
+            port,
+            logs["access"],
+            ACCESS_FORMAT,
+            "--error-logfile",
+            str(logs["error"]),
+            "--log-level",
+            "debug",
+            "--control-socket",
+            str(tmp_path / "gunicorn.ctl"),
+            env={"LOG_LEVEL": "DEBUG"},
             stdout=stdio,
             stderr=stdio,
         )

@@ -3,15 +3,12 @@ the filter wired in settings) and gunicorn's access log (RedactingLogger)."""
 
 import io
 import logging
-import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.core.servers.basehttp import WSGIRequestHandler
@@ -22,6 +19,7 @@ from calendarsync.gunicorn import RedactingLogger
 from calendarsync.logging import RedactFeedTokens, redact
 from practice.services import user_set_active
 from tests.factories import make_appointment, personal_feed_path
+from tests.servers import free_port, gunicorn_without_database
 
 ACCESS_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(U)s %({raw_uri}e)s'
 
@@ -136,45 +134,16 @@ def test_gunicorn_access_log_never_shows_the_token(client, clinician, admin_user
         assert f" {status} " in output
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_real_gunicorn_answers_503_and_logs_no_token(tmp_path):
     """A running gunicorn whose database is unreachable: 503 with Retry-After, and
     the access log shows no token."""
-    port = _free_port()
+    port = free_port()
     token = "abcdefghijkl" + "S" * 43
-    env = dict(
-        os.environ,
-        DATABASE_URL="postgres://nobody@127.0.0.1:9/nothing",
-        SECRET_KEY="test-only-secret-key-not-for-production-0123456789",
-        CALENDAR_FEED_KEY="test-only-feed-key-not-for-production-0123456789",
-        STATIC_MANIFEST="false",
-    )
     log_file = tmp_path / "access.log"
-    root = Path(__file__).resolve().parents[2]
-    server = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "config.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--access-logfile",
-            str(log_file),
-            "--access-logformat",
-            '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(r)s"',
-            "--logger-class",
-            "calendarsync.gunicorn.RedactingLogger",
-        ],
-        cwd=root,
-        env=env,
+    server = gunicorn_without_database(
+        port,
+        log_file,
+        '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(r)s"',
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
