@@ -240,6 +240,10 @@ def email_link(request):
 def admin(request):
     """Settings → Calendar sync: every user's sync state, and the practice switch."""
     practice = request.user.practice
+    calendar_accounts = [
+        (account, calendar_account_state(account, now=timezone.now()))
+        for account in calendar_accounts_overview(practice=practice)
+    ]
     return render(
         request,
         "calendarsync/admin.html",
@@ -247,10 +251,10 @@ def admin(request):
             "section": "sync_admin",
             "members": feed_access_overview(practice=practice),
             "practice_sync_on": practice.calendar_sync_enabled,
-            "calendar_accounts": [
-                (account, calendar_account_state(account, now=timezone.now()))
-                for account in calendar_accounts_overview(practice=practice)
-            ],
+            "calendar_accounts": calendar_accounts,
+            "accounts_needing_attention": sum(
+                1 for account, _state in calendar_accounts if account.needs_attention
+            ),
         },
     )
 

@@ -1,0 +1,178 @@
+"""The "needs attention" email: a password revoked on a real Radicale makes the
+push fail; the real database worker emails the owner through a real SMTP server
+(aiosmtpd) once per failing episode, however many runs fail, and again only after
+a recovery and a new failure. Administrators see the account marked."""
+
+import pytest
+
+from calendarsync import attention, push
+from calendarsync.models import CalendarAccount
+from tests.factories import connect_calendar_account, make_appointment, make_patient
+from tests.support import run_worker
+
+
+@pytest.fixture
+def database_queue(settings):
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+
+@pytest.fixture
+def revoked(radicale):
+    """A context that changes the account's password on the server, as a user
+    revoking an app password does, and puts it back afterwards."""
+    users = radicale.folder / "users"
+
+    class Revoked:
+        def __enter__(self):
+            users.write_text(f"{radicale.username}:revoked-elsewhere\n")
+
+        def __exit__(self, *exc):
+            users.write_text(f"{radicale.username}:{radicale.password}\n")
+
+    yield Revoked
+    users.write_text(f"{radicale.username}:{radicale.password}\n")
+
+
+def body(message) -> str:
+    return message.get_payload(decode=True).decode()
+
+
+def fail_runs(account, count: int) -> None:
+    """``count`` push runs, each committing its outcome, then the worker."""
+    for _ in range(count):
+        push.reconcile(account)
+        run_worker()
+
+
+def test_one_email_per_failing_episode_through_the_worker(
+    transactional_db,
+    clinician,
+    radicale,
+    revoked,
+    database_queue,
+    smtp_server,
+    settings,
+):
+    patient = make_patient(clinician.practice, first_name="Ottoline", last_name="Q")
+    account = connect_calendar_account(
+        clinician,
+        url=radicale.url,
+        username=radicale.username,
+        password=radicale.password,
+    )
+    make_appointment(clinician, patients=[patient])
+    run_worker()
+    assert smtp_server.messages == []
+
+    with revoked():
+        fail_runs(account, 3)
+        # The push task itself (as a change or the nightly reconcile queues it).
+        push.push_account.enqueue(account.pk)
+        run_worker()
+
+    assert len(smtp_server.messages) == 1
+    (message,) = smtp_server.messages
+    assert message["To"] == clinician.email
+    assert message["Subject"] == "Tend can no longer write to your CalDAV calendar"
+    text = body(message)
+    assert "the server refused the password" in text
+    assert "new app-specific password" in text
+    assert f"{settings.SITE_URL}/settings/sync/#account" in text
+    assert "Ottoline" not in text and "O. Q." not in text and "OQ" not in text
+    account.refresh_from_db()
+    assert account.needs_attention and account.attention_emailed_at is not None
+
+    # Recovered: the flag clears; a new failure emails again, once.
+    push.reconcile(account)
+    account.refresh_from_db()
+    assert not account.needs_attention and account.attention_emailed_at is None
+    with revoked():
+        fail_runs(account, 2)
+
+    assert len(smtp_server.messages) == 2
+    assert [tuple(e.rcpt_tos) for e in smtp_server.envelopes] == [
+        (clinician.email,),
+        (clinician.email,),
+    ]
+
+
+def test_a_second_sender_sends_nothing(db, clinician, radicale, revoked, smtp_server):
+    account = connect_calendar_account(
+        clinician,
+        url=radicale.url,
+        username=radicale.username,
+        password=radicale.password,
+    )
+    with revoked():
+        push.reconcile(account)
+
+    # Two workers handed the same task: the claim lets one send.
+    assert attention.attention_email_deliver(account_id=account.pk, kind="auth")
+    assert not attention.attention_email_deliver(account_id=account.pk, kind="auth")
+    assert len(smtp_server.messages) == 1
+
+
+def test_nothing_is_sent_once_the_account_recovered(
+    db, clinician, radicale, smtp_server
+):
+    account = connect_calendar_account(
+        clinician,
+        url=radicale.url,
+        username=radicale.username,
+        password=radicale.password,
+    )
+    CalendarAccount.objects.filter(pk=account.pk).update(needs_attention=False)
+    assert not attention.attention_email_deliver(account_id=account.pk, kind="auth")
+    assert smtp_server.messages == []
+
+
+def test_a_failed_send_can_be_tried_again(db, clinician, radicale, revoked, settings):
+    account = connect_calendar_account(
+        clinician,
+        url=radicale.url,
+        username=radicale.username,
+        password=radicale.password,
+    )
+    with revoked():
+        push.reconcile(account)
+    # Nothing listens on this port: the SMTP connection fails.
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": 9, "timeout": 2},
+        }
+    }
+    with pytest.raises(OSError):
+        attention.attention_email_deliver(account_id=account.pk, kind="auth")
+    account.refresh_from_db()
+    assert account.attention_emailed_at is None
+
+
+def test_each_reason_is_said_in_plain_words(db, clinician, radicale):
+    account = CalendarAccount(provider=CalendarAccount.Provider.ICLOUD)
+    happened, todo = attention.attention_reason(account, "auth")
+    assert happened == "the server refused the password"
+    assert "account.apple.com" in todo and "Sync Calendars" in todo
+    assert attention.attention_reason(account, "full")[0] == (
+        "the calendar account is full"
+    )
+    assert "administrator" in attention.attention_reason(account, "refused")[1]
+
+
+def test_administrators_see_the_account_needing_attention(
+    clinician, admin_user, radicale, revoked, login
+):
+    account = connect_calendar_account(
+        clinician,
+        url=radicale.url,
+        username=radicale.username,
+        password=radicale.password,
+    )
+    with revoked():
+        push.reconcile(account)
+
+    html = login(admin_user).get("/settings/sync/admin/").content.decode()
+
+    assert "1 calendar account needs attention" in html
+    assert "Needs attention" in html
+    assert "Failing since" in html and "the server refused the password" in html
