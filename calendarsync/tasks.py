@@ -4,7 +4,7 @@ queue is a database table, and the link is made when the email is written."""
 
 from django.tasks import task
 
-from calendarsync import attention, services
+from calendarsync import attention, notices, services
 
 
 @task
@@ -17,3 +17,8 @@ def feed_link_email(*, user_id: int, public_id: str, client_ip: str | None) -> N
 @task
 def attention_email(*, account_id: int, kind: str) -> bool:
     return attention.attention_email_deliver(account_id=account_id, kind=kind)
+
+
+@task
+def change_notices_send(*, user_id: int) -> str:
+    return notices.notices_send(user_id=user_id)

@@ -33,6 +33,12 @@ def revoked(radicale):
     users.write_text(f"{radicale.username}:{radicale.password}\n")
 
 
+def connect(user, server) -> CalendarAccount:
+    return connect_calendar_account(
+        user, url=server.url, username=server.username, password=server.password
+    )
+
+
 def body(message) -> str:
     return message.get_payload(decode=True).decode()
 
@@ -54,12 +60,7 @@ def test_one_email_per_failing_episode_through_the_worker(
     settings,
 ):
     patient = make_patient(clinician.practice, first_name="Ottoline", last_name="Q")
-    account = connect_calendar_account(
-        clinician,
-        url=radicale.url,
-        username=radicale.username,
-        password=radicale.password,
-    )
+    account = connect(clinician, radicale)
     make_appointment(clinician, patients=[patient])
     run_worker()
     assert smtp_server.messages == []
@@ -97,12 +98,7 @@ def test_one_email_per_failing_episode_through_the_worker(
 
 
 def test_a_second_sender_sends_nothing(db, clinician, radicale, revoked, smtp_server):
-    account = connect_calendar_account(
-        clinician,
-        url=radicale.url,
-        username=radicale.username,
-        password=radicale.password,
-    )
+    account = connect(clinician, radicale)
     with revoked():
         push.reconcile(account)
 
@@ -115,24 +111,14 @@ def test_a_second_sender_sends_nothing(db, clinician, radicale, revoked, smtp_se
 def test_nothing_is_sent_once_the_account_recovered(
     db, clinician, radicale, smtp_server
 ):
-    account = connect_calendar_account(
-        clinician,
-        url=radicale.url,
-        username=radicale.username,
-        password=radicale.password,
-    )
+    account = connect(clinician, radicale)
     CalendarAccount.objects.filter(pk=account.pk).update(needs_attention=False)
     assert not attention.attention_email_deliver(account_id=account.pk, kind="auth")
     assert smtp_server.messages == []
 
 
 def test_a_failed_send_can_be_tried_again(db, clinician, radicale, revoked, settings):
-    account = connect_calendar_account(
-        clinician,
-        url=radicale.url,
-        username=radicale.username,
-        password=radicale.password,
-    )
+    account = connect(clinician, radicale)
     with revoked():
         push.reconcile(account)
     # Nothing listens on this port: the SMTP connection fails.
@@ -162,12 +148,7 @@ def test_each_reason_is_said_in_plain_words(db, clinician, radicale):
 def test_administrators_see_the_account_needing_attention(
     clinician, admin_user, radicale, revoked, login
 ):
-    account = connect_calendar_account(
-        clinician,
-        url=radicale.url,
-        username=radicale.username,
-        password=radicale.password,
-    )
+    account = connect(clinician, radicale)
     with revoked():
         push.reconcile(account)
 
