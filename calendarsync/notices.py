@@ -20,8 +20,9 @@ cancelled, deleted) is a cancellation for them; given to them is a booking.
 Changes whose actor is the recipient are not noticed: they made them.
 
 **Sent by the worker, at most once per 10 minutes.** On commit, each recipient
-gets a send task (``tasks.change_notices_send``), deferred until 10 minutes after
-their last email where the tasks backend can defer. What is sent is derived from
+gets a send task (``tasks.change_notices_send``), deferred (where the tasks
+backend can defer) by ``GATHER`` after a quiet spell, or until 10 minutes after
+their last email. What is sent is derived from
 the pending rows, not from the task: all rows waiting are gathered into one email
 and coalesced per appointment (its first "before" against its last "after": a
 change changed back cancels out). ``ChangeNoticeSubscription.send_queued_at``
