@@ -40,11 +40,11 @@ notices turned off and gets no email.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from functools import partial
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -185,10 +185,43 @@ def notices_record(
     if not rows:
         return 0
     PendingChangeNotice.objects.bulk_create(rows)
-    transaction.on_commit(
-        partial(notices_request, {row.user_id for row in rows}), robust=True
-    )
+    _requested_on_commit({row.user_id for row in rows})
     return len(rows)
+
+
+class _Batch:
+    """The recipients one transaction noted, asked for once when it commits."""
+
+    def __init__(self) -> None:
+        self.user_ids: set[int] = set()
+        self.flushed = False
+
+    def flush(self) -> None:
+        if not self.flushed:
+            self.flushed = True
+            notices_request(self.user_ids)
+
+
+_local = threading.local()
+
+
+def _requested_on_commit(user_ids: set[int]) -> None:
+    """Queue sends for ``user_ids`` when the current transaction commits, once
+    for all the changes it makes (at once outside a transaction)."""
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
+        notices_request(user_ids)
+        return
+    batch = getattr(_local, "batch", None)
+    registered = batch is not None and any(
+        callback[1] == batch.flush for callback in connection.run_on_commit
+    )
+    if batch is None or batch.flushed or not registered:
+        batch = _local.batch = _Batch()
+    batch.user_ids |= user_ids
+    # Registered with every note (the first call flushes, the others find it
+    # done), so a note made inside a savepoint is flushed when that commits too.
+    transaction.on_commit(batch.flush, robust=True)
 
 
 def _on_init(sender, instance, **kwargs):

@@ -4,6 +4,7 @@ push fail; the real database worker emails the owner through a real SMTP server
 a recovery and a new failure. Administrators see the account marked."""
 
 import pytest
+from django.utils import timezone
 
 from calendarsync import attention, push
 from calendarsync.models import CalendarAccount
@@ -157,3 +158,10 @@ def test_administrators_see_the_account_needing_attention(
     assert "1 calendar account needs attention" in html
     assert "Needs attention" in html
     assert "Failing since" in html and "the server refused the password" in html
+    assert f"An email to {clinician.label} is on its way." in html
+
+    CalendarAccount.objects.filter(pk=account.pk).update(
+        attention_emailed_at=timezone.now()
+    )
+    html = login(admin_user).get("/settings/sync/admin/").content.decode()
+    assert f"{clinician.label} was emailed on " in html

@@ -7,8 +7,10 @@ to read the calendar; two senders at once send once (PostgreSQL)."""
 
 import threading
 from datetime import timedelta
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -369,6 +371,28 @@ def test_a_lost_task_is_queued_again_by_the_sweep(
         send_queued_at=timezone.now() - notices.STALE - timedelta(minutes=5)
     )
     assert notices.notices_request_due() == [subscribed.pk]
+
+
+def test_changes_in_one_transaction_queue_one_send(
+    subscribed, scheduler, patient, database_queue, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        with transaction.atomic():
+            for hour in (9, 10, 11):
+                book(subscribed, patient, actor=scheduler, hour=hour)
+
+    assert PendingChangeNotice.objects.count() == 3
+    assert DBTaskResult.objects.filter(task_path=SEND_TASK).count() == 1
+
+
+def test_the_sweep_command_queues_what_waits(
+    subscribed, scheduler, patient, database_queue
+):
+    book(subscribed, patient, actor=scheduler, hour=10)
+    out = StringIO()
+    call_command("change_notices_send_due", stdout=out)
+    assert out.getvalue().strip() == "Enqueued change notices for 1 user."
+    assert DBTaskResult.objects.filter(task_path=SEND_TASK).count() == 1
 
 
 def test_a_rolled_back_change_leaves_nothing(subscribed, scheduler, patient):
