@@ -18,6 +18,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from calendarsync.caldav_client import AUTH_REFUSED
 from calendarsync.models import PROVIDER_PRESETS, CalendarAccount
 
 # What happened and what to do, by ``CalDAVError.kind``.
@@ -27,6 +28,13 @@ REASONS = {
         "Make a new app-specific password for Tend ({help}), then open Settings → "
         "Sync Calendars with Other Applications in Tend, disconnect the account "
         "and connect it again with the new password.",
+    ),
+    # The stored password cannot be decrypted (``crypto.CredentialError``).
+    "credential": (
+        "Tend can no longer read the password it saved for the account",
+        "Open Settings → Sync Calendars with Other Applications in Tend, "
+        "disconnect the account and connect it again with its app-specific "
+        "password.",
     ),
     "full": (
         "the calendar account is full",
@@ -72,6 +80,8 @@ def attention_email_deliver(*, account_id: int, kind: str) -> bool:
     account = CalendarAccount.objects.select_related("user", "practice").get(
         pk=account_id
     )
+    if kind == "auth" and account.failure_message not in ("", AUTH_REFUSED):
+        kind = "credential"
     happened, todo = attention_reason(account, kind)
     provider = account.get_provider_display()
     if account.provider == CalendarAccount.Provider.OTHER:

@@ -4,6 +4,7 @@ push fail; the real database worker emails the owner through a real SMTP server
 a recovery and a new failure. Administrators see the account marked."""
 
 import pytest
+from cryptography.fernet import Fernet
 from django.utils import timezone
 
 from calendarsync import attention, push
@@ -165,3 +166,21 @@ def test_administrators_see_the_account_needing_attention(
     )
     html = login(admin_user).get("/settings/sync/admin/").content.decode()
     assert f"{clinician.label} was emailed on " in html
+
+
+def test_an_unreadable_saved_password_is_told_as_such(
+    db, clinician, radicale, settings, smtp_server
+):
+    account = connect(clinician, radicale)
+    # The key the password was saved under is gone.
+    settings.CALENDAR_ACCOUNT_KEY = Fernet.generate_key().decode()
+    settings.CALENDAR_ACCOUNT_KEY_FALLBACKS = []
+    push.reconcile(account)
+    account.refresh_from_db()
+    assert account.needs_attention
+
+    assert attention.attention_email_deliver(account_id=account.pk, kind="auth")
+
+    text = body(smtp_server.messages[0])
+    assert "Tend can no longer read the password it saved" in text
+    assert "connect it again" in text
