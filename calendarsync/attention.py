@@ -66,12 +66,12 @@ def attention_email_deliver(*, account_id: int, kind: str) -> bool:
     episode's email was already sent (or the account recovered meanwhile).
     Returns whether it was sent. Runs in the background worker."""
     now = timezone.now()
+    # Only the account's own columns in the claim: PostgreSQL re-checks those
+    # against a row another worker just updated, but not a join's (Django would
+    # write a filter on the user as a subquery, evaluated before the wait).
     claimed = (
         CalendarAccount.objects.filter(
-            pk=account_id,
-            needs_attention=True,
-            attention_emailed_at__isnull=True,
-            user__is_active=True,
+            pk=account_id, needs_attention=True, attention_emailed_at__isnull=True
         ).update(attention_emailed_at=now)
         == 1
     )
@@ -80,6 +80,8 @@ def attention_email_deliver(*, account_id: int, kind: str) -> bool:
     account = CalendarAccount.objects.select_related("user", "practice").get(
         pk=account_id
     )
+    if not account.user.is_active:
+        return False  # claimed all the same: a deactivated user hears nothing
     if kind == "auth" and account.failure_message not in ("", AUTH_REFUSED):
         kind = "credential"
     happened, todo = attention_reason(account, kind)

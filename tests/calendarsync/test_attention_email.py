@@ -3,8 +3,11 @@ push fail; the real database worker emails the owner through a real SMTP server
 (aiosmtpd) once per failing episode, however many runs fail, and again only after
 a recovery and a new failure. Administrators see the account marked."""
 
+import threading
+
 import pytest
 from cryptography.fernet import Fernet
+from django.db import connection
 from django.utils import timezone
 
 from calendarsync import attention, push
@@ -184,3 +187,43 @@ def test_an_unreadable_saved_password_is_told_as_such(
     text = body(smtp_server.messages[0])
     assert "Tend can no longer read the password it saved" in text
     assert "connect it again" in text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_at_once_send_one_email(
+    clinician, radicale, revoked, smtp_server, settings
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent workers share a PostgreSQL database")
+    # The task each failing run queues is what the two workers below run.
+    settings.TASKS = {
+        "default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}
+    }
+    account = connect(clinician, radicale)
+    for round_ in range(3):
+        with revoked():
+            push.reconcile(account)
+        start = threading.Barrier(2)
+        sent = []
+
+        def worker(start=start, sent=sent):
+            try:
+                start.wait()
+                sent.append(
+                    attention.attention_email_deliver(
+                        account_id=account.pk, kind="auth"
+                    )
+                )
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=worker) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        assert sorted(sent) == [False, True]
+        assert len(smtp_server.messages) == round_ + 1
+        # Recovered before the next round's failure.
+        push.reconcile(account)
