@@ -9,6 +9,7 @@ class CalendarsyncConfig(AppConfig):
         from calendarsync import (  # noqa: F401
             checks,
             freshness,
+            notices,
             pushqueue,
             selectors,
             services,
@@ -26,6 +27,7 @@ class CalendarsyncConfig(AppConfig):
         )
         freshness.connect()
         pushqueue.connect()
+        notices.connect()
         hooks.user_authority_changed.connect(
             prune, weak=False, dispatch_uid="calendarsync-prune"
         )

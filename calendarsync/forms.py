@@ -63,3 +63,15 @@ class ChooseCalendarForm(forms.Form):
 
 class DisconnectAccountForm(forms.Form):
     delete_calendar = forms.BooleanField(required=False)
+
+
+class ChangeNoticesForm(forms.Form):
+    """Change notices by email: on or off."""
+
+    notices = forms.ChoiceField(
+        choices=[("on", "On"), ("off", "Off")],
+        error_messages={
+            "required": "Choose whether Tend emails you about changes.",
+            "invalid_choice": "Choose whether Tend emails you about changes.",
+        },
+    )

@@ -795,6 +795,8 @@ UNWATCHED = {
     "calendarsync.FeedFetch",  # who polled
     "calendarsync.CalendarAccount",  # pushes what feeds show, changes none
     "calendarsync.PushedEvent",
+    "calendarsync.ChangeNoticeSubscription",  # emails about changes, shows none
+    "calendarsync.PendingChangeNotice",
 }
 WATCHED_APPS = ("practice", "scheduling", "calendarsync")
 

@@ -225,6 +225,9 @@ class CalendarAccount(models.Model):
     # A run is queued to start at (or after) this moment; the run clears it when it
     # starts, so changes meanwhile enqueue no second one (``calendarsync.pushqueue``).
     push_queued_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The owner was emailed that the account needs attention, in this failing
+    # episode (cleared by the next successful run; ``calendarsync.attention``).
+    attention_emailed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     def __str__(self):
         return f"{self.get_provider_display()} account of user {self.user_id}"
@@ -293,3 +296,56 @@ PROVIDER_PRESETS = {
         ),
     ),
 }
+
+
+class ChangeNoticeSubscription(models.Model):
+    """A clinician's wish to be emailed when something in the next 48 hours is
+    booked, moved or cancelled on their personal calendar (``calendarsync.
+    notices``). Deleted when they opt out or may no longer read that calendar."""
+
+    practice = models.ForeignKey(
+        Practice, on_delete=models.CASCADE, related_name="change_notice_subscriptions"
+    )
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="change_notice_subscription",
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # The last email's moment: the next waits until 10 minutes after it. Claimed
+    # with a conditional UPDATE, so two workers never both send.
+    last_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # A send task is queued for (or after) this moment; the task clears it.
+    send_queued_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    def __str__(self):
+        return f"Change notices for user {self.user_id}"
+
+
+class PendingChangeNotice(models.Model):
+    """One change of one appointment on a subscriber's personal calendar, waiting
+    for the next email: where it was before and after (None: not on the calendar).
+    No patient, title or note is kept."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    appointment = models.ForeignKey(
+        "scheduling.Appointment", on_delete=models.CASCADE, related_name="+"
+    )
+    is_event = models.BooleanField(default=False)
+    before_start = models.DateTimeField(null=True, blank=True)
+    after_start = models.DateTimeField(null=True, blank=True)
+    # Taken off this calendar by giving it to another clinician.
+    handed_over = models.BooleanField(default=False)
+    recorded_at = models.DateTimeField(default=timezone.now)
+    # The sender that took the row for its email (empty: waiting).
+    claim = models.CharField(max_length=32, blank=True, default="")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "claim"], name="pending_notice_claim")]
+
+    def __str__(self):
+        return f"Change notice of appointment {self.appointment_id}"

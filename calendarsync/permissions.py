@@ -187,3 +187,20 @@ def calendar_account_authorised(account: CalendarAccount) -> bool:
         scope=FeedScope.PERSONAL,
         clinician=user,
     )
+
+
+def personal_calendar_open(user: User) -> bool:
+    """Whether ``user`` may read their own personal calendar out of Tend now (the
+    rule pushes and feeds follow), for change notices: active, a clinician, their
+    calendar sync on and the practice's too."""
+    practice = user.practice
+    if practice is None:
+        return False
+    access = getattr(user, "feed_access", None)
+    return _sync_open(
+        user=user,
+        practice=practice,
+        access_enabled=access is None or access.enabled,
+        scope=FeedScope.PERSONAL,
+        clinician=user,
+    )

@@ -27,6 +27,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from urllib.parse import unquote, urlsplit
 
 from django.db import transaction
@@ -34,7 +35,7 @@ from django.db.models import Max, Q
 from django.tasks import task
 from django.utils import timezone
 
-from calendarsync import crypto, ical, pushqueue
+from calendarsync import crypto, ical, pushqueue, tasks
 from calendarsync.caldav_client import CalDAVClient, CalDAVError
 from calendarsync.models import CalendarAccount, PushedEvent
 from calendarsync.permissions import calendar_account_authorised
@@ -290,6 +291,8 @@ def _record(account: CalendarAccount, result: PushResult, *, now: datetime) -> N
         fresh.failing_since = None
         fresh.failure_message = ""
         fresh.needs_attention = False
+        # A new failure after this recovery emails the user again.
+        fresh.attention_emailed_at = None
         fresh.restored_count += result.restored
     else:
         if fresh.failing_since is None:
@@ -301,6 +304,16 @@ def _record(account: CalendarAccount, result: PushResult, *, now: datetime) -> N
             )
         fresh.failure_message = result.error.message[:300]
         fresh.needs_attention = result.error.needs_attention
+        if fresh.needs_attention and fresh.attention_emailed_at is None:
+            # Once per failing episode; the worker claims it (``attention``).
+            transaction.on_commit(
+                partial(
+                    tasks.attention_email.enqueue,
+                    account_id=fresh.pk,
+                    kind=result.error.kind,
+                ),
+                robust=True,
+            )
         logger.warning(
             "Calendar push failed for account %s: %s", fresh.pk, result.error.kind
         )

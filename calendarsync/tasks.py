@@ -4,7 +4,7 @@ queue is a database table, and the link is made when the email is written."""
 
 from django.tasks import task
 
-from calendarsync import services
+from calendarsync import attention, notices, services
 
 
 @task
@@ -12,3 +12,13 @@ def feed_link_email(*, user_id: int, public_id: str, client_ip: str | None) -> N
     services.feed_link_email_deliver(
         user_id=user_id, public_id=public_id, client_ip=client_ip
     )
+
+
+@task
+def attention_email(*, account_id: int, kind: str) -> bool:
+    return attention.attention_email_deliver(account_id=account_id, kind=kind)
+
+
+@task
+def change_notices_send(*, user_id: int) -> str:
+    return notices.notices_send(user_id=user_id)

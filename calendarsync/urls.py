@@ -22,6 +22,7 @@ urlpatterns = [
         views.account_disconnect,
         name="account_disconnect",
     ),
+    path("settings/sync/notices/", views.change_notices, name="change_notices"),
     path("settings/sync/admin/", views.admin, name="admin"),
     path("settings/sync/admin/practice/", views.admin_practice, name="admin_practice"),
     path(

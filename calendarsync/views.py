@@ -16,11 +16,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from calendarsync import accounts, services
+from calendarsync import accounts, notices, services
 from calendarsync import feed as feeds
 from calendarsync.accounts import calendar_account_calendars
 from calendarsync.clients import client_family
 from calendarsync.forms import (
+    ChangeNoticesForm,
     ChooseCalendarForm,
     ConnectAccountForm,
     DisconnectAccountForm,
@@ -101,6 +102,7 @@ def _sync_page(request, *, form: ConnectAccountForm | None = None, status=200):
             "clinicians": [item for item in links if item.link.scope == "clinician"],
             "practice_wide": [item for item in links if item.link.scope == "practice"],
             **_account_context(user, form=form),
+            "change_notices_on": notices.change_notices_enabled(user=user),
         },
         status=status,
     )
@@ -235,11 +237,40 @@ def email_link(request):
     return redirect("calendarsync:sync")
 
 
+@require_POST
+@practice_user_required
+def change_notices(request):
+    """Turn the signed-in user's change notices by email on or off."""
+    form = ChangeNoticesForm(request.POST)
+    back = reverse("calendarsync:sync") + "#change-notices"
+    if not form.is_valid():
+        messages.error(request, " ".join(str(e) for e in form.errors["notices"]))
+        return redirect(back)
+    enabled = form.cleaned_data["notices"] == "on"
+    try:
+        notices.change_notices_set(user=request.user, enabled=enabled)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(
+            request,
+            f"Change notices are on: Tend emails {request.user.email} when "
+            "something in the next 48 hours is booked, moved or cancelled."
+            if enabled
+            else "Change notices are off: Tend no longer emails you about changes.",
+        )
+    return redirect(back)
+
+
 @never_cache
 @role_required(Role.ADMINISTRATOR)
 def admin(request):
     """Settings → Calendar sync: every user's sync state, and the practice switch."""
     practice = request.user.practice
+    calendar_accounts = [
+        (account, calendar_account_state(account, now=timezone.now()))
+        for account in calendar_accounts_overview(practice=practice)
+    ]
     return render(
         request,
         "calendarsync/admin.html",
@@ -247,10 +278,10 @@ def admin(request):
             "section": "sync_admin",
             "members": feed_access_overview(practice=practice),
             "practice_sync_on": practice.calendar_sync_enabled,
-            "calendar_accounts": [
-                (account, calendar_account_state(account, now=timezone.now()))
-                for account in calendar_accounts_overview(practice=practice)
-            ],
+            "calendar_accounts": calendar_accounts,
+            "accounts_needing_attention": sum(
+                1 for account, _state in calendar_accounts if account.needs_attention
+            ),
         },
     )
 

@@ -387,6 +387,10 @@ class AppointmentChange(models.Model):
     changes = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
+    # Others hear of each change as it is recorded (``rows_changed``): calendar
+    # sync's change notices need who did it and what it was before.
+    objects = ChangeNotifyingManager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
 
