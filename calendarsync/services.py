@@ -212,7 +212,7 @@ def feed_links_issue(*, user: User) -> tuple[FeedAccess, list[IssuedLink]]:
     access = feed_access_ensure(user=user)
     if not access.enabled or not user.practice.calendar_sync_enabled:
         return access, []
-    calendars = sync_calendar_list(user=user)
+    calendars = sync_calendar_list(user=user, busy=access.busy_link_enabled)
     wanted = {
         (
             calendar.scope,
