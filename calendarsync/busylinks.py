@@ -29,11 +29,12 @@ NO_LINK = "There is no busy-only link to reset."
 
 def _busy_access(user: User) -> FeedAccess:
     """The user's access, locked, when they may have a busy-only link now."""
-    if not user.is_active or not user.is_clinician or user.practice_id is None:
+    practice = user.practice
+    if not user.is_active or not user.is_clinician or practice is None:
         raise ValidationError(NOT_A_CLINICIAN, code="not_clinician")
     feed_access_ensure(user=user)
     access = FeedAccess.objects.select_for_update().get(user=user)
-    if not access.enabled or not user.practice.calendar_sync_enabled:
+    if not access.enabled or not practice.calendar_sync_enabled:
         raise ValidationError(SYNC_OFF, code="sync_off")
     return access
 

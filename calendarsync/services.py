@@ -293,6 +293,7 @@ def feed_link_email_deliver(
         "https_url": https,
         "webcal_url": webcal_url(https),
         "site_url": settings.SITE_URL,
+        "busy": link.scope == FeedScope.BUSY,
     }
     EmailMessage(
         subject=f"Your Tend calendar link: {title}",

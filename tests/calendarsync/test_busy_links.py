@@ -538,3 +538,21 @@ def test_busy_link_is_the_users_own(client, login, practice, clinician):
     client.post("/settings/sync/busy/", {"action": "disable"})
     client.logout()
     assert client.get(path).status_code == 200
+
+
+def test_busy_link_emailed_says_what_it_shows(
+    client, login, clinician, mailoutbox, django_capture_on_commit_callbacks
+):
+    busy_path = busy_feed_path(clinician)
+    link = FeedLink.objects.get(scope=FeedScope.BUSY, access__user=clinician)
+    login(clinician)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/settings/sync/email/", {"link": link.public_id})
+    (message,) = mailoutbox
+    assert message.to == [clinician.email]
+    assert message.subject == "Your Tend calendar link: Your busy-only calendar"
+    assert busy_path in message.body
+    assert "Reset busy-only link" in message.body
+    assert "patient initials" not in message.body
+    event = AuditEvent.objects.get(kind=AuditEvent.Kind.SYNC_LINK_EMAILED)
+    assert event.details["calendar"] == FeedScope.BUSY

@@ -17,12 +17,7 @@ from practice.demo import seed_demo_data
 from practice.models import User
 from scheduling.models import Appointment
 from scheduling.publication import calendar_days
-from tests.conformance.harness import (
-    assert_all_parsers_agree,
-    assert_byte_level_ok,
-    assert_feed_structure_ok,
-    disagreements,
-)
+from tests.conformance.harness import assert_feed_conforms, subscribed_events
 from tests.factories import (
     change_appointment,
     delete_appointment,
@@ -82,9 +77,7 @@ def test_every_demo_busy_feed_reads_identically_in_every_real_parser(db, client)
         assert response.status_code == 200, label
         ics = response.content
         try:
-            assert_byte_level_ok(ics)
-            assert_feed_structure_ok(ics)
-            readings = assert_all_parsers_agree(ics)
+            readings = assert_feed_conforms(ics)
         except AssertionError as error:
             failures.append(f"== {label}\n{error}")
             continue
@@ -132,9 +125,7 @@ def test_a_busy_feed_cut_to_its_size_limit_still_reads_identically(
     ics = client.get(path).content
 
     assert len(ics) <= len(full) // 3
-    assert_byte_level_ok(ics)
-    assert_feed_structure_ok(ics)
-    results = assert_all_parsers_agree(ics)
+    results = assert_feed_conforms(ics)
     kept = len(results["icalendar"].events)
     assert 0 < kept < full.count(b"BEGIN:VEVENT")
 
@@ -163,17 +154,7 @@ def test_subscriber_drops_a_busy_block_once_cancelled(
     window = (day - timedelta(days=3), day + timedelta(days=5))
 
     def step():
-        ics = client.get(path).content
-        assert_byte_level_ok(ics)
-        assert_feed_structure_ok(ics)
-        readings = assert_all_parsers_agree(ics)
-        seen = phone.sync_and_list(*window)
-        assert seen.problems == []
-        assert disagreements({"icalendar": readings["icalendar"], "phone": seen}) == []
-        return sorted(
-            (event.start_utc, event.end_utc, event.status, event.summary)
-            for event in seen.events
-        )
+        return subscribed_events(phone, client.get(path).content, window)
 
     def block(start, end):
         return (start.astimezone(UTC), end.astimezone(UTC), "CONFIRMED", "Busy")
