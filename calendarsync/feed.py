@@ -226,6 +226,9 @@ def feed_key(*, link: FeedLink, now: datetime) -> str:
     # Dates ahead of the clock are published as the present second (see
     # ``publication``): then the bytes are those of this second only.
     ahead = _ahead_until(link, now)
+    # A busy-only calendar's UIDs depend on the feed key (``tokens.busy_uid_stem``):
+    # a new key means new bytes.
+    busy_uids = tokens.busy_uid_stem("") if link.scope == FeedScope.BUSY else ""
     return freshness.feed_cache_key(
         practice.pk,
         link.scope,
@@ -236,6 +239,7 @@ def feed_key(*, link: FeedLink, now: datetime) -> str:
         settings.CALENDAR_FEED_MAX_BYTES,
         link.schedule_version,
         "" if ahead is None else now.replace(microsecond=0).isoformat(),
+        busy_uids,
     )
 
 
@@ -315,6 +319,7 @@ def _by_priority(
         order_by=order,
         with_clinician=link.scope == FeedScope.PRACTICE,
         now=now,
+        busy_uid=tokens.busy_uid_stem if link.scope == FeedScope.BUSY else None,
     )
 
 
@@ -369,9 +374,12 @@ def feed_render(*, link: FeedLink, now: datetime) -> freshness.CachedFeed:
     today = now.astimezone(zone).date()
     today_start = datetime.combine(today, time(0), tzinfo=zone)
     name = selectors.feed_calendar_name(link=link)
+    busy = link.scope == FeedScope.BUSY
     years = ((first_day - timedelta(days=1)).year, after_last_day.year)
     overhead = (
-        len(ical.calendar_header(name, zone_key, (first_day, last_day), True))
+        len(
+            ical.calendar_header(name, zone_key, (first_day, last_day), True, busy=busy)
+        )
         + len(ical.render_timezone(zone_key, *years))
         # Only when an event needs it (``ical.event_zone``); a few hundred bytes.
         + len(ical.render_timezone(ical.REPEATED_HOUR_ZONE, *years))
@@ -395,6 +403,7 @@ def feed_render(*, link: FeedLink, now: datetime) -> freshness.CachedFeed:
         years=years,
         complete=complete,
         truncated=dropped_day is not None,
+        busy=busy,
     )
     latest = max((event.changed_at for event, _ in kept), default=None)
     return freshness.CachedFeed(

@@ -21,6 +21,12 @@ class MemberActionForm(forms.Form):
     )
 
 
+class BusyLinkActionForm(forms.Form):
+    action = forms.ChoiceField(
+        choices=[("enable", "Make"), ("reset", "Reset"), ("disable", "Disable")]
+    )
+
+
 class ConnectAccountForm(forms.Form):
     """Connect a calendar account. The password is never shown again: the field
     is never filled back in."""

@@ -13,17 +13,45 @@ character; TEXT values are stripped of control characters and escaped.
 """
 
 import functools
+import re
 import unicodedata
 import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from calendarsync.tokens import BUSY_UID_HEX
 from scheduling.publication import PublishedAppointment
 
 CRLF = b"\r\n"
 MAX_LINE_OCTETS = 75
 PRODID = "-//Tend//Calendar sync 1.0//EN"
 REFRESH = "PT1H"
+
+# Every UID Tend writes ends in one of these. An appointment's own UID (personal,
+# clinician and practice-wide feeds, and pushed events) is its uuid with
+# ``TEND_UID_SUFFIX``; a busy-only block's is ``BUSY_UID_HEX`` hex digits of an
+# HMAC of that uuid under the feed key (``tokens.busy_uid_stem``) with
+# ``BUSY_UID_SUFFIX``, so nothing links it to the appointment's own UID.
+TEND_UID_SUFFIX = "@tend"
+BUSY_UID_SUFFIX = "@busy.tend"
+TEND_UID = re.compile(
+    r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}@tend"
+    rf"|[0-9a-f]{{{BUSY_UID_HEX}}}@busy\.tend)",
+    re.IGNORECASE,
+)
+
+
+def is_tend_uid(uid: str) -> bool:
+    """Whether ``uid`` is one Tend writes: an appointment's in a feed or a pushed
+    event (``<uuid>@tend``), or a busy-only block's (``<32 hex>@busy.tend``).
+    Surrounding white space and letter case are ignored, as some servers change
+    them."""
+    return bool(TEND_UID.fullmatch((uid or "").strip()))
+
+
+def event_uid(event: PublishedAppointment) -> str:
+    """The UID an event is written with (see ``TEND_UID_SUFFIX``)."""
+    return event.uid + (BUSY_UID_SUFFIX if event.busy else TEND_UID_SUFFIX)
 
 
 def clean_text(value: str) -> str:
@@ -117,11 +145,13 @@ def zoned_property(name: str, moment: datetime, zone: zoneinfo.ZoneInfo) -> str:
 @functools.lru_cache(maxsize=200_000)
 def render_event(event: PublishedAppointment, zone_key: str) -> bytes:
     """The VEVENT of one appointment. Memoised on the whole event, so a change to
-    any published field renders afresh and an unchanged one is never re-rendered."""
+    any published field renders afresh and an unchanged one is never re-rendered.
+    A busy-only block is marked private as well (CLASS:PRIVATE), so a calendar it
+    is shared on from there shows no more than that time is taken."""
     zone = zoneinfo.ZoneInfo(event_zone(event.start, event.end, zone_key))
     lines = [
         "BEGIN:VEVENT",
-        f"UID:{event.uid}@tend",
+        f"UID:{event_uid(event)}",
         f"DTSTAMP:{utc_stamp(event.changed_at)}",
         zoned_property("DTSTART", event.start, zone),
         zoned_property("DTEND", event.end, zone),
@@ -133,6 +163,8 @@ def render_event(event: PublishedAppointment, zone_key: str) -> bytes:
     ]
     if event.location:
         lines.append(f"LOCATION:{escape_text(event.location)}")
+    if event.busy:
+        lines.append("CLASS:PRIVATE")
     lines.append(f"TRANSP:{'TRANSPARENT' if event.cancelled else 'OPAQUE'}")
     lines.append("END:VEVENT")
     return b"".join(fold(line) for line in lines)
@@ -249,16 +281,18 @@ def render_calendar(
     years: tuple[int, int],
     complete: tuple[date, date],
     truncated: bool,
+    busy: bool = False,
 ) -> bytes:
     """The whole feed: its header, the zone for ``years`` (and Etc/GMT when an event
     needs it, see ``event_zone``), the rendered events and the footer. The
-    description says between which dates it lists everything."""
+    description says between which dates it lists everything (and, ``busy``, that
+    it shows busy times only)."""
     zones = [render_timezone(zone_key, *years)]
     if any(REPEATED_HOUR_MARK in fragment for fragment in fragments):
         zones.append(render_timezone(REPEATED_HOUR_ZONE, *years))
     return b"".join(
         [
-            calendar_header(name, zone_key, complete, truncated),
+            calendar_header(name, zone_key, complete, truncated, busy=busy),
             *zones,
             *fragments,
             FOOTER,
@@ -266,19 +300,32 @@ def render_calendar(
     )
 
 
+BUSY_DESCRIPTION = "Busy times only, without any detail."
+SCHEDULE_DESCRIPTION = "Read-only copy of a Tend schedule; patient initials only."
+
+
 def calendar_header(
-    name: str, zone_key: str, complete: tuple[date, date], truncated: bool
+    name: str,
+    zone_key: str,
+    complete: tuple[date, date],
+    truncated: bool,
+    *,
+    busy: bool = False,
 ) -> bytes:
     """The calendar's header (its length does not depend on the dates)."""
     first, last = complete
     description = (
-        "Read-only copy of a Tend schedule; patient initials only. "
+        f"{BUSY_DESCRIPTION if busy else SCHEDULE_DESCRIPTION} "
         f"Complete from {first.isoformat()} to {last.isoformat()}."
     )
     if truncated:
         description += (
-            " Appointments further from today are left out to keep this calendar"
-            " small enough for every calendar application; see Tend for them."
+            " Days further from today are left out to keep this calendar"
+            " small enough for every calendar application."
+            if busy
+            else " Appointments further from today are left out to keep this"
+            " calendar small enough for every calendar application; see Tend for"
+            " them."
         )
     return render_header(CalendarHeader(name, zone_key, description))
 

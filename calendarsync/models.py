@@ -43,6 +43,11 @@ class FeedAccess(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="feed_access"
     )
     enabled = models.BooleanField(default=True)
+    # The clinician asked for a busy-only link (off until they do, and again after
+    # they disable it). Reset and Disable Access of the whole account cover it too:
+    # Reset gives it a new address, and while access is off it is refused with
+    # every other link.
+    busy_link_enabled = models.BooleanField(default=False)
     secret_salt = models.BinaryField(max_length=SALT_BYTES, default=new_salt)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     reset_at = models.DateTimeField(null=True, blank=True)
@@ -65,8 +70,9 @@ FeedScope = Scope
 
 
 class FeedLink(models.Model):
-    """One calendar a user may subscribe to: personal, one clinician's, or the
-    whole practice's. Deleted (and so re-issued with a new id) on reset."""
+    """One calendar a user may subscribe to: personal, one clinician's, the whole
+    practice's, or a clinician's own busy-only calendar. Deleted (and so re-issued
+    with a new id) on reset."""
 
     access = models.ForeignKey(
         FeedAccess, on_delete=models.CASCADE, related_name="links"
@@ -113,7 +119,10 @@ class FeedLink(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(scope="practice", clinician__isnull=True)
-                | (Q(scope__in=["personal", "clinician"]) & Q(clinician__isnull=False)),
+                | (
+                    Q(scope__in=["personal", "clinician", "busy"])
+                    & Q(clinician__isnull=False)
+                ),
                 name="feedlink_clinician_matches_scope",
             ),
         ]

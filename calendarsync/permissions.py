@@ -14,7 +14,7 @@ def may_sync_calendar(*, user: User, scope: str, clinician: User | None) -> bool
     """True when ``user`` may read the calendar ``scope`` (of ``clinician``) now."""
     if not user.is_active or user.practice_id is None:
         return False
-    if scope == FeedScope.PERSONAL:
+    if scope in (FeedScope.PERSONAL, FeedScope.BUSY):
         return clinician is not None and clinician.pk == user.pk and user.is_clinician
     if scope == FeedScope.CLINICIAN:
         return (
@@ -33,10 +33,12 @@ def feed_link_authorised(link: FeedLink | None) -> bool:
     """Every rule a fetch must pass besides the secret itself: the owner's access is
     on, the owner still belongs to the practice it was issued in and still holds
     the role, the clinician is still an active clinician there, and the practice
-    has not switched sync off."""
+    has not switched sync off; a busy-only link, only while its owner keeps it on."""
     if link is None:
         return False
     access = link.access
+    if link.scope == FeedScope.BUSY and not access.busy_link_enabled:
+        return False
     return _sync_open(
         user=access.user,
         practice=access.practice,

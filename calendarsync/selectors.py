@@ -22,6 +22,7 @@ from practice.selectors import clinician_list, user_list
 from scheduling import publication
 
 PERSONAL_TITLE = "Your personal calendar"
+BUSY_TITLE = "Your busy-only calendar"
 STOPPED = (
     "calendar sync is off for this calendar, so Tend's events were removed from "
     "the account"
@@ -37,12 +38,15 @@ class SyncCalendar:
     title: str
 
 
-def sync_calendar_list(*, user: User) -> list[SyncCalendar]:
-    """The calendars ``user`` may sync now: their own (clinicians), then every active
-    clinician's and the practice-wide one (schedulers and administrators)."""
+def sync_calendar_list(*, user: User, busy: bool = False) -> list[SyncCalendar]:
+    """The calendars ``user`` may sync now: their own (clinicians; with ``busy``,
+    their busy-only one too), then every active clinician's and the practice-wide
+    one (schedulers and administrators)."""
     calendars = []
     if user.is_clinician:
         calendars.append(SyncCalendar(FeedScope.PERSONAL, user, PERSONAL_TITLE))
+        if busy:
+            calendars.append(SyncCalendar(FeedScope.BUSY, user, BUSY_TITLE))
     if user.can_manage_all_schedules:
         clinicians = clinician_list(practice=user.practice)
         calendars.extend(
@@ -60,6 +64,8 @@ def feed_link_title(*, link: FeedLink) -> str:
     """How the Settings page and emails name the calendar of a link."""
     if link.scope == FeedScope.PERSONAL:
         return PERSONAL_TITLE
+    if link.scope == FeedScope.BUSY:
+        return BUSY_TITLE
     if link.scope == FeedScope.PRACTICE:
         return FeedScope.PRACTICE.label
     return link.clinician.label

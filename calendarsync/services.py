@@ -212,7 +212,7 @@ def feed_links_issue(*, user: User) -> tuple[FeedAccess, list[IssuedLink]]:
     access = feed_access_ensure(user=user)
     if not access.enabled or not user.practice.calendar_sync_enabled:
         return access, []
-    calendars = sync_calendar_list(user=user)
+    calendars = sync_calendar_list(user=user, busy=access.busy_link_enabled)
     wanted = {
         (
             calendar.scope,
@@ -293,6 +293,7 @@ def feed_link_email_deliver(
         "https_url": https,
         "webcal_url": webcal_url(https),
         "site_url": settings.SITE_URL,
+        "busy": link.scope == FeedScope.BUSY,
     }
     EmailMessage(
         subject=f"Your Tend calendar link: {title}",

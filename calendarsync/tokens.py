@@ -86,3 +86,22 @@ def check_secret(
         )
         matched |= constant_time_compare(expected, secret)
     return matched
+
+
+BUSY_UID_SALT = "tend.calendarsync.busy-uid"
+BUSY_UID_HEX = 32
+
+
+def busy_uid_stem(uid: str) -> str:
+    """The stem of an appointment's UID in busy-only calendars (``ical.event_uid``
+    adds ``@busy.tend``): 128 bits of an HMAC of the appointment's uid under the
+    current ``CALENDAR_FEED_KEY``. The same for every request and every busy-only
+    link, and unlike the appointment's own UID, so a phone subscribed to both the
+    personal and the busy-only calendar keeps both events, and nobody holding the
+    busy-only calendar can tell which appointment a block is. Rotating the key
+    renews every busy-only UID once: subscribed clients drop the old blocks and
+    take the new ones with the next fetch."""
+    digest = salted_hmac(
+        BUSY_UID_SALT, uid, secret=settings.CALENDAR_FEED_KEY, algorithm="sha256"
+    ).hexdigest()
+    return digest[:BUSY_UID_HEX]

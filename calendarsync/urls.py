@@ -11,6 +11,7 @@ urlpatterns = [
     path("settings/sync/", views.sync, name="sync"),
     path("settings/sync/access/", views.sync_action, name="sync_action"),
     path("settings/sync/email/", views.email_link, name="email_link"),
+    path("settings/sync/busy/", views.busy_link_action, name="busy_link_action"),
     path("settings/sync/account/", views.account_connect, name="account_connect"),
     path(
         "settings/sync/account/calendar/",

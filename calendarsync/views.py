@@ -16,11 +16,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from calendarsync import accounts, notices, services
+from calendarsync import accounts, busylinks, notices, services
 from calendarsync import feed as feeds
 from calendarsync.accounts import calendar_account_calendars
 from calendarsync.clients import client_family
 from calendarsync.forms import (
+    BusyLinkActionForm,
     ChangeNoticesForm,
     ChooseCalendarForm,
     ConnectAccountForm,
@@ -101,6 +102,7 @@ def _sync_page(request, *, form: ConnectAccountForm | None = None, status=200):
             "personal": [item for item in links if item.link.scope == "personal"],
             "clinicians": [item for item in links if item.link.scope == "clinician"],
             "practice_wide": [item for item in links if item.link.scope == "practice"],
+            "busy": [item for item in links if item.link.scope == "busy"],
             **_account_context(user, form=form),
             "change_notices_on": notices.change_notices_enabled(user=user),
         },
@@ -215,6 +217,44 @@ def sync_action(request):
     service(user=request.user, actor=request.user, client_ip=client_ip(request))
     messages.success(request, done)
     return redirect("calendarsync:sync")
+
+
+# Per action on the busy-only link: the service and the message.
+BUSY_ACTIONS = {
+    "enable": (
+        busylinks.busy_link_enable,
+        "Your busy-only link is ready. Share it only with people who may see when "
+        "you are busy.",
+    ),
+    "reset": (
+        busylinks.busy_link_reset,
+        "Your busy-only link was replaced; the old one no longer works. Your other "
+        "links did not change.",
+    ),
+    "disable": (
+        busylinks.busy_link_disable,
+        "Your busy-only link is off and no longer works. Your other links did not "
+        "change.",
+    ),
+}
+
+
+@require_POST
+@practice_user_required
+def busy_link_action(request):
+    """Make, reset or turn off the signed-in clinician's busy-only link."""
+    form = BusyLinkActionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose Make, Reset or Disable.")
+        return redirect(reverse("calendarsync:sync") + "#busy")
+    service, done = BUSY_ACTIONS[form.cleaned_data["action"]]
+    try:
+        service(user=request.user, client_ip=client_ip(request))
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, done)
+    return redirect(reverse("calendarsync:sync") + "#busy")
 
 
 @require_POST

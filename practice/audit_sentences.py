@@ -168,6 +168,18 @@ SENTENCES: dict[str, tuple[str, str]] = {
         "The calendar account of {actor} works again",
         "The calendar account of {target} works again",
     ),
+    Kind.BUSY_LINK_ON: (
+        "{actor} made a busy-only calendar link",
+        "{actor} made a busy-only calendar link for {target}",
+    ),
+    Kind.BUSY_LINK_RESET: (
+        "{actor} reset their busy-only calendar link",
+        "{actor} reset the busy-only calendar link of {target}",
+    ),
+    Kind.BUSY_LINK_OFF: (
+        "{actor} turned their busy-only calendar link off",
+        "{actor} turned the busy-only calendar link of {target} off",
+    ),
 }
 
 # Kinds whose target is what was acted on, when nobody signed in acted (the

@@ -333,6 +333,9 @@ class AuditEvent(models.Model):
         CALENDAR_DISCONNECTED = "calendar_disconnected", "Calendar account removed"
         CALENDAR_FAILING = "calendar_failing", "Calendar account failing"
         CALENDAR_RECOVERED = "calendar_recovered", "Calendar account working again"
+        BUSY_LINK_ON = "busy_link_on", "Busy-only calendar link issued"
+        BUSY_LINK_RESET = "busy_link_reset", "Busy-only calendar link reset"
+        BUSY_LINK_OFF = "busy_link_off", "Busy-only calendar link disabled"
 
     # PROTECT, not CASCADE or SET_NULL: either would change or delete events.
     # Users are deactivated, never deleted, so their events keep their name.

@@ -3,8 +3,8 @@
 This module is the only place that says
 
 - which appointments a calendar shows, by scope (``Scope``: one clinician's own,
-  one clinician's seen by a scheduler, the whole practice's) and over which days
-  (``WINDOWS``);
+  one clinician's seen by a scheduler, the whole practice's, a clinician's
+  busy-only calendar) and over which days (``WINDOWS``);
 - how long a cancelled or deleted appointment stays, counted from the moment it
   was cancelled or deleted (``CANCELLED_RETENTION``; ``shown``);
 - what each published field looks like (``PublishedAppointment``: initials, the
@@ -18,7 +18,7 @@ pushing to calendar accounts all read it; nothing else restates any of it.
 
 import functools
 import re
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -38,6 +38,8 @@ class Scope(models.TextChoices):
     PERSONAL = "personal", "Personal calendar"
     CLINICIAN = "clinician", "One clinician's calendar"
     PRACTICE = "practice", "Practice-wide calendar"
+    # A clinician's own appointments as opaque "Busy" blocks, to share with family.
+    BUSY = "busy", "Busy-only calendar"
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ WINDOWS = {
     Scope.PERSONAL: Window(back_days=60, ahead_days=365),
     Scope.CLINICIAN: Window(back_days=60, ahead_days=365),
     Scope.PRACTICE: Window(back_days=14, ahead_days=90),
+    Scope.BUSY: Window(back_days=60, ahead_days=365),
 }
 # The farthest back any calendar shows: a rename republishes from here on.
 LONGEST_LOOKBACK = timedelta(days=max(w.back_days for w in WINDOWS.values()))
@@ -73,6 +76,8 @@ PUBLISHED_FIELDS = (
 )
 
 CANCELLED_PREFIX = "Cancelled: "
+# All a busy-only calendar says of any appointment or event.
+BUSY_SUMMARY = "Busy"
 TELEHEALTH = "Telehealth"
 UNTITLED_EVENT = "Event"
 UNNAMED_APPOINTMENT = "Appointment"
@@ -135,6 +140,15 @@ def shown(now: datetime) -> Q:
     )
 
 
+def busy_shown() -> Q:
+    """Appointments a busy-only calendar shows: only current ones. A cancelled or
+    deleted one leaves it at once rather than staying as cancelled: a block that
+    says "Busy" is wrong in every client that ignores STATUS, and one that said
+    "Cancelled" would tell whoever reads it about a patient. Subscribed clients
+    replace their copy with each fetch, so a missing block disappears."""
+    return Q(deleted_at__isnull=True, cancelled_at__isnull=True)
+
+
 def _scoped(*, scope: str, practice_id, clinician_id) -> QuerySet[Appointment]:
     appointments = Appointment.objects.filter(practice_id=practice_id)
     if Scope(scope) != Scope.PRACTICE:
@@ -152,9 +166,10 @@ def calendar_appointments(
     now: datetime,
 ) -> QuerySet[Appointment]:
     """The appointments a calendar of ``scope`` shows between ``start`` and ``end``."""
+    which = busy_shown() if Scope(scope) == Scope.BUSY else shown(now)
     return _scoped(
         scope=scope, practice_id=practice_id, clinician_id=clinician_id
-    ).filter(shown(now), start__lt=end, end__gt=start)
+    ).filter(which, start__lt=end, end__gt=start)
 
 
 VERSION_FIELDS = ("count", "shown", "changed", "deleted")
@@ -245,6 +260,10 @@ def calendar_name(*, scope: str, practice_name: str, clinician: str | None) -> s
     """What a calendar application calls the calendar (``clinician``: the label)."""
     if Scope(scope) == Scope.PRACTICE:
         return published_text(f"{practice_name} — all clinicians")
+    if Scope(scope) == Scope.BUSY:
+        # Shared with family: the clinician's own name says whose time it is; the
+        # practice's name is left out, as is Tend's.
+        return published_text(f"{BUSY_SUMMARY} — {clinician}")
     return published_text(f"{clinician} — Tend")
 
 
@@ -261,6 +280,9 @@ class PublishedAppointment:
     cancelled: bool
     summary: str
     location: str
+    # A block of a busy-only calendar: ``uid`` is then the busy-only UID's stem
+    # (made by calendarsync under its key, never the appointment's uid).
+    busy: bool = False
 
 
 PUBLISHED_COLUMNS = (
@@ -350,31 +372,53 @@ def _published(rows: list, *, with_clinician: bool, published_at: datetime):
     )
 
 
+def _busy(rows: list, *, busy_uid: Callable[[str], str], published_at: datetime):
+    """One block of a busy-only calendar: when, and nothing else. No patient,
+    title, location, status or clinician; an event (out of office, a staff
+    meeting) is busy time like a session."""
+    first = rows[0]
+    changed = min(first[UPDATED_AT], published_at)
+    return PublishedAppointment(
+        uid=busy_uid(str(first[UID])),
+        sequence=first[SEQUENCE],
+        created_at=min(first[CREATED_AT], changed),
+        changed_at=changed,
+        start=first[START],
+        end=first[END],
+        cancelled=False,
+        summary=BUSY_SUMMARY,
+        location="",
+        busy=True,
+    )
+
+
 def published_appointments(
     appointments: QuerySet[Appointment],
     *,
     order_by: tuple = ("start", "id"),
     with_clinician: bool,
     now: datetime,
+    busy_uid: Callable[[str], str] | None = None,
 ) -> Generator[PublishedAppointment]:
     """``appointments`` as published, in the order of ``order_by`` (which must end
     with the id), in one query read a chunk at a time; closing the iterator early
     stops reading. ``with_clinician`` names each one's clinician first (the
-    practice-wide calendar)."""
+    practice-wide calendar). With ``busy_uid`` (the appointment's uid to the stem of
+    its busy-only UID) each is an opaque block of a busy-only calendar."""
     rows = appointments.order_by(*order_by, "patients__id").values_list(
         *PUBLISHED_COLUMNS
     )
+    if busy_uid is not None:
+        publish = functools.partial(_busy, busy_uid=busy_uid)
+    else:
+        publish = functools.partial(_published, with_clinician=with_clinician)
     # In whole seconds, as calendars date it.
     published_at = now.replace(microsecond=0)
     current: list = []
     for row in rows.iterator(chunk_size=1000):
         if current and row[ID] != current[0][ID]:
-            yield _published(
-                current, with_clinician=with_clinician, published_at=published_at
-            )
+            yield publish(current, published_at=published_at)
             current = []
         current.append(row)
     if current:
-        yield _published(
-            current, with_clinician=with_clinician, published_at=published_at
-        )
+        yield publish(current, published_at=published_at)

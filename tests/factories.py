@@ -21,6 +21,7 @@ from calendarsync.accounts import (
     calendar_account_connect,
     calendar_account_use_calendar,
 )
+from calendarsync.busylinks import busy_link_enable
 from calendarsync.models import CalendarAccount, FeedScope
 from calendarsync.services import feed_links_issue
 from practice.models import Practice, Role, User
@@ -256,6 +257,13 @@ def feed_paths(user: User) -> dict[str, str]:
 def personal_feed_path(user: User) -> str:
     """The path of the user's own calendar feed."""
     return feed_links(user)[(FeedScope.PERSONAL, user.pk)]
+
+
+def busy_feed_path(user: User) -> str:
+    """The path of the clinician ``user``'s busy-only feed, made as the sync page's
+    "Make a busy-only link" makes it (nothing changes if they have one)."""
+    busy_link_enable(user=user, client_ip=None)
+    return feed_links(user)[(FeedScope.BUSY, user.pk)]
 
 
 def practice_feed_path(user: User) -> str:

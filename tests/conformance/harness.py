@@ -909,3 +909,27 @@ def assert_feed_structure_ok(ics: bytes) -> None:
         raise AssertionError(
             "feed uses constructs real clients misread:\n" + "\n".join(problems)
         )
+
+
+def assert_feed_conforms(ics: bytes) -> dict[str, ParsedCalendar]:
+    """The whole check of one feed: bytes, structure, and every parser reading it
+    cleanly and identically; each parser's reading."""
+    assert_byte_level_ok(ics)
+    assert_feed_structure_ok(ics)
+    return assert_all_parsers_agree(ics)
+
+
+def subscribed_events(
+    phone: Subscriber, ics: bytes, window: tuple[date, date]
+) -> list[tuple]:
+    """(start, end, status, summary) of every event ``phone`` shows after a sync,
+    sorted, once ``ics`` (the feed it syncs) conforms and the phone agrees with the
+    parsers about it."""
+    readings = assert_feed_conforms(ics)
+    seen = phone.sync_and_list(*window)
+    assert seen.problems == []
+    assert disagreements({"icalendar": readings["icalendar"], "phone": seen}) == []
+    return sorted(
+        (event.start_utc, event.end_utc, event.status, event.summary)
+        for event in seen.events
+    )

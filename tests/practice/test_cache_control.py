@@ -151,6 +151,7 @@ def app_paths(world) -> dict[str, str]:
         "calendarsync:sync": reverse("calendarsync:sync"),
         "calendarsync:sync_action": reverse("calendarsync:sync_action"),
         "calendarsync:email_link": reverse("calendarsync:email_link"),
+        "calendarsync:busy_link_action": reverse("calendarsync:busy_link_action"),
         "calendarsync:admin": reverse("calendarsync:admin"),
         "calendarsync:account_connect": reverse("calendarsync:account_connect"),
         "calendarsync:account_calendar": reverse("calendarsync:account_calendar"),
