@@ -795,6 +795,10 @@ UNWATCHED = {
     "calendarsync.FeedFetch",  # who polled
     "calendarsync.CalendarAccount",  # pushes what feeds show, changes none
     "calendarsync.PushedEvent",
+    # Personal calendars read in as busy time: no feed shows them.
+    "scheduling.BusyCalendar",
+    "scheduling.BusyTime",
+    "calendarsync.BusySource",
 }
 WATCHED_APPS = ("practice", "scheduling", "calendarsync")
 

@@ -13,6 +13,7 @@ character; TEXT values are stripped of control characters and escaped.
 """
 
 import functools
+import re
 import unicodedata
 import zoneinfo
 from dataclasses import dataclass
@@ -24,6 +25,18 @@ CRLF = b"\r\n"
 MAX_LINE_OCTETS = 75
 PRODID = "-//Tend//Calendar sync 1.0//EN"
 REFRESH = "PT1H"
+# Every event Tend writes, in a feed or pushed to an account, is named
+# "<appointment uid>@tend" (``render_event``).
+UID_SUFFIX = "@tend"
+TEND_UID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}" + UID_SUFFIX,
+    re.IGNORECASE,
+)
+
+
+def is_tend_uid(uid: str) -> bool:
+    """Whether an event's UID is one Tend wrote (an appointment of some practice)."""
+    return TEND_UID.fullmatch(uid.strip()) is not None
 
 
 def clean_text(value: str) -> str:
@@ -121,7 +134,7 @@ def render_event(event: PublishedAppointment, zone_key: str) -> bytes:
     zone = zoneinfo.ZoneInfo(event_zone(event.start, event.end, zone_key))
     lines = [
         "BEGIN:VEVENT",
-        f"UID:{event.uid}@tend",
+        f"UID:{event.uid}{UID_SUFFIX}",
         f"DTSTAMP:{utc_stamp(event.changed_at)}",
         zoned_property("DTSTART", event.start, zone),
         zoned_property("DTEND", event.end, zone),

@@ -1,0 +1,291 @@
+"""Reading a personal calendar as busy time: fetching it (a secret iCalendar
+address, or a calendar of the owner's CalDAV account) and turning it into busy
+intervals. No database here: ``calendarsync.busy_sources`` stores the outcome.
+
+What is taken from an event: its start and end, whether it is tentative, and
+whether it counts at all. Titles, places, attendees and descriptions are never
+copied anywhere, not even into an error message.
+
+- Recurrences are expanded by recurring-ical-events (RRULE, RDATE, EXDATE,
+  RECURRENCE-ID overrides); ``X-WR-TIMEZONE`` calendars are made standard first
+  (x-wr-timezone), Windows zone names in TZID are understood by icalendar, and a
+  time whose zone is unknown or missing is read in the practice's zone, like a
+  floating time.
+- An all-day event is busy from midnight to midnight in the practice's zone.
+- Skipped: TRANSP:TRANSPARENT ("free"), STATUS:CANCELLED, Outlook's
+  X-MICROSOFT-CDO-BUSYSTATUS:FREE, and every event Tend wrote itself (its UID,
+  ``ical.is_tend_uid``), which SCHEDULING shows already.
+- STATUS:TENTATIVE (or Outlook's TENTATIVE busy status) is tentative.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+
+import icalendar
+import recurring_ical_events
+import x_wr_timezone
+
+from calendarsync import outbound
+from calendarsync.caldav_client import CalDAVClient, CalDAVError, same_resource
+from calendarsync.ical import is_tend_uid
+from scheduling.busy import BusyInterval
+
+USER_AGENT = "Tend busy time"
+ICAL_ACCEPT = "text/calendar, text/plain;q=0.5, */*;q=0.1"
+
+NOT_A_CALENDAR = (
+    "the address answered with something that is not a calendar — check that it "
+    "is the calendar's secret iCal address, not the page that shows it"
+)
+NOT_FOUND = "{status} — the address may have been reset: copy the new one"
+REFUSED = (
+    "{status} — the calendar refused Tend: use the secret or public address, not "
+    "one that needs signing in"
+)
+SERVER_ERROR = "the calendar server answered with an error ({status})"
+UNEXPECTED = "the calendar server gave an answer Tend did not expect ({status})"
+NO_ACCOUNT = (
+    "the calendar account was disconnected — connect it again, or remove this calendar"
+)
+NOT_IN_ACCOUNT = "the calendar is no longer in your calendar account"
+
+
+class BusyReadError(Exception):
+    """A read that gave no usable calendar. ``message`` follows "Failing since
+    09:10: " and never quotes the calendar or its address."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One read: ``bodies`` None when the calendar is unchanged since the last
+    good read (a 304, the same ctag); otherwise one or more iCalendar texts."""
+
+    bodies: list[bytes] | None
+    etag: str = ""
+    last_modified: str = ""
+
+
+@dataclass(frozen=True)
+class ParsedCalendar:
+    name: str  # X-WR-CALNAME, "" when none
+    intervals: list[BusyInterval]
+
+
+# -- addresses -------------------------------------------------------------------------
+
+
+def ics_address(url: str) -> str:
+    """The address as Tend reads it: ``webcal://`` and ``webcals://`` are read over
+    https; anything else is left for the outbound rules to judge."""
+    url = url.strip()
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower() in ("webcal", "webcals"):
+        return f"https://{rest}"
+    return url
+
+
+def address_hint(url: str) -> str:
+    """What may be shown of a secret address: its host and an ellipsis."""
+    rest = ics_address(url).partition("://")[2]
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    return f"{host}/…" if host else "…"
+
+
+# -- fetching --------------------------------------------------------------------------
+
+
+def _lower(message: str) -> str:
+    return (message[0].lower() + message[1:]).rstrip(".")
+
+
+def _status_error(status: int) -> BusyReadError:
+    if status in (404, 410):
+        return BusyReadError("not_found", NOT_FOUND.format(status=status))
+    if status in (401, 403):
+        return BusyReadError("auth", REFUSED.format(status=status))
+    if status >= 500:
+        return BusyReadError("server", SERVER_ERROR.format(status=status))
+    return BusyReadError("protocol", UNEXPECTED.format(status=status))
+
+
+def ics_fetch(
+    url: str,
+    *,
+    etag: str = "",
+    last_modified: str = "",
+    session: outbound.Session | None = None,
+) -> Fetched:
+    """Read a calendar address under the outbound rules, conditionally when an
+    ETag or Last-Modified of the last good read is known."""
+    headers = {"User-Agent": USER_AGENT, "Accept": ICAL_ACCEPT}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    own_session = session is None
+    session = session or outbound.Session()
+    try:
+        response = session.request("GET", ics_address(url), headers=headers)
+    except outbound.OutboundError as error:
+        raise BusyReadError(error.kind, _lower(error.message)) from None
+    finally:
+        if own_session:
+            session.close()
+    if response.status == 304 and (etag or last_modified):
+        return Fetched(None, etag, last_modified)
+    if response.status != 200:
+        raise _status_error(response.status)
+    return Fetched(
+        [response.body],
+        etag=response.header("etag")[:300],
+        last_modified=response.header("last-modified")[:100],
+    )
+
+
+def caldav_fetch(
+    client: CalDAVClient,
+    *,
+    calendar_url: str,
+    home_url: str,
+    tag: str,
+    window: tuple[datetime, datetime],
+) -> Fetched:
+    """Read a calendar of a CalDAV account: its ctag (or sync token) first, and the
+    events of ``window`` only when that changed since ``tag``."""
+    try:
+        info = next(
+            (
+                info
+                for info in client.calendars(home_url)
+                if same_resource(info.url, calendar_url)
+            ),
+            None,
+        )
+        if info is None:
+            raise BusyReadError("not_found", NOT_IN_ACCOUNT)
+        current = info.ctag or info.sync_token
+        if current and current == tag:
+            return Fetched(None, tag)
+        start, end = (moment.astimezone(zoneinfo.ZoneInfo("UTC")) for moment in window)
+        bodies = client.calendar_query(
+            calendar_url, f"{start:%Y%m%dT%H%M%SZ}", f"{end:%Y%m%dT%H%M%SZ}"
+        )
+    except CalDAVError as error:
+        raise BusyReadError(error.kind, error.message) from None
+    return Fetched(bodies, current[:300])
+
+
+# -- parsing ---------------------------------------------------------------------------
+
+
+def parse_calendar(data: bytes) -> icalendar.Calendar:
+    """The VCALENDAR in ``data``, or BusyReadError: an empty answer, an HTML page
+    or anything else that is not a calendar is a failure, never an empty one."""
+    text = data.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not text[:15].upper().startswith(b"BEGIN:VCALENDAR"):
+        raise BusyReadError("not_calendar", NOT_A_CALENDAR)
+    try:
+        calendar = icalendar.Calendar.from_ical(text)
+    except (ValueError, IndexError, KeyError):
+        raise BusyReadError("not_calendar", NOT_A_CALENDAR) from None
+    if not isinstance(calendar, icalendar.Calendar) or calendar.name != "VCALENDAR":
+        raise BusyReadError("not_calendar", NOT_A_CALENDAR)
+    try:
+        return x_wr_timezone.to_standard(calendar)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        # An X-WR-TIMEZONE no one knows: the times stay as written.
+        return calendar
+
+
+def calendar_name(calendar: icalendar.Calendar) -> str:
+    """The name the calendar gives itself (X-WR-CALNAME), "" when none."""
+    name = calendar.get("X-WR-CALNAME")
+    return " ".join(str(name).split())[:120] if name else ""
+
+
+def _counts(event: icalendar.Event) -> bool:
+    if str(event.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT":
+        return False
+    if str(event.get("STATUS", "")).upper() == "CANCELLED":
+        return False
+    if str(event.get("X-MICROSOFT-CDO-BUSYSTATUS", "")).upper() == "FREE":
+        return False
+    return not is_tend_uid(str(event.get("UID", "")))
+
+
+def _tentative(event: icalendar.Event) -> bool:
+    return (
+        str(event.get("STATUS", "")).upper() == "TENTATIVE"
+        or str(event.get("X-MICROSOFT-CDO-BUSYSTATUS", "")).upper() == "TENTATIVE"
+    )
+
+
+def _moment(value: date | datetime, zone: tzinfo) -> datetime:
+    """An aware datetime: a date is midnight in ``zone``, a floating time (or one
+    whose zone is unknown) is read in ``zone``."""
+    if not isinstance(value, datetime):
+        return datetime.combine(value, time(0), zone)
+    if value.tzinfo is None or value.utcoffset() is None:
+        return value.replace(tzinfo=zone)
+    return value
+
+
+def _end(event: icalendar.Event, start: date | datetime) -> date | datetime:
+    if "DTEND" in event:
+        return event["DTEND"].dt
+    if "DURATION" in event:
+        return start + event["DURATION"].dt
+    # RFC 5545 3.6.1: a day's event without an end lasts the day; a timed one
+    # without an end or duration takes no time.
+    return start if isinstance(start, datetime) else start + timedelta(days=1)
+
+
+def busy_intervals(
+    calendars: list[icalendar.Calendar],
+    *,
+    zone: zoneinfo.ZoneInfo,
+    window: tuple[datetime, datetime],
+) -> list[BusyInterval]:
+    """The busy intervals of the calendars' events overlapping ``window`` (not yet
+    merged; ``scheduling.busy`` merges and clips)."""
+    window_start, window_end = window
+    # A day either side, so floating and all-day events near the edges are seen
+    # whatever zone the library compares them in; clipped exactly afterwards.
+    first = window_start.astimezone(zone).date() - timedelta(days=1)
+    last = window_end.astimezone(zone).date() + timedelta(days=1)
+    found: list[BusyInterval] = []
+    for calendar in calendars:
+        occurrences = recurring_ical_events.of(
+            calendar, components=["VEVENT"], skip_bad_series=True
+        ).between(first, last)
+        for event in occurrences:
+            if not _counts(event) or "DTSTART" not in event:
+                continue
+            raw_start = event["DTSTART"].dt
+            start = _moment(raw_start, zone)
+            end = _moment(_end(event, raw_start), zone)
+            if end <= start or end <= window_start or start >= window_end:
+                continue
+            found.append(BusyInterval(start, end, _tentative(event)))
+    return found
+
+
+def read_busy(
+    bodies: list[bytes],
+    *,
+    zone: zoneinfo.ZoneInfo,
+    window: tuple[datetime, datetime],
+) -> ParsedCalendar:
+    """Parse every body (each must be a calendar) and expand it into busy
+    intervals; the name is the first body's X-WR-CALNAME."""
+    calendars = [parse_calendar(body) for body in bodies]
+    name = calendar_name(calendars[0]) if calendars else ""
+    return ParsedCalendar(name, busy_intervals(calendars, zone=zone, window=window))
