@@ -82,6 +82,10 @@ TEND_CALENDAR = (
     "back as busy time."
 )
 ALREADY_READ = "That calendar is already read as busy time."
+ACCOUNT_GONE = (
+    "the calendar account was disconnected — connect it again, or remove this "
+    "calendar"
+)
 NOT_IN_ACCOUNT = "That calendar is not in your account any more; reload the page."
 
 
@@ -117,7 +121,7 @@ def _fetch(source: BusySource, *, window, session=None, client=None) -> Fetched:
         )
     account = source.account
     if account is None:
-        raise BusyReadError("not_found", "the calendar account was disconnected")
+        raise BusyReadError("not_found", ACCOUNT_GONE)
     own_client = client is None
     if own_client:
         try:

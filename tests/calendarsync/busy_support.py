@@ -5,6 +5,7 @@ Last-Modified like a real host, and remembers the requests it got."""
 from __future__ import annotations
 
 import threading
+from datetime import UTC
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -74,3 +75,30 @@ class CalendarServer:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def vevent(
+    uid: str,
+    start,
+    end,
+    *,
+    extra: tuple[str, ...] = (),
+) -> str:
+    """One VEVENT between two aware datetimes (written in UTC)."""
+    lines = [
+        "BEGIN:VEVENT",
+        f"UID:{uid}",
+        "DTSTAMP:20261101T000000Z",
+        f"DTSTART:{start.astimezone(UTC):%Y%m%dT%H%M%SZ}",
+        f"DTEND:{end.astimezone(UTC):%Y%m%dT%H%M%SZ}",
+        *extra,
+        "END:VEVENT",
+    ]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def vcalendar(*events: str, name: str = "") -> bytes:
+    head = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Example Corp//Cal 1.0//EN"]
+    if name:
+        head.append(f"X-WR-CALNAME:{name}")
+    return ("\r\n".join(head) + "\r\n" + "".join(events) + "END:VCALENDAR\r\n").encode()
