@@ -83,8 +83,7 @@ TEND_CALENDAR = (
 )
 ALREADY_READ = "That calendar is already read as busy time."
 ACCOUNT_GONE = (
-    "the calendar account was disconnected — connect it again, or remove this "
-    "calendar"
+    "the calendar account was disconnected — connect it again, or remove this calendar"
 )
 NOT_IN_ACCOUNT = "That calendar is not in your account any more; reload the page."
 

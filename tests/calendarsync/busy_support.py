@@ -5,8 +5,8 @@ Last-Modified like a real host, and remembers the requests it got."""
 from __future__ import annotations
 
 import threading
-from datetime import UTC
 from dataclasses import dataclass, field
+from datetime import UTC
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 

@@ -41,9 +41,7 @@ def reread(source):
     return busy_source_read(source=source).result
 
 
-def test_a_calendar_of_the_account_is_read_and_reread_by_its_ctag(
-    radicale, clinician
-):
+def test_a_calendar_of_the_account_is_read_and_reread_by_its_ctag(radicale, clinician):
     practice = clinician.practice
     account = connect_calendar_account(
         clinician,
@@ -147,7 +145,8 @@ def test_a_disconnected_account_keeps_the_last_busy_time_and_says_why(
     )
     gym = personal_calendar(radicale, "Gym")
     start = local(clinician.practice, days=1, hour=18)
-    gym.save_event(vcalendar(vevent("g@example.org", start, start + timedelta(hours=1))).decode())
+    event = vevent("g@example.org", start, start + timedelta(hours=1))
+    gym.save_event(vcalendar(event).decode())
     source = busy_source_add_caldav(user=clinician, calendar_url=str(gym.url))
     account.delete()
 

@@ -57,9 +57,8 @@ def test_tends_events_among_personal_ones_are_skipped_by_their_uid(
 
     source = busy_source_add_ics(user=clinician, url=calendar_server.url("/mixed.ics"))
 
-    assert [
-        (row.start, row.end) for row in BusyTime.objects.filter(calendar=source.calendar)
-    ] == [
+    rows = BusyTime.objects.filter(calendar=source.calendar)
+    assert [(row.start, row.end) for row in rows] == [
         (gym, gym + timedelta(hours=1)),
         (local(practice, days=4, hour=9), local(practice, days=4, hour=10)),
     ]
