@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 from calendarsync import accounts, services
 from calendarsync import feed as feeds
 from calendarsync.accounts import calendar_account_calendars
+from calendarsync.busy_views import busy_context
 from calendarsync.clients import client_family
 from calendarsync.forms import (
     ChooseCalendarForm,
@@ -86,7 +87,13 @@ def sync(request):
     return _sync_page(request)
 
 
-def _sync_page(request, *, form: ConnectAccountForm | None = None, status=200):
+def _sync_page(
+    request,
+    *,
+    form: ConnectAccountForm | None = None,
+    status=200,
+    busy_form=None,
+):
     user = request.user
     access, links = services.feed_links_issue(user=user)
     return render(
@@ -101,6 +108,7 @@ def _sync_page(request, *, form: ConnectAccountForm | None = None, status=200):
             "clinicians": [item for item in links if item.link.scope == "clinician"],
             "practice_wide": [item for item in links if item.link.scope == "practice"],
             **_account_context(user, form=form),
+            **busy_context(user, form=busy_form),
         },
         status=status,
     )
