@@ -69,7 +69,7 @@ class BusyAddressForm(forms.Form):
     """A personal calendar's secret iCalendar address, read as busy time."""
 
     name = forms.CharField(
-        label="Name",
+        label="Calendar name",
         max_length=120,
         required=False,
         help_text="Shown only to you, e.g. “Family”. Left empty, Tend uses the "
@@ -84,6 +84,11 @@ class BusyAddressForm(forms.Form):
             attrs={"autocomplete": "off", "spellcheck": "false", "inputmode": "url"}
         ),
     )
+
+    def __init__(self, *args, **kwargs):
+        # Its own ids: the sync page has other forms with a name field.
+        kwargs.setdefault("auto_id", "busy_%s")
+        super().__init__(*args, **kwargs)
 
 
 class BusyAccountCalendarForm(forms.Form):
