@@ -20,6 +20,7 @@ copied anywhere, not even into an error message.
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
@@ -185,24 +186,125 @@ def caldav_fetch(
 
 # -- parsing ---------------------------------------------------------------------------
 
+# What is read of an event: when it is, how it repeats, and whether it is busy.
+EVENT_PROPERTIES = frozenset(
+    {
+        "UID",
+        "DTSTART",
+        "DTEND",
+        "DURATION",
+        "RRULE",
+        "RDATE",
+        "EXDATE",
+        "EXRULE",
+        "RECURRENCE-ID",
+        "SEQUENCE",
+        "STATUS",
+        "TRANSP",
+        "X-MICROSOFT-CDO-BUSYSTATUS",
+    }
+)
+CALENDAR_PROPERTIES = frozenset(
+    {"VERSION", "PRODID", "CALSCALE", "X-WR-CALNAME", "X-WR-TIMEZONE"}
+)
+# Components read: the calendar, its events, and the time zones they name.
+COMPONENTS = frozenset({"VCALENDAR", "VEVENT", "VTIMEZONE", "STANDARD", "DAYLIGHT"})
+FOLD = re.compile(r"\r?\n[ \t]")
+NAME_END = re.compile(r"[;:]")
 
-def parse_calendar(data: bytes) -> icalendar.Calendar:
-    """The VCALENDAR in ``data``, or BusyReadError: an empty answer, an HTML page
-    or anything else that is not a calendar is a failure, never an empty one."""
+
+def _outside(event: list[str], days: tuple[str, str]) -> bool:
+    """Whether a single event (no recurrence) lies wholly outside ``days``
+    (``YYYYMMDD`` strings, wide enough that no zone can move it in), read from
+    its lines alone: such an event is dropped before parsing. Anything unsure
+    is kept."""
+    values = {}
+    for line in event:
+        name, _, value = line.partition(":")
+        key = name.split(";", 1)[0].upper()
+        if key in ("RRULE", "RDATE", "RECURRENCE-ID"):
+            return False
+        values[key] = value.strip()[:8]
+    start = values.get("DTSTART", "")
+    if len(start) != 8 or not start.isdigit():
+        return False
+    if start > days[1]:
+        return True
+    end = values.get("DTEND", "" if "DURATION" in values else start)
+    return len(end) == 8 and end.isdigit() and end < days[0]
+
+
+def busy_lines(data: bytes, *, days: tuple[str, str] | None = None) -> bytes:
+    """The calendar with everything but the properties above left out (titles,
+    places, attendees, descriptions, alarms, to-dos…), before it is parsed: what
+    is never read cannot leak, and the parser has a fraction of the work. With
+    ``days``, single events wholly outside them are left out too (an exported
+    calendar holds years of past events)."""
+    text = FOLD.sub("", data.decode("utf-8", "replace"))
+    kept: list[str] = []
+    stack: list[str] = []
+    event: list[str] | None = None  # the lines of the event being read
+    skipping = 0  # depth inside a component that is left out
+    for line in text.splitlines():
+        if not line:
+            continue
+        match = NAME_END.search(line)
+        name = (line[: match.start()] if match else line).upper()
+        if name == "BEGIN":
+            component = line[6:].strip().upper()
+            if skipping or component not in COMPONENTS:
+                skipping += 1
+                continue
+            stack.append(component)
+            if component == "VEVENT":
+                event = [line]
+            else:
+                kept.append(line)
+            continue
+        if name == "END":
+            if skipping:
+                skipping -= 1
+                continue
+            if stack and stack.pop() == "VEVENT" and event is not None:
+                event.append(line)
+                if days is None or not _outside(event, days):
+                    kept.extend(event)
+                event = None
+            else:
+                kept.append(line)
+            continue
+        if skipping or not stack:
+            continue
+        where = stack[-1]
+        if where == "VEVENT":
+            if name in EVENT_PROPERTIES and event is not None:
+                event.append(line)
+        elif (where == "VCALENDAR" and name in CALENDAR_PROPERTIES) or where in (
+            "VTIMEZONE",
+            "STANDARD",
+            "DAYLIGHT",
+        ):
+            kept.append(line)
+    return ("\r\n".join(kept) + "\r\n").encode()
+
+
+def parse_calendar(
+    data: bytes, *, days: tuple[str, str] | None = None
+) -> icalendar.Calendar:
+    """The VCALENDAR in ``data`` (only what busy time needs; with ``days``, only
+    single events that may fall in them), or BusyReadError: an empty answer, an
+    HTML page or anything else that is not a calendar is a failure, never an
+    empty one."""
     text = data.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not text[:15].upper().startswith(b"BEGIN:VCALENDAR"):
         raise BusyReadError("not_calendar", NOT_A_CALENDAR)
     try:
-        calendar = icalendar.Calendar.from_ical(text)
+        calendar = icalendar.Calendar.from_ical(busy_lines(text, days=days))
     except (ValueError, IndexError, KeyError):
         raise BusyReadError("not_calendar", NOT_A_CALENDAR) from None
     if not isinstance(calendar, icalendar.Calendar) or calendar.name != "VCALENDAR":
         raise BusyReadError("not_calendar", NOT_A_CALENDAR)
-    try:
-        return x_wr_timezone.to_standard(calendar)
-    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
-        # An X-WR-TIMEZONE no one knows: the times stay as written.
-        return calendar
+    return calendar
 
 
 def calendar_name(calendar: icalendar.Calendar) -> str:
@@ -248,6 +350,59 @@ def _end(event: icalendar.Event, start: date | datetime) -> date | datetime:
     return start if isinstance(start, datetime) else start + timedelta(days=1)
 
 
+def _calendar_zone(calendar: icalendar.Calendar) -> zoneinfo.ZoneInfo | None:
+    """The zone a calendar says its floating times are in (X-WR-TIMEZONE)."""
+    name = str(calendar.get("X-WR-TIMEZONE", "")).strip()
+    if not name:
+        return None
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        return None
+
+
+def _split(
+    calendar: icalendar.Calendar,
+) -> tuple[list[icalendar.Event], icalendar.Calendar | None]:
+    """The calendar's single events (no RRULE or RDATE, no other component with
+    their UID), and a calendar of the rest (series and their changed
+    occurrences, with the time zones) for recurring-ical-events; None when there
+    is no series."""
+    by_uid: dict[str, list[icalendar.Event]] = {}
+    timezones = []
+    for component in calendar.subcomponents:
+        if component.name == "VEVENT":
+            by_uid.setdefault(str(component.get("UID", "")), []).append(component)
+        elif component.name == "VTIMEZONE":
+            timezones.append(component)
+    singles: list[icalendar.Event] = []
+    recurring: list[icalendar.Event] = []
+    for uid, events in by_uid.items():
+        if (
+            uid
+            and len(events) == 1
+            and not any(
+                name in events[0] for name in ("RRULE", "RDATE", "RECURRENCE-ID")
+            )
+        ):
+            singles.append(events[0])
+        else:
+            recurring.extend(events)
+    if not recurring:
+        return singles, None
+    series = icalendar.Calendar()
+    for name, value in calendar.items():
+        series.add(name, value)
+    series.subcomponents = [*timezones, *recurring]
+    try:
+        # A Google calendar's series written in UTC repeat in its X-WR-TIMEZONE,
+        # so a weekly 9:00 stays at 9:00 across a clock change.
+        series = x_wr_timezone.to_standard(series)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        pass
+    return singles, series
+
+
 def busy_intervals(
     calendars: list[icalendar.Calendar],
     *,
@@ -255,7 +410,8 @@ def busy_intervals(
     window: tuple[datetime, datetime],
 ) -> list[BusyInterval]:
     """The busy intervals of the calendars' events overlapping ``window`` (not yet
-    merged; ``scheduling.busy`` merges and clips)."""
+    merged; ``scheduling.busy`` merges and clips). Single events are read
+    directly; series are expanded by recurring-ical-events."""
     window_start, window_end = window
     # A day either side, so floating and all-day events near the edges are seen
     # whatever zone the library compares them in; clipped exactly afterwards.
@@ -263,15 +419,24 @@ def busy_intervals(
     last = window_end.astimezone(zone).date() + timedelta(days=1)
     found: list[BusyInterval] = []
     for calendar in calendars:
-        occurrences = recurring_ical_events.of(
-            calendar, components=["VEVENT"], skip_bad_series=True
-        ).between(first, last)
+        # Floating times: in the calendar's own zone if it names one, else the
+        # practice's.
+        floating = _calendar_zone(calendar) or zone
+        singles, series = _split(calendar)
+        occurrences = singles
+        if series is not None:
+            occurrences = occurrences + recurring_ical_events.of(
+                series, components=["VEVENT"], skip_bad_series=True
+            ).between(first, last)
         for event in occurrences:
             if not _counts(event) or "DTSTART" not in event:
                 continue
-            raw_start = event["DTSTART"].dt
-            start = _moment(raw_start, zone)
-            end = _moment(_end(event, raw_start), zone)
+            try:
+                raw_start = event["DTSTART"].dt
+                start = _moment(raw_start, floating)
+                end = _moment(_end(event, raw_start), floating)
+            except (TypeError, ValueError, KeyError):
+                continue  # an event whose times make no sense: not busy
             if end <= start or end <= window_start or start >= window_end:
                 continue
             found.append(BusyInterval(start, end, _tentative(event)))
@@ -286,6 +451,10 @@ def read_busy(
 ) -> ParsedCalendar:
     """Parse every body (each must be a calendar) and expand it into busy
     intervals; the name is the first body's X-WR-CALNAME."""
-    calendars = [parse_calendar(body) for body in bodies]
+    # Two days' margin either side: no zone moves an event further.
+    first = window[0].astimezone(zone).date() - timedelta(days=2)
+    last = window[1].astimezone(zone).date() + timedelta(days=2)
+    days = (f"{first:%Y%m%d}", f"{last:%Y%m%d}")
+    calendars = [parse_calendar(body, days=days) for body in bodies]
     name = calendar_name(calendars[0]) if calendars else ""
     return ParsedCalendar(name, busy_intervals(calendars, zone=zone, window=window))
