@@ -341,10 +341,12 @@ def _moment(value: date | datetime, zone: tzinfo) -> datetime:
 
 
 def _end(event: icalendar.Event, start: date | datetime) -> date | datetime:
-    if "DTEND" in event:
-        return event["DTEND"].dt
-    if "DURATION" in event:
-        return start + event["DURATION"].dt
+    end = event.DTEND
+    if end is not None:
+        return end
+    duration = event.DURATION
+    if duration is not None:
+        return start + duration
     # RFC 5545 3.6.1: a day's event without an end lasts the day; a timed one
     # without an end or duration takes no time.
     return start if isinstance(start, datetime) else start + timedelta(days=1)
@@ -371,7 +373,7 @@ def _split(
     by_uid: dict[str, list[icalendar.Event]] = {}
     timezones = []
     for component in calendar.subcomponents:
-        if component.name == "VEVENT":
+        if isinstance(component, icalendar.Event):
             by_uid.setdefault(str(component.get("UID", "")), []).append(component)
         elif component.name == "VTIMEZONE":
             timezones.append(component)
@@ -429,10 +431,12 @@ def busy_intervals(
                 series, components=["VEVENT"], skip_bad_series=True
             ).between(first, last)
         for event in occurrences:
-            if not _counts(event) or "DTSTART" not in event:
+            if not _counts(event):
                 continue
             try:
-                raw_start = event["DTSTART"].dt
+                raw_start = event.DTSTART
+                if raw_start is None:
+                    continue
                 start = _moment(raw_start, floating)
                 end = _moment(_end(event, raw_start), floating)
             except (TypeError, ValueError, KeyError):

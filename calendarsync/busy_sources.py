@@ -286,11 +286,13 @@ def _may_add(user: User) -> None:
 def _first_read(fetch, *, user: User, now: datetime):
     """Read a new source before saving it: the parsed calendar, or a
     ValidationError saying why it cannot be used."""
-    window = _window(practice=user.practice, now=now)
+    practice = user.practice
+    assert practice is not None  # _may_add checked
+    window = _window(practice=practice, now=now)
     try:
         fetched = fetch(window)
         return fetched, read_busy(
-            fetched.bodies or [], zone=user.practice.zone, window=window
+            fetched.bodies or [], zone=practice.zone, window=window
         )
     except BusyReadError as error:
         raise ValidationError(
@@ -393,19 +395,20 @@ def busy_source_add_caldav(
     ):
         raise ValidationError(ALREADY_READ)
     own_client = client is None
-    if own_client:
+    if client is None:
         try:
             client = _account_client(account)
         except crypto.CredentialError as error:
             raise ValidationError(_sentence(str(error))) from None
+    reader: CalDAVClient = client
     try:
-        names = {info.url: info.name for info in client.calendars(account.home_url)}
+        names = {info.url: info.name for info in reader.calendars(account.home_url)}
         chosen = next((url for url in names if same_resource(url, calendar_url)), None)
         if chosen is None:
             raise ValidationError(NOT_IN_ACCOUNT)
         fetched, parsed = _first_read(
             lambda window: caldav_fetch(
-                client,
+                reader,
                 calendar_url=chosen,
                 home_url=account.home_url,
                 tag="",
@@ -418,7 +421,7 @@ def busy_source_add_caldav(
         raise ValidationError(_sentence(error.message), code=error.kind) from None
     finally:
         if own_client:
-            client.close()
+            reader.close()
     return _save(
         user=user,
         name=name or names[chosen] or "",

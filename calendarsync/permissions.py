@@ -206,7 +206,7 @@ def access_own_busy_source(user: User, source_id: int) -> BusySource:
     user's and for a missing one)."""
     source = (
         BusySource.objects.select_related("calendar", "practice", "owner", "account")
-        .filter(pk=source_id, owner=user, practice_id=user.practice_id)
+        .filter(pk=source_id, owner=user, practice=user.practice)
         .first()
     )
     if source is None:

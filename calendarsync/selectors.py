@@ -200,7 +200,7 @@ def feed_access_disabled_user_ids(*, practice: Practice) -> set[int]:
 def busy_sources_of(*, user: User) -> list[BusySource]:
     """The user's own personal calendars read as busy time, oldest first."""
     return list(
-        BusySource.objects.filter(owner=user, practice_id=user.practice_id)
+        BusySource.objects.filter(owner=user, practice=user.practice)
         .select_related("calendar", "practice", "owner")
         .order_by("created_at", "id")
     )

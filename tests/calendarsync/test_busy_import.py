@@ -434,3 +434,62 @@ def test_a_refresh_is_queued_once_however_often_it_is_asked_for(
     assert busy_read_request([source.pk]) == []
     source.refresh_from_db()
     assert source.read_queued_at is not None
+
+
+def test_unknown_zones_alarms_to_dos_and_old_history(calendar_server, clinician):
+    body = b"\r\n".join(
+        [
+            b"BEGIN:VCALENDAR",
+            b"VERSION:2.0",
+            b"PRODID:-//Example//EN",
+            b"BEGIN:VTODO",
+            b"UID:todo@example.org",
+            b"DTSTART:20261201T090000Z",
+            b"DUE:20261201T100000Z",
+            b"SUMMARY:Renew insurance",
+            b"END:VTODO",
+            b"BEGIN:VEVENT",
+            b"UID:unknown-zone@example.org",
+            b"DTSTART;TZID=Mars/Olympus_Mons:20261202T090000",
+            b"DTEND;TZID=Mars/Olympus_Mons:20261202T100000",
+            b"BEGIN:VALARM",
+            b"ACTION:DISPLAY",
+            b"TRIGGER:-PT15M",
+            b"DESCRIPTION:Reminder",
+            b"END:VALARM",
+            b"END:VEVENT",
+            b"BEGIN:VEVENT",
+            b"UID:long-ago@example.org",
+            b"DTSTART:20190105T090000Z",
+            b"DTEND:20190105T100000Z",
+            b"END:VEVENT",
+            b"BEGIN:VEVENT",
+            b"UID:spans-into-window@example.org",
+            b"DTSTART;VALUE=DATE:20261120",
+            b"DTEND;VALUE=DATE:20261201",
+            b"END:VEVENT",
+            b"END:VCALENDAR",
+            b"",
+        ]
+    )
+    source = add(calendar_server, clinician, "misc.ics", body)
+
+    assert busy(source) == [
+        # A holiday begun before today: busy from today's midnight on.
+        ("11-29 00:00", "12-01 00:00", False),
+        # A zone nobody knows: read in the practice's zone, like a floating time.
+        ("12-02 09:00", "12-02 10:00", False),
+    ]
+
+
+def test_floating_times_follow_the_calendars_own_zone_when_it_names_one(
+    calendar_server, clinician
+):
+    body = sample("icloud.ics").replace(
+        b"X-WR-CALNAME:Home\r\n",
+        b"X-WR-CALNAME:Home\r\nX-WR-TIMEZONE:Europe/London\r\n",
+    )
+    source = add(calendar_server, clinician, "home.ics", body)
+
+    # "Swim" at 08:00 floating, in a London calendar: 03:00 in New York.
+    assert ("12-04 03:00", "12-04 04:30", False) in busy(source)
