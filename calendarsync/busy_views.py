@@ -27,6 +27,16 @@ def _back():
     return redirect(reverse("calendarsync:sync") + SECTION)
 
 
+def _added(request, source):
+    count = source.busy_count
+    messages.success(
+        request,
+        f"“{source.calendar.name}” is read as busy time: {count} busy time"
+        f"{'' if count == 1 else 's'} in the next 90 days.",
+    )
+    return _back()
+
+
 def busy_context(user, *, form: BusyAddressForm | None = None) -> dict:
     """What the section needs: the user's calendars with their state in words,
     the address form, and whether a calendar account can be chosen from."""
@@ -60,13 +70,7 @@ def busy_add_address(request):
         except ValidationError as error:
             form.add_error("url", error)
         else:
-            messages.success(
-                request,
-                f"“{source.calendar.name}” is read as busy time: "
-                f"{source.busy_count} busy time"
-                f"{'' if source.busy_count == 1 else 's'} in the next 90 days.",
-            )
-            return _back()
+            return _added(request, source)
     return _sync_page(request, busy_form=form, status=400)
 
 
@@ -92,13 +96,7 @@ def busy_account_calendars(request):
             except ValidationError as refused:
                 error = " ".join(refused.messages)
             else:
-                messages.success(
-                    request,
-                    f"“{source.calendar.name}” is read as busy time: "
-                    f"{source.busy_count} busy time"
-                    f"{'' if source.busy_count == 1 else 's'} in the next 90 days.",
-                )
-                return _back()
+                return _added(request, source)
         else:
             error = "Choose a calendar."
     try:

@@ -27,6 +27,16 @@ def personal_calendar(radicale, name: str):
     return dav.principal().make_calendar(name=name, cal_id=uuid.uuid4().hex)
 
 
+def connect(clinician, radicale):
+    """The clinician's account at Radicale, with Tend's own calendar in it."""
+    return connect_calendar_account(
+        clinician,
+        url=radicale.url,
+        username=radicale.username,
+        password=radicale.password,
+    )
+
+
 def kept(source) -> list:
     return [
         (row.start, row.end, row.tentative)
@@ -43,12 +53,7 @@ def reread(source):
 
 def test_a_calendar_of_the_account_is_read_and_reread_by_its_ctag(radicale, clinician):
     practice = clinician.practice
-    account = connect_calendar_account(
-        clinician,
-        url=radicale.url,
-        username=radicale.username,
-        password=radicale.password,
-    )
+    account = connect(clinician, radicale)
     family = personal_calendar(radicale, "Family")
     swim = local(practice, days=1, hour=7)
     family.save_event(
@@ -106,12 +111,7 @@ def test_a_calendar_of_the_account_is_read_and_reread_by_its_ctag(radicale, clin
 
 
 def test_tends_own_calendar_is_never_read_as_busy_time(radicale, clinician):
-    account = connect_calendar_account(
-        clinician,
-        url=radicale.url,
-        username=radicale.username,
-        password=radicale.password,
-    )
+    account = connect(clinician, radicale)
 
     with pytest.raises(ValidationError) as refused:
         busy_source_add_caldav(user=clinician, calendar_url=account.calendar_url)
@@ -121,12 +121,7 @@ def test_tends_own_calendar_is_never_read_as_busy_time(radicale, clinician):
 
 
 def test_a_calendar_read_once_is_not_added_twice(radicale, clinician):
-    connect_calendar_account(
-        clinician,
-        url=radicale.url,
-        username=radicale.username,
-        password=radicale.password,
-    )
+    connect(clinician, radicale)
     work = personal_calendar(radicale, "Work")
     busy_source_add_caldav(user=clinician, calendar_url=str(work.url))
 
@@ -137,12 +132,7 @@ def test_a_calendar_read_once_is_not_added_twice(radicale, clinician):
 def test_a_disconnected_account_keeps_the_last_busy_time_and_says_why(
     radicale, clinician
 ):
-    account = connect_calendar_account(
-        clinician,
-        url=radicale.url,
-        username=radicale.username,
-        password=radicale.password,
-    )
+    account = connect(clinician, radicale)
     gym = personal_calendar(radicale, "Gym")
     start = local(clinician.practice, days=1, hour=18)
     event = vevent("g@example.org", start, start + timedelta(hours=1))
