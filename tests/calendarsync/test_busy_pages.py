@@ -186,3 +186,22 @@ def test_a_calendar_of_the_account_is_chosen_from_a_list_without_tends_own(
     source = BusySource.objects.get()
     assert source.kind == "caldav" and source.calendar.name == "Partner's shifts"
     assert "Read just now · 0 busy times" in text(client.get(SYNC))
+
+
+def test_the_page_makes_as_many_queries_for_five_calendars_as_for_one(
+    login, clinician, calendar_server
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = login(clinician)
+    add(client, calendar_server, clinician)
+    client.get(SYNC)
+    with CaptureQueriesContext(connection) as one:
+        client.get(SYNC)
+    for _ in range(4):
+        add(client, calendar_server, clinician)
+    with CaptureQueriesContext(connection) as five:
+        page = text(client.get(SYNC))
+    assert page.count("· 3 busy times") == 5
+    assert len(five) == len(one)
