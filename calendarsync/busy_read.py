@@ -28,6 +28,8 @@ from datetime import date, datetime, time, timedelta, tzinfo
 import icalendar
 import recurring_ical_events
 import x_wr_timezone
+from recurring_ical_events.adapters.event import EventAdapter
+from recurring_ical_events.selection.name import ComponentsWithName
 
 from calendarsync import outbound
 from calendarsync.caldav_client import CalDAVClient, CalDAVError, same_resource
@@ -405,6 +407,56 @@ def _split(
     return singles, series
 
 
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    """One time an event happens: its start and end as written, and the event
+    it comes from (the series, or the changed occurrence that replaced it)."""
+
+    start: date | datetime
+    end: date | datetime
+    event: icalendar.Event
+
+
+class _EventAdapter(EventAdapter):
+    @property
+    def event(self) -> icalendar.Event:
+        return self._component
+
+
+class _Occurrence(recurring_ical_events.Occurrence):
+    """An occurrence as start, end and its event, without the copy of the event
+    recurring-ical-events makes for each one by default (most of its time on a
+    calendar of thousands of occurrences)."""
+
+    def as_component(self, keep_recurrence_attributes: bool) -> Occurrence:  # noqa: FBT001
+        return Occurrence(self.start, self.end, self._adapter.event)
+
+
+# recurring-ical-events' extension point for what its queries return.
+OCCURRENCES = ComponentsWithName(
+    "VEVENT", adapter=_EventAdapter, occurrence=_Occurrence
+)
+
+
+def _occurrences(
+    calendar: icalendar.Calendar, *, first: date, last: date
+) -> list[Occurrence]:
+    """Every occurrence of the calendar's events from ``first`` to ``last``."""
+    singles, series = _split(calendar)
+    found = []
+    for event in singles:
+        start = event.DTSTART
+        if start is not None:
+            found.append(Occurrence(start, _end(event, start), event))
+    if series is not None:
+        found.extend(
+            recurring_ical_events.of(
+                series, components=[OCCURRENCES], skip_bad_series=True
+            ).between(first, last)
+        )
+    return found
+
+
 def busy_intervals(
     calendars: list[icalendar.Calendar],
     *,
@@ -424,26 +476,17 @@ def busy_intervals(
         # Floating times: in the calendar's own zone if it names one, else the
         # practice's.
         floating = _calendar_zone(calendar) or zone
-        singles, series = _split(calendar)
-        occurrences = singles
-        if series is not None:
-            occurrences = occurrences + recurring_ical_events.of(
-                series, components=["VEVENT"], skip_bad_series=True
-            ).between(first, last)
-        for event in occurrences:
-            if not _counts(event):
+        for occurrence in _occurrences(calendar, first=first, last=last):
+            if not _counts(occurrence.event):
                 continue
             try:
-                raw_start = event.DTSTART
-                if raw_start is None:
-                    continue
-                start = _moment(raw_start, floating)
-                end = _moment(_end(event, raw_start), floating)
-            except (TypeError, ValueError, KeyError):
+                start = _moment(occurrence.start, floating)
+                end = _moment(occurrence.end, floating)
+            except (TypeError, ValueError):
                 continue  # an event whose times make no sense: not busy
             if end <= start or end <= window_start or start >= window_end:
                 continue
-            found.append(BusyInterval(start, end, _tentative(event)))
+            found.append(BusyInterval(start, end, _tentative(occurrence.event)))
     return found
 
 
