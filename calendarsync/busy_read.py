@@ -206,6 +206,8 @@ EVENT_PROPERTIES = frozenset(
         "X-MICROSOFT-CDO-BUSYSTATUS",
     }
 )
+# Said by most events, and what an event means without them: not worth parsing.
+DEFAULTS = frozenset({"STATUS:CONFIRMED", "TRANSP:OPAQUE"})
 CALENDAR_PROPERTIES = frozenset(
     {"VERSION", "PRODID", "CALSCALE", "X-WR-CALNAME", "X-WR-TIMEZONE"}
 )
@@ -279,7 +281,11 @@ def busy_lines(data: bytes, *, days: tuple[str, str] | None = None) -> bytes:
             continue
         where = stack[-1]
         if where == "VEVENT":
-            if name in EVENT_PROPERTIES and event is not None:
+            if (
+                name in EVENT_PROPERTIES
+                and event is not None
+                and line.upper() not in DEFAULTS
+            ):
                 event.append(line)
         elif (where == "VCALENDAR" and name in CALENDAR_PROPERTIES) or where in (
             "VTIMEZONE",
