@@ -36,6 +36,8 @@ class Size:
     group_clinicians: int = 300  # S4
     team_size: int = 25
     page_repeats: int = 10
+    busy_events: int = 2000  # S6: a personal calendar read as busy time
+    busy_series: int = 100
 
 
 FULL = Size()
@@ -50,6 +52,8 @@ TINY = Size(
     patients=12,
     repeats=3,
     naive_repeats=2,
+    busy_events=200,
+    busy_series=10,
 )
 
 

@@ -9,6 +9,10 @@ import environ
 os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789-0123456789")
 os.environ.setdefault("CALENDAR_FEED_KEY", "bench-only-feed-key-0123456789-0123456789")
 os.environ.setdefault("STATIC_MANIFEST", "false")
+# S6 keeps a personal calendar's address encrypted, as production does.
+os.environ.setdefault(
+    "CALENDAR_ACCOUNT_KEY", "bench-only-account-key-0123456789-0123456789"
+)
 
 from config.settings import *  # noqa: E402,F403
 

@@ -31,3 +31,12 @@ class CalendarsyncConfig(AppConfig):
         hooks.user_authority_changed.connect(
             prune, weak=False, dispatch_uid="calendarsync-prune"
         )
+
+        def busy_owner_changed(sender, user, **kwargs):
+            from calendarsync.busy_sources import busy_sources_owner_changed
+
+            busy_sources_owner_changed(user)
+
+        hooks.user_authority_changed.connect(
+            busy_owner_changed, weak=False, dispatch_uid="calendarsync-busy"
+        )

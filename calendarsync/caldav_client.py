@@ -354,3 +354,24 @@ class CalDAVClient:
         response = self._request("DELETE", url, headers=headers)
         if response.status not in (200, 204, 404, 410):
             raise _error_for(response.status)
+
+    # -- reading (busy time) ---------------------------------------------------------
+
+    def calendar_query(self, calendar_url: str, start: str, end: str) -> list[bytes]:
+        """The iCalendar data of every event of the calendar that overlaps
+        ``start``..``end`` (UTC, ``20261129T000000Z``), recurring ones whole (REPORT
+        calendar-query, RFC 4791 section 7.8). Reads only."""
+        body = (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            f'<c:calendar-query xmlns:d="{DAV}" xmlns:c="{CALDAV}">'
+            "<d:prop><d:getetag/><c:calendar-data/></d:prop>"
+            '<c:filter><c:comp-filter name="VCALENDAR"><c:comp-filter name="VEVENT">'
+            f'<c:time-range start="{escape(start)}" end="{escape(end)}"/>'
+            "</c:comp-filter></c:comp-filter></c:filter></c:calendar-query>"
+        ).encode()
+        found = []
+        for _href, props in self._multistatus("REPORT", calendar_url, body, "1"):
+            data = props.get(_q(CALDAV, "calendar-data"))
+            if data is not None and data.text:
+                found.append(data.text.encode())
+        return found

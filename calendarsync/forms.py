@@ -81,3 +81,36 @@ class ChangeNoticesForm(forms.Form):
             "invalid_choice": "Choose whether Tend emails you about changes.",
         },
     )
+
+
+class BusyAddressForm(forms.Form):
+    """A personal calendar's secret iCalendar address, read as busy time."""
+
+    name = forms.CharField(
+        label="Calendar name",
+        max_length=120,
+        required=False,
+        help_text="Shown only to you, e.g. “Family”. Left empty, Tend uses the "
+        "calendar's own name.",
+    )
+    url = forms.CharField(
+        label="Secret iCal address",
+        max_length=2000,
+        help_text="Starts with https:// or webcal://. Tend keeps it encrypted and "
+        "shows only its host.",
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "spellcheck": "false", "inputmode": "url"}
+        ),
+    )
+
+    def __init__(self, *args, **kwargs):
+        # Its own ids: the sync page has other forms with a name field.
+        kwargs.setdefault("auto_id", "busy_%s")
+        super().__init__(*args, **kwargs)
+
+
+class BusyAccountCalendarForm(forms.Form):
+    """A calendar of the connected account, read as busy time."""
+
+    calendar = forms.CharField(max_length=500)
+    name = forms.CharField(max_length=120, required=False)

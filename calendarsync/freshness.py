@@ -797,6 +797,10 @@ UNWATCHED = {
     "calendarsync.PushedEvent",
     "calendarsync.ChangeNoticeSubscription",  # emails about changes, shows none
     "calendarsync.PendingChangeNotice",
+    # Personal calendars read in as busy time: no feed shows them.
+    "scheduling.BusyCalendar",
+    "scheduling.BusyTime",
+    "calendarsync.BusySource",
 }
 WATCHED_APPS = ("practice", "scheduling", "calendarsync")
 

@@ -26,7 +26,6 @@ CRLF = b"\r\n"
 MAX_LINE_OCTETS = 75
 PRODID = "-//Tend//Calendar sync 1.0//EN"
 REFRESH = "PT1H"
-
 # Every UID Tend writes ends in one of these. An appointment's own UID (personal,
 # clinician and practice-wide feeds, and pushed events) is its uuid with
 # ``TEND_UID_SUFFIX``; a busy-only block's is ``BUSY_UID_HEX`` hex digits of an

@@ -358,3 +358,69 @@ class PendingChangeNotice(models.Model):
 
     def __str__(self):
         return f"Change notice of appointment {self.appointment_id}"
+
+
+class BusySource(models.Model):
+    """Where one of a clinician's personal calendars is read from, to be kept as
+    busy time (``scheduling.BusyCalendar``): a secret iCalendar address, or a
+    calendar of their connected CalDAV account (read only, never written).
+
+    The address is a secret (whoever has it reads the whole calendar): it is kept
+    as a Fernet token (``calendarsync.crypto``) and shown only as ``address_hint``.
+    Nothing read from the calendar is kept here but the conditional-request
+    validators and how many busy intervals the last good read gave."""
+
+    class Kind(models.TextChoices):
+        ICS = "ics", "iCalendar address"
+        CALDAV = "caldav", "Calendar account"
+
+    practice = models.ForeignKey(
+        Practice, on_delete=models.CASCADE, related_name="busy_sources"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="busy_sources",
+    )
+    calendar = models.OneToOneField(
+        "scheduling.BusyCalendar", on_delete=models.CASCADE, related_name="source"
+    )
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    # ICS: the address as a Fernet token; useless without CALENDAR_ACCOUNT_KEY.
+    secret_url = models.TextField(blank=True, editable=False)
+    # What the page shows of the address: "calendar.google.com/…".
+    address_hint = models.CharField(max_length=300, blank=True)
+    # CalDAV: the calendar read in the owner's account (None once disconnected).
+    account = models.ForeignKey(
+        CalendarAccount,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="busy_sources",
+    )
+    caldav_url = models.URLField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # Conditional requests: the ETag and Last-Modified of the last good answer
+    # (CalDAV: the collection's ctag or sync token).
+    etag = models.CharField(max_length=300, blank=True)
+    last_modified = models.CharField(max_length=100, blank=True)
+    attempted_at = models.DateTimeField(null=True, blank=True)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    failure_message = models.CharField(max_length=300, blank=True)
+    busy_count = models.PositiveIntegerField(default=0)
+    # A read is queued to start at (or after) this moment; the read clears it as
+    # it starts (``calendarsync.busy_sources``).
+    read_queued_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(kind="ics") & ~Q(secret_url=""))
+                | (Q(kind="caldav") & ~Q(caldav_url="")),
+                name="busysource_has_address",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} busy source of user {self.owner_id}"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from django.http import Http404
 
 from calendarsync import tokens
-from calendarsync.models import CalendarAccount, FeedLink, FeedScope
+from calendarsync.models import BusySource, CalendarAccount, FeedLink, FeedScope
 from practice.models import Practice, Role, User
 
 
@@ -206,3 +206,28 @@ def personal_calendar_open(user: User) -> bool:
         scope=FeedScope.PERSONAL,
         clinician=user,
     )
+
+
+def busy_source_authorised(source: BusySource) -> bool:
+    """Whether a personal calendar may be read as busy time now: its owner is
+    active, still in the practice and a clinician. (Calendar sync's switches are
+    about calendars going out of Tend, not coming in.)"""
+    owner = source.owner
+    return (
+        owner.is_active
+        and owner.is_clinician
+        and owner.practice_id == source.practice_id
+    )
+
+
+def access_own_busy_source(user: User, source_id: int) -> BusySource:
+    """One of the user's own busy-time sources, or 404 (the same for another
+    user's and for a missing one)."""
+    source = (
+        BusySource.objects.select_related("calendar", "practice", "owner", "account")
+        .filter(pk=source_id, owner=user, practice=user.practice)
+        .first()
+    )
+    if source is None:
+        raise Http404
+    return source

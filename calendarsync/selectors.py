@@ -9,13 +9,17 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 
 from calendarsync.models import (
+    BusySource,
     CalendarAccount,
     FeedAccess,
     FeedLink,
     FeedScope,
     PushedEvent,
 )
-from calendarsync.permissions import calendar_account_authorised
+from calendarsync.permissions import (
+    busy_source_authorised,
+    calendar_account_authorised,
+)
 from practice.dates import format_datetime, format_time
 from practice.models import Practice, User
 from practice.selectors import clinician_list, user_list
@@ -197,3 +201,42 @@ def feed_access_disabled_user_ids(*, practice: Practice) -> set[int]:
             "user_id", flat=True
         )
     )
+
+
+def busy_sources_of(*, user: User) -> list[BusySource]:
+    """The user's own personal calendars read as busy time, oldest first."""
+    return list(
+        BusySource.objects.filter(owner=user, practice=user.practice)
+        .select_related("calendar", "practice", "owner")
+        .order_by("created_at", "id")
+    )
+
+
+def busy_source_state(source: BusySource, *, now: datetime) -> str:
+    """A personal calendar's state in words, as the sync page shows it: "Read 3
+    minutes ago · 42 busy times", "Failing since 09:10: 404 — …", "Stale: …"."""
+    if not busy_source_authorised(source):
+        return "Stopped · Tend reads the personal calendars of clinicians only"
+    zone = source.practice.zone
+    calendar = source.calendar
+    count = source.busy_count
+    busy_times = f"{count} busy time{'' if count == 1 else 's'}"
+    if calendar.read_at is None:
+        kept = ""
+    elif calendar.is_stale(now):
+        kept = f"Stale: not read since {format_datetime(calendar.read_at, zone)}"
+    else:
+        kept = f"Read {_elapsed(calendar.read_at, now)} · {busy_times}"
+    if source.failing_since is not None:
+        local = timezone.localtime(source.failing_since, zone)
+        today = timezone.localtime(now, zone).date()
+        when = (
+            format_time(local, zone)
+            if local.date() == today
+            else format_datetime(local, zone)
+        )
+        failing = f"Failing since {when}: {source.failure_message}"
+        if calendar.read_at is not None and not calendar.is_stale(now):
+            return f"{failing} · keeping the {busy_times} last read"
+        return f"{failing} · {kept}" if kept else failing
+    return kept or "Waiting for the first read"

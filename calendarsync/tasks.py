@@ -4,7 +4,7 @@ queue is a database table, and the link is made when the email is written."""
 
 from django.tasks import task
 
-from calendarsync import attention, notices, services
+from calendarsync import attention, busy_sources, notices, services
 
 
 @task
@@ -22,3 +22,10 @@ def attention_email(*, account_id: int, kind: str) -> bool:
 @task
 def change_notices_send(*, user_id: int) -> str:
     return notices.notices_send(user_id=user_id)
+
+
+@task
+def busy_source_read(source_id: int) -> str:
+    """Read one personal calendar as busy time and queue its next read. The result
+    is a word ("read", "unchanged", "failed"…): nothing of the calendar."""
+    return busy_sources.busy_source_read_queued(source_id)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from calendarsync import views
+from calendarsync import busy_views, views
 
 app_name = "calendarsync"
 
@@ -24,6 +24,22 @@ urlpatterns = [
         name="account_disconnect",
     ),
     path("settings/sync/notices/", views.change_notices, name="change_notices"),
+    path("settings/sync/busy/", busy_views.busy_add_address, name="busy_add"),
+    path(
+        "settings/sync/busy/account/",
+        busy_views.busy_account_calendars,
+        name="busy_account",
+    ),
+    path(
+        "settings/sync/busy/<int:source_id>/refresh/",
+        busy_views.busy_refresh,
+        name="busy_refresh",
+    ),
+    path(
+        "settings/sync/busy/<int:source_id>/remove/",
+        busy_views.busy_remove,
+        name="busy_remove",
+    ),
     path("settings/sync/admin/", views.admin, name="admin"),
     path("settings/sync/admin/practice/", views.admin_practice, name="admin_practice"),
     path(

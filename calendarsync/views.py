@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 from calendarsync import accounts, busylinks, notices, services
 from calendarsync import feed as feeds
 from calendarsync.accounts import calendar_account_calendars
+from calendarsync.busy_views import busy_context
 from calendarsync.clients import client_family
 from calendarsync.forms import (
     BusyLinkActionForm,
@@ -88,7 +89,13 @@ def sync(request):
     return _sync_page(request)
 
 
-def _sync_page(request, *, form: ConnectAccountForm | None = None, status=200):
+def _sync_page(
+    request,
+    *,
+    form: ConnectAccountForm | None = None,
+    status=200,
+    busy_form=None,
+):
     user = request.user
     access, links = services.feed_links_issue(user=user)
     return render(
@@ -105,6 +112,7 @@ def _sync_page(request, *, form: ConnectAccountForm | None = None, status=200):
             "busy": [item for item in links if item.link.scope == "busy"],
             **_account_context(user, form=form),
             "change_notices_on": notices.change_notices_enabled(user=user),
+            **busy_context(user, form=busy_form),
         },
         status=status,
     )

@@ -13,3 +13,14 @@ def office(practice):
 @pytest.fixture
 def telehealth(practice):
     return make_location(practice, name="Telehealth", telehealth=True)
+
+
+@pytest.fixture
+def calendar_server():
+    """A calendar host on loopback whose answers each test sets
+    (``tests.calendarsync.busy_support``)."""
+    from tests.calendarsync.busy_support import CalendarServer
+
+    server = CalendarServer()
+    yield server
+    server.close()

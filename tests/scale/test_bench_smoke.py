@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 
 from bench import run, scenarios
+from bench.busy import s6
 from bench.seed import TINY, seed
 
 WRK_OUTPUT = """Running 5s test @ http://127.0.0.1:8001
@@ -36,6 +37,7 @@ def test_bench_scenarios_run_at_tiny_size(bench_urls):
         for name in ("s1", "s2", "s3", "s4")
     }
     results["s5"] = {"skipped": "smoke test"}
+    results["s6"] = s6(seeded, TINY)
     for name in ("s1", "s2"):
         figures = results[name]
         assert figures["events"] > 0
@@ -52,6 +54,11 @@ def test_bench_scenarios_run_at_tiny_size(bench_urls):
     assert len(pages) == len(scenarios.S4_PAGES)
     for key in pages:
         assert results["s4"][key] == results["s4"][key.removesuffix("_at_2")], key
+
+    busy = results["s6"]
+    assert busy["events"] == TINY.busy_events
+    assert 0 < busy["intervals_kept"] <= busy["occurrences_in_window"]
+    assert busy["read_peak_bytes"] > 0
 
     text = run.report(results, {"when": "now", "database": "test"})
     assert text.startswith(run.START) and text.endswith(run.END)
