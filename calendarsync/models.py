@@ -225,6 +225,14 @@ class CalendarAccount(models.Model):
     # A run is queued to start at (or after) this moment; the run clears it when it
     # starts, so changes meanwhile enqueue no second one (``calendarsync.pushqueue``).
     push_queued_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Reset Access paused sending: runs remove Tend's events and send nothing until
+    # the owner resumes (``calendarsync.pushstop``).
+    paused_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # When a run first found it may not send (paused, or the owner may not read the
+    # calendar), and how many of Tend's events runs have removed since; both
+    # cleared by the first run that sends again.
+    stopped_at = models.DateTimeField(null=True, blank=True, editable=False)
+    stopped_removed = models.PositiveIntegerField(default=0, editable=False)
 
     def __str__(self):
         return f"{self.get_provider_display()} account of user {self.user_id}"

@@ -187,3 +187,10 @@ def calendar_account_authorised(account: CalendarAccount) -> bool:
         scope=FeedScope.PERSONAL,
         clinician=user,
     )
+
+
+def calendar_account_sending(account: CalendarAccount) -> bool:
+    """Whether a push run writes the schedule into ``account`` (True) or removes
+    Tend's events from it (False): Tend may push to it and Reset Access has not
+    paused it."""
+    return account.paused_at is None and calendar_account_authorised(account)

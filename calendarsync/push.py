@@ -14,7 +14,9 @@ server's listing (hrefs and ETags):
 - a resource of Tend's (named ``<uid>.ics``) that Tend no longer knows of is
   removed; anything else in the calendar is left alone;
 - while the owner may not read their calendar (``permissions.
-  calendar_account_authorised``), nothing must be there: Tend's events are removed.
+  calendar_account_authorised``), or Reset Access paused the account
+  (``calendarsync.pushstop``), nothing must be there: Tend's events are removed,
+  and counted on the account for the page.
 
 So a lost or repeated run heals at the next one, and a second run right after a
 first does nothing. Only ``account.calendar_url`` is ever written.
@@ -37,7 +39,7 @@ from django.utils import timezone
 from calendarsync import crypto, ical, pushqueue
 from calendarsync.caldav_client import CalDAVClient, CalDAVError
 from calendarsync.models import CalendarAccount, PushedEvent
-from calendarsync.permissions import calendar_account_authorised
+from calendarsync.permissions import calendar_account_sending
 from practice.models import AuditEvent
 from practice.services import audit_record
 from scheduling import publication
@@ -74,6 +76,8 @@ class PushResult:
     busy: bool = False
     # Dates were held back to the clock: a run after this writes the real ones.
     rerun_after: datetime | None = None
+    # Sending is stopped: the run removed Tend's events instead.
+    stopped: bool = False
 
     @property
     def writes(self) -> int:
@@ -157,9 +161,10 @@ def reconcile(
     if not account.calendar_url:
         return result
     # Without the right to read the calendar (access disabled, the practice's
-    # sync off, the owner deactivated or no longer a clinician) nothing of it may
-    # stay on the server: Tend's events are removed.
-    authorised = calendar_account_authorised(account)
+    # sync off, the owner deactivated or no longer a clinician), or after Reset
+    # Access, nothing of it may stay on the server: Tend's events are removed.
+    authorised = calendar_account_sending(account)
+    result.stopped = not authorised
     if not lease_claim(account):
         result.busy = True
         return result
@@ -281,6 +286,13 @@ def _record(account: CalendarAccount, result: PushResult, *, now: datetime) -> N
     if fresh is None:  # disconnected meanwhile
         return
     fresh.push_lease_until = None
+    if result.stopped:
+        # Counted even when the run failed part way: those are gone.
+        fresh.stopped_at = fresh.stopped_at or now
+        fresh.stopped_removed += result.deleted + result.orphans_removed
+    elif result.error is None:
+        fresh.stopped_at = None
+        fresh.stopped_removed = 0
     if result.error is None:
         if fresh.failing_since is not None:
             _audit(fresh, AuditEvent.Kind.CALENDAR_RECOVERED, {})

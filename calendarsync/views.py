@@ -16,7 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from calendarsync import accounts, services
+from calendarsync import accounts, pushstop, services
 from calendarsync import feed as feeds
 from calendarsync.accounts import calendar_account_calendars
 from calendarsync.clients import client_family
@@ -179,6 +179,21 @@ def account_calendar(request):
 
 @require_POST
 @practice_user_required
+def account_resume(request):
+    """Send to the signed-in user's calendar account again after Reset Access
+    paused it."""
+    account = access_own_calendar_account(request.user)
+    if account is None:
+        raise Http404
+    pushstop.calendar_account_resume(account=account)
+    messages.success(
+        request, "Tend sends your schedule to your calendar account again."
+    )
+    return redirect(reverse("calendarsync:sync") + "#account")
+
+
+@require_POST
+@practice_user_required
 def account_disconnect(request, user_id: int):
     """Disconnect a calendar account: one's own, or (administrators) anyone's in
     the practice."""
@@ -248,7 +263,10 @@ def admin(request):
             "members": feed_access_overview(practice=practice),
             "practice_sync_on": practice.calendar_sync_enabled,
             "calendar_accounts": [
-                (account, calendar_account_state(account, now=timezone.now()))
+                (
+                    account,
+                    calendar_account_state(account, now=timezone.now(), own=False),
+                )
                 for account in calendar_accounts_overview(practice=practice)
             ],
         },
