@@ -1,7 +1,8 @@
 """``make bench``: seed a fresh bench database, run S1–S5, print the figures and
 write them into bench/README.md.
 
-Usage: bench/run.py [--tiny] [--seconds N] [--no-wrk] [--no-readme]
+Usage: bench/run.py [--tiny] [--seconds N] [--push-seconds N] [--no-wrk]
+                    [--no-push] [--only s6] [--no-readme]
 
 The database is the bench's own: BENCH_DATABASE_URL if set, else a fresh
 ``tend_bench`` on the local PostgreSQL when it answers, else a fresh SQLite file
@@ -24,6 +25,7 @@ START = "<!-- figures: written by bench/run.py -->"
 END = "<!-- /figures -->"
 LOCAL_POSTGRES = "postgres://postgres@127.0.0.1:5432"
 BENCH_REDIS = "redis://127.0.0.1:6379/11"
+PUSH_TARGET_P95 = 5.0  # seconds (S6)
 
 
 def choose_database() -> str:
@@ -99,6 +101,19 @@ TARGETS = [
         "Peak memory of a rebuild ≤ 4× the feed's size (S1 and S2)",
         lambda r: (
             r["s1"]["rebuild_peak_ratio"] <= 4 and r["s2"]["rebuild_peak_ratio"] <= 4
+        ),
+    ),
+    (
+        "Direct push: change to readable on the CalDAV server, p95 < 5 s with one "
+        "worker, at 1 and at 50 changes a second (S6)",
+        lambda r: all(
+            phase["p95_s"] is not None
+            and phase["p95_s"] < PUSH_TARGET_P95
+            and phase["not_readable"] == 0
+            for phase in (
+                r["s6"]["at_1_per_s"],
+                r["s6"][f"at_{r['s6']['clinicians']}_per_s"],
+            )
         ),
     ),
     (
@@ -184,6 +199,30 @@ def report(results: dict, meta: dict) -> str:
             f"Appointment changes during the mixed run: "
             f"{s5['mixed'].get('appointment_changes')}."
         )
+    parts += ["", "### S6 — direct push to a CalDAV server (Radicale), one worker", ""]
+    s6 = results.get("s6", {"skipped": "not run"})
+    if "skipped" in s6:
+        parts.append(f"Skipped: {s6['skipped']}")
+    else:
+        parts.append(
+            f"{s6['clinicians']} clinicians, each with a connected account "
+            f"({s6['events_pushed']} events; first full sync of all of them "
+            f"{s6['first_full_sync_s']} s); {s6['worker']}."
+        )
+        parts += [
+            "",
+            "| rate | changes | p50 s | p95 s (target < 5) | max s | not readable "
+            "| push runs | poll sweep s |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for key, phase in s6.items():
+            if key.startswith("at_"):
+                parts.append(
+                    f"| {phase['changes_per_s']}/s | {phase['changes']} | "
+                    f"{phase['p50_s']} | {phase['p95_s']} | {phase['max_s']} | "
+                    f"{phase['not_readable']} | {phase['push_runs']} | "
+                    f"{phase['poll_sweep_mean_s']} |"
+                )
     parts += ["", END]
     return "\n".join(parts)
 
@@ -203,6 +242,18 @@ def main(argv=None) -> dict:
     parser.add_argument("--seconds", type=int, default=5, help="per wrk run")
     parser.add_argument("--no-wrk", action="store_true")
     parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument(
+        "--push-seconds", type=int, default=30, help="per S6 rate (tiny: 3)"
+    )
+    parser.add_argument("--no-push", action="store_true", help="skip S6")
+    parser.add_argument(
+        "--only", choices=["s6"], help="run only this scenario (no README)"
+    )
+    parser.add_argument(
+        "--worker-args",
+        default="",
+        help="extra db_worker arguments for S6, e.g. '--interval 0.2'",
+    )
     options = parser.parse_args(argv)
 
     FOLDER.mkdir(parents=True, exist_ok=True)
@@ -219,7 +270,7 @@ def main(argv=None) -> dict:
     from django.db import connection
     from django.test import Client
 
-    from bench import scenarios
+    from bench import push, scenarios
     from bench.seed import FULL, TINY, seed
 
     size = TINY if options.tiny else FULL
@@ -233,15 +284,28 @@ def main(argv=None) -> dict:
     print(f"Seeded {seeded.appointments} appointments in {took:.1f} s")
     client = Client()
     results = {}
-    for name in ("s1", "s2", "s3", "s4"):
-        results[name] = getattr(scenarios, name)(client, seeded, size)
-        print(name.upper(), json.dumps(results[name], indent=1))
-    if options.no_wrk:
-        results["s5"] = {"skipped": "--no-wrk"}
+    env = scenarios.environment_for_server(database_url, server_cache, str(FOLDER))
+    if options.only:
+        options.no_readme = True
     else:
-        env = scenarios.environment_for_server(database_url, server_cache, str(FOLDER))
-        results["s5"] = scenarios.s5(client, seeded, size, env, options.seconds)
-    print("S5", json.dumps(results["s5"], indent=1))
+        for name in ("s1", "s2", "s3", "s4"):
+            results[name] = getattr(scenarios, name)(client, seeded, size)
+            print(name.upper(), json.dumps(results[name], indent=1))
+        if options.no_wrk:
+            results["s5"] = {"skipped": "--no-wrk"}
+        else:
+            results["s5"] = scenarios.s5(client, seeded, size, env, options.seconds)
+        print("S5", json.dumps(results["s5"], indent=1))
+    if options.no_push:
+        results["s6"] = {"skipped": "--no-push"}
+    else:
+        results["s6"] = push.s6(
+            size,
+            env,
+            3 if options.tiny else options.push_seconds,
+            options.worker_args.split(),
+        )
+    print("S6", json.dumps(results["s6"], indent=1))
     meta = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "database": connection.vendor,
@@ -251,7 +315,7 @@ def main(argv=None) -> dict:
         "appointments": seeded.appointments,
         "total seconds": round(time.monotonic() - started, 1),
     }
-    text = report(results, meta)
+    text = "" if options.only else report(results, meta)
     print(text)
     if not options.no_readme:
         write_readme(text)
