@@ -3,8 +3,8 @@ being readable on a real CalDAV server, with one real database worker.
 
 The bench starts Radicale on loopback (one user per clinician, as
 ``tests/servers.RadicaleServer`` does for one), seeds a practice of its own
-("Bench Push": ``size.clinicians`` clinicians, four appointments a weekday from a
-week back to two weeks ahead), connects an account for every clinician through
+("Bench Push": ``size.clinicians`` clinicians, two appointments a weekday from
+three days back to ten days ahead, so the first full syncs stay short), connects an account for every clinician through
 the services the sync page uses, and starts one ``manage.py db_worker`` on the
 bench's database. Once the first full syncs are done it changes appointments as
 the SCHEDULING tab does (``appointment_update``: a move of five minutes), first
@@ -63,6 +63,14 @@ class Radicale:
             f"push{index}": f"push-password-{index}" for index in range(count)
         }
         self.process: subprocess.Popen | None = None
+        # The bench measures Tend, not the disk: Radicale syncs every write to
+        # disk, so its collections live in memory where the machine has a tmpfs.
+        shm = Path("/dev/shm")
+        self.storage = (
+            shm / f"tend-bench-radicale-{self.port}"
+            if shm.is_dir()
+            else folder / "collections"
+        )
 
     def start(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -81,7 +89,7 @@ class Radicale:
             "[rights]\n"
             "type = owner_only\n"
             "[storage]\n"
-            f"filesystem_folder = {self.folder / 'collections'}\n"
+            f"filesystem_folder = {self.storage}\n"
             "[logging]\n"
             "level = warning\n"
         )
@@ -104,6 +112,7 @@ class Radicale:
             self.process.terminate()
             self.process.wait(timeout=10)
             self.process = None
+        shutil.rmtree(self.storage, ignore_errors=True)
 
 
 def _seed(size: Size, now) -> list:
@@ -122,10 +131,10 @@ def _seed(size: Size, now) -> list:
         _fill(
             practice,
             clinician,
-            back=7,
-            ahead=14,
-            per_day=4,
-            stride=size.day_stride,
+            back=3,
+            ahead=10,
+            per_day=2,
+            stride=1,
             patients=patients,
             rng=rng,
             now=now,

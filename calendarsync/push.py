@@ -78,6 +78,10 @@ class PushResult:
     rerun_after: datetime | None = None
     # Sending is stopped: the run removed Tend's events instead.
     stopped: bool = False
+    # The calendar's tag as the run left it ("": unknown, list it next time).
+    calendar_tag: str = ""
+    # The run listed the calendar (it was not known unchanged).
+    listed: bool = False
 
     @property
     def writes(self) -> int:
@@ -175,7 +179,12 @@ def reconcile(
         for attempt in (1, 2):
             try:
                 _reconcile(
-                    account, client, now=now, result=result, authorised=authorised
+                    account,
+                    client,
+                    now=now,
+                    result=result,
+                    authorised=authorised,
+                    trust_tag=attempt == 1,
                 )
                 break
             except CalDAVError as error:
@@ -219,11 +228,23 @@ def _reconcile(
     now: datetime,
     result: PushResult,
     authorised: bool,
+    trust_tag: bool = True,
 ) -> None:
     wanted = wanted_events(account, now=now) if authorised else {}
     pushed = {row.uid: row for row in PushedEvent.objects.filter(account=account)}
-    listing = client.resources(account.calendar_url)
-    on_server = {_key(href): (href, etag) for href, etag in listing.items()}
+    tag = ""
+    if trust_tag and account.calendar_tag:
+        tag = client.collection_tag(account.calendar_url)
+    if tag and tag == account.calendar_tag:
+        # Nothing changed in the calendar since Tend's last run left it as Tend
+        # wants: Tend's record is what a listing would say (one small request
+        # instead of a listing of every resource).
+        on_server = {_key(row.href): (row.href, row.etag) for row in pushed.values()}
+    else:
+        result.listed = True
+        listing = client.resources(account.calendar_url)
+        on_server = {_key(href): (href, etag) for href, etag in listing.items()}
+    writes = result.writes
     known = set()
 
     for uid, want in wanted.items():
@@ -277,6 +298,13 @@ def _reconcile(
         for row in missing:
             row.etag = listing.get(_key(row.href), "")
             row.save(update_fields=["etag"])
+    # The tag the calendar has now, for the next run to compare. A change made
+    # outside Tend between the last write above and this read is taken for
+    # Tend's own; the nightly reconcile (which lists) puts it right.
+    if tag and result.writes == writes:
+        result.calendar_tag = tag
+    else:
+        result.calendar_tag = client.collection_tag(account.calendar_url)
 
 
 @transaction.atomic
@@ -303,6 +331,7 @@ def _record(account: CalendarAccount, result: PushResult, *, now: datetime) -> N
         fresh.failure_message = ""
         fresh.needs_attention = False
         fresh.restored_count += result.restored
+        fresh.calendar_tag = result.calendar_tag[:500]
     else:
         if fresh.failing_since is None:
             fresh.failing_since = now
@@ -312,6 +341,8 @@ def _record(account: CalendarAccount, result: PushResult, *, now: datetime) -> N
                 {"reason": result.error.kind, "message": result.error.message},
             )
         fresh.failure_message = result.error.message[:300]
+        # After a failure the next run lists the calendar.
+        fresh.calendar_tag = ""
         fresh.needs_attention = result.error.needs_attention
         logger.warning(
             "Calendar push failed for account %s: %s", fresh.pk, result.error.kind
