@@ -4,14 +4,15 @@ being readable on a real CalDAV server, with one real database worker.
 The bench starts Radicale on loopback (one user per clinician, as
 ``tests/servers.RadicaleServer`` does for one), seeds a practice of its own
 ("Bench Push": ``size.clinicians`` clinicians, two appointments a weekday from
-three days back to ten days ahead, so the first full syncs stay short), connects an account for every clinician through
-the services the sync page uses, and starts one ``manage.py db_worker`` on the
-bench's database. Once the first full syncs are done it changes appointments as
-the SCHEDULING tab does (``appointment_update``: a move of five minutes), first
-one a second, then ``size.clinicians`` a second spread over every clinician, and
-a poller GETs each changed resource from Radicale until it carries the change's
-SEQUENCE. A change's time runs from its commit to the first GET that shows it, so
-it includes up to one poll sweep (the mean sweep is printed beside it)."""
+three days back to ten days ahead, so the first full syncs stay short), connects
+an account for every clinician through the services the sync page uses, and
+starts one ``manage.py db_worker`` on the bench's database. Once the first full
+syncs are done it changes appointments as the SCHEDULING tab does
+(``appointment_update``: a move of five minutes), first one a second, then
+``size.clinicians`` a second spread over every clinician, and a poller GETs each
+changed resource from Radicale until it carries the change's SEQUENCE. A
+change's time runs from its commit to the first GET that shows it, so it
+includes up to one poll sweep (the mean sweep is printed beside it)."""
 
 import re
 import shutil
@@ -65,7 +66,7 @@ class Radicale:
         self.process: subprocess.Popen | None = None
         # The bench measures Tend, not the disk: Radicale syncs every write to
         # disk, so its collections live in memory where the machine has a tmpfs.
-        shm = Path("/dev/shm")
+        shm = Path("/dev/shm")  # noqa: S108 - a folder of our own under it
         self.storage = (
             shm / f"tend-bench-radicale-{self.port}"
             if shm.is_dir()
