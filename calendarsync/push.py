@@ -325,7 +325,8 @@ def _record(account: CalendarAccount, result: PushResult, *, now: datetime) -> N
         if fresh.failing_since is not None:
             _audit(fresh, AuditEvent.Kind.CALENDAR_RECOVERED, {})
         if result.writes:
-            fresh.last_sent_at = now
+            # When the last change was sent: the run's end, not its start.
+            fresh.last_sent_at = timezone.now()
         fresh.last_reconciled_at = now
         fresh.failing_since = None
         fresh.failure_message = ""

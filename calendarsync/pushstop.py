@@ -85,7 +85,12 @@ def stop_cause(account: CalendarAccount, *, now: datetime, own: bool) -> str:
     return "Sending stopped: the user is no longer an active clinician here"
 
 
-def stop_outcome(account: CalendarAccount, *, own: bool) -> str:
+def _running(account: CalendarAccount, now: datetime) -> bool:
+    """A run holds the account now (its counts are not written yet)."""
+    return account.push_lease_until is not None and account.push_lease_until > now
+
+
+def stop_outcome(account: CalendarAccount, *, now: datetime, own: bool) -> str:
     """What became of Tend's events in a stopped account, in words: removed,
     being removed, or not removable yet and why."""
     left = getattr(account, "pushed_count", None)
@@ -109,6 +114,8 @@ def stop_outcome(account: CalendarAccount, *, own: bool) -> str:
         )
     if left:
         return f"Tend is removing its {_count(left)} from {place}."
+    if _running(account, now):
+        return f"Tend is removing its events from {place}."
     removed = account.stopped_removed
     if removed:
         were = "was" if removed == 1 else "were"
@@ -122,4 +129,15 @@ def calendar_account_stopped_state(
     """A stopped account's state in words: the cause and the outcome ("Sending
     stopped when you reset access at 10:42: Tend's 14 events were removed from
     your iCloud calendar.")."""
-    return f"{stop_cause(account, now=now, own=own)}: {stop_outcome(account, own=own)}"
+    return (
+        f"{stop_cause(account, now=now, own=own)}: "
+        f"{stop_outcome(account, now=now, own=own)}"
+    )
+
+
+def calendar_account_resuming_state(account: CalendarAccount) -> str | None:
+    """The state in words while sending resumes after a stop, until the first run
+    that sends is done (None otherwise)."""
+    if account.stopped_at is None:
+        return None
+    return "Sending again · putting your appointments back"

@@ -15,7 +15,10 @@ from calendarsync.models import (
     FeedScope,
 )
 from calendarsync.permissions import calendar_account_sending
-from calendarsync.pushstop import calendar_account_stopped_state
+from calendarsync.pushstop import (
+    calendar_account_resuming_state,
+    calendar_account_stopped_state,
+)
 from practice.dates import format_datetime, format_time
 from practice.models import Practice, User
 from practice.selectors import clinician_list, user_list
@@ -136,6 +139,9 @@ def calendar_account_state(
     False: as administrators see someone else's)."""
     if account.calendar_url and not calendar_account_sending(account):
         return calendar_account_stopped_state(account, now=now, own=own)
+    resuming = calendar_account_resuming_state(account)
+    if resuming is not None and account.failing_since is None:
+        return resuming
     if account.failing_since is not None:
         local = timezone.localtime(account.failing_since, account.practice.zone)
         today = timezone.localtime(now, account.practice.zone).date()

@@ -11,7 +11,7 @@ import icalendar
 import pytest
 from django.utils import timezone
 
-from calendarsync import push
+from calendarsync import push, pushstop
 from calendarsync.models import CalendarAccount, FeedAccess
 from calendarsync.selectors import calendar_account_state
 from calendarsync.services import (
@@ -219,3 +219,39 @@ def test_resume_is_the_owners_own_and_needs_an_account(
     account.refresh_from_db()
     assert account.paused_at is not None
     assert login(clinician).get(RESUME).status_code == 405
+
+
+def test_the_words_while_a_run_removes_or_puts_back(
+    clinician, radicale, settings, django_capture_on_commit_callbacks
+):
+    """Between a stop and the end of the run that removes the events, and
+    between Resume and the end of the run that puts them back, the page says
+    what is going on rather than "none" or "up to date"."""
+    account = connect(clinician, radicale)
+    two_appointments(clinician, django_capture_on_commit_callbacks)
+    settings.TASKS = {
+        "default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}
+    }
+    feed_access_reset(user=clinician, actor=clinician, client_ip=None)
+    account = CalendarAccount.objects.select_related("user", "practice").get(
+        pk=account.pk
+    )
+    state = calendar_account_state(account, now=timezone.now())
+    assert state.endswith(": Tend is removing its 2 events from your CalDAV calendar.")
+
+    # The run has deleted every row but not written its counts yet.
+    assert push.lease_claim(account)
+    account.pushed_events.all().delete()
+    account.refresh_from_db()
+    state = calendar_account_state(account, now=timezone.now())
+    assert state.endswith(": Tend is removing its events from your CalDAV calendar.")
+
+    CalendarAccount.objects.filter(pk=account.pk).update(
+        push_lease_until=None, stopped_at=timezone.now(), stopped_removed=2
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        pushstop.calendar_account_resume(account=account)
+    account.refresh_from_db()
+    assert calendar_account_state(account, now=timezone.now()) == (
+        "Sending again · putting your appointments back"
+    )
