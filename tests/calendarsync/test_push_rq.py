@@ -3,13 +3,12 @@ instead of the database backend: Tend's queue correctness lives on the account
 (``push_queued_at``), not in the backend, so the same changes reach Radicale
 through Redis, one run per account however many changes."""
 
-import caldav
-import icalendar
 import pytest
 from django.tasks import task_backends
 
 from calendarsync.models import CalendarAccount
 from tests.factories import connect_calendar_account, local, make_appointment
+from tests.support import caldav_uids
 
 rq = pytest.importorskip("rq")
 django_rq = pytest.importorskip("django_rq")
@@ -37,14 +36,7 @@ def work(queue) -> None:
 
 
 def server_uids(server, account) -> set[str]:
-    dav = caldav.DAVClient(
-        url=server.url, username=server.username, password=server.password
-    )
-    uids = set()
-    for resource in dav.calendar(url=account.calendar_url).events():
-        (event,) = icalendar.Calendar.from_ical(resource.data).walk("VEVENT")
-        uids.add(str(event["UID"]))
-    return uids
+    return caldav_uids(server, account.calendar_url)
 
 
 @pytest.mark.django_db(transaction=True)

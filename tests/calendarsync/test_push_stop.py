@@ -6,8 +6,6 @@ too; the sync page and the administrators' page say what became of them."""
 import html
 import re
 
-import caldav
-import icalendar
 import pytest
 from django.utils import timezone
 
@@ -24,6 +22,7 @@ from practice.dates import format_time
 from practice.services import user_set_active
 from tests.factories import connect_calendar_account, local, make_appointment
 from tests.servers import RadicaleServer
+from tests.support import caldav_uids
 
 SYNC = "/settings/sync/"
 ACCESS = "/settings/sync/access/"
@@ -42,15 +41,7 @@ def connect(user, server) -> CalendarAccount:
 
 
 def server_uids(server, account) -> set[str]:
-    """The UIDs in Tend's calendar, read with the caldav library."""
-    dav = caldav.DAVClient(
-        url=server.url, username=server.username, password=server.password
-    )
-    uids = set()
-    for resource in dav.calendar(url=account.calendar_url).events():
-        (event,) = icalendar.Calendar.from_ical(resource.data).walk("VEVENT")
-        uids.add(str(event["UID"]))
-    return uids
+    return caldav_uids(server, account.calendar_url)
 
 
 def two_appointments(clinician, capture) -> set[str]:

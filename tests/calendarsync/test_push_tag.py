@@ -4,31 +4,18 @@ real CalDAV servers: a change in Tend alone costs one small request and the
 writes; a change made on the server still makes the run list and restore it;
 after a failure and at the nightly reconcile a run lists whatever the tag."""
 
-from datetime import timedelta
-
 from django.core.management import call_command
-from django.db.models import F
 from django.utils import timezone
 
 from calendarsync import push
 from calendarsync.models import CalendarAccount, PushedEvent
-from scheduling.models import Appointment
+from tests.calendarsync.test_push import age
 from tests.factories import (
     change_appointment,
     connect_calendar_account,
     local,
     make_appointment,
 )
-
-
-def age() -> None:
-    """A minute passes, so no date is held back to the clock."""
-    minute = timedelta(minutes=1)
-    Appointment.objects.update(
-        created_at=F("created_at") - minute,
-        updated_at=F("updated_at") - minute,
-        deleted_at=F("deleted_at") - minute,
-    )
 
 
 def test_a_run_lists_the_calendar_only_when_it_may_have_changed_there(
