@@ -1,4 +1,4 @@
-"""S6: reading a personal calendar as busy time (``calendarsync.busy_read``,
+"""S7: reading a personal calendar as busy time (``calendarsync.busy_read``,
 ``busy_sources``): a calendar of ``busy_events`` events, ``busy_series`` of them
 recurring, served over loopback by a plain HTTP server, fetched through the
 outbound rules, parsed, expanded over today..90 days and stored as merged
@@ -130,7 +130,7 @@ def _median(samples: list[float]) -> float:
     return round(ordered[len(ordered) // 2] * 1000, 1)
 
 
-def s6(seeded: Seeded, size: Size) -> dict:
+def s7(seeded: Seeded, size: Size) -> dict:
     from calendarsync.busy_read import ics_fetch, read_busy
     from calendarsync.busy_sources import busy_source_add_ics, busy_source_read
     from calendarsync.models import BusySource

@@ -1,7 +1,8 @@
 """``make bench``: seed a fresh bench database, run S1–S5, print the figures and
 write them into bench/README.md.
 
-Usage: bench/run.py [--tiny] [--seconds N] [--no-wrk] [--no-readme]
+Usage: bench/run.py [--tiny] [--seconds N] [--push-seconds N] [--no-wrk]
+                    [--no-push] [--only s6] [--no-readme]
 
 The database is the bench's own: BENCH_DATABASE_URL if set, else a fresh
 ``tend_bench`` on the local PostgreSQL when it answers, else a fresh SQLite file
@@ -24,6 +25,7 @@ START = "<!-- figures: written by bench/run.py -->"
 END = "<!-- /figures -->"
 LOCAL_POSTGRES = "postgres://postgres@127.0.0.1:5432"
 BENCH_REDIS = "redis://127.0.0.1:6379/11"
+PUSH_TARGET_P95 = 5.0  # seconds (S6)
 
 
 def choose_database() -> str:
@@ -102,6 +104,19 @@ TARGETS = [
         ),
     ),
     (
+        "Direct push: change to readable on the CalDAV server, p95 < 5 s with one "
+        "worker, at 1 and at 50 changes a second (S6)",
+        lambda r: all(
+            phase["p95_s"] is not None
+            and phase["p95_s"] < PUSH_TARGET_P95
+            and phase["not_readable"] == 0
+            for phase in (
+                r["s6"]["at_1_per_s"],
+                r["s6"][f"at_{r['s6']['clinicians']}_per_s"],
+            )
+        ),
+    ),
+    (
         "Week view queries constant in clinicians and appointments (S4)",
         lambda r: r["s4"]["small_queries"] == r["s4"]["large_queries"],
     ),
@@ -114,8 +129,8 @@ TARGETS = [
         ),
     ),
     (
-        "Reading a personal calendar of 2,000 events, 100 series, < 1 s (S6)",
-        lambda r: r["s6"]["read_ms"] < 1000,
+        "Reading a personal calendar of 2,000 events, 100 series, < 1 s (S7)",
+        lambda r: r["s7"]["read_ms"] < 1000,
     ),
     (
         "SCHEDULING pages at 300 clinicians ≤ 150 ms and ≤ 200 KB of HTML (S4)",
@@ -160,7 +175,7 @@ def report(results: dict, meta: dict) -> str:
         "s2": "S2 — practice-wide, 50 clinicians",
         "s3": "S3 — conditional requests",
         "s4": "S4 — SCHEDULING, all clinicians (2, 50 and 300)",
-        "s6": "S6 — a personal calendar read as busy time",
+        "s7": "S7 — a personal calendar read as busy time",
     }
     for key, title in titles.items():
         if key in results:
@@ -190,6 +205,30 @@ def report(results: dict, meta: dict) -> str:
             f"Appointment changes during the mixed run: "
             f"{s5['mixed'].get('appointment_changes')}."
         )
+    parts += ["", "### S6 — direct push to a CalDAV server (Radicale), one worker", ""]
+    s6 = results.get("s6", {"skipped": "not run"})
+    if "skipped" in s6:
+        parts.append(f"Skipped: {s6['skipped']}")
+    else:
+        parts.append(
+            f"{s6['clinicians']} clinicians, each with a connected account "
+            f"({s6['events_pushed']} events; first full sync of all of them "
+            f"{s6['first_full_sync_s']} s); {s6['worker']}."
+        )
+        parts += [
+            "",
+            "| rate | changes | p50 s | p95 s (target < 5) | max s | not readable "
+            "| push runs | poll sweep s |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for key, phase in s6.items():
+            if key.startswith("at_"):
+                parts.append(
+                    f"| {phase['changes_per_s']}/s | {phase['changes']} | "
+                    f"{phase['p50_s']} | {phase['p95_s']} | {phase['max_s']} | "
+                    f"{phase['not_readable']} | {phase['push_runs']} | "
+                    f"{phase['poll_sweep_mean_s']} |"
+                )
     parts += ["", END]
     return "\n".join(parts)
 
@@ -209,6 +248,18 @@ def main(argv=None) -> dict:
     parser.add_argument("--seconds", type=int, default=5, help="per wrk run")
     parser.add_argument("--no-wrk", action="store_true")
     parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument(
+        "--push-seconds", type=int, default=30, help="per S6 rate (tiny: 3)"
+    )
+    parser.add_argument("--no-push", action="store_true", help="skip S6")
+    parser.add_argument(
+        "--only", choices=["s6"], help="run only this scenario (no README)"
+    )
+    parser.add_argument(
+        "--worker-args",
+        default="",
+        help="extra db_worker arguments for S6, e.g. '--interval 0.2'",
+    )
     options = parser.parse_args(argv)
 
     FOLDER.mkdir(parents=True, exist_ok=True)
@@ -225,13 +276,14 @@ def main(argv=None) -> dict:
     from django.db import connection
     from django.test import Client
 
-    from bench import scenarios
+    from bench import push, scenarios
     from bench.seed import FULL, TINY, seed
 
     size = TINY if options.tiny else FULL
     started = time.monotonic()
     call_command("migrate", verbosity=0, interactive=False)
-    seeded = seed(size)
+    # --only s6 needs nothing of S1–S5's data at full size.
+    seeded = seed(TINY if options.only else size)
     with connection.cursor() as cursor:
         # Statistics, as autovacuum would have them in production.
         cursor.execute("ANALYZE")
@@ -239,19 +291,33 @@ def main(argv=None) -> dict:
     print(f"Seeded {seeded.appointments} appointments in {took:.1f} s")
     client = Client()
     results = {}
-    for name in ("s1", "s2", "s3", "s4"):
-        results[name] = getattr(scenarios, name)(client, seeded, size)
-        print(name.upper(), json.dumps(results[name], indent=1))
-    from bench.busy import s6
-
-    results["s6"] = s6(seeded, size)
-    print("S6", json.dumps(results["s6"], indent=1))
-    if options.no_wrk:
-        results["s5"] = {"skipped": "--no-wrk"}
+    env = scenarios.environment_for_server(database_url, server_cache, str(FOLDER))
+    if options.only:
+        options.no_readme = True
     else:
-        env = scenarios.environment_for_server(database_url, server_cache, str(FOLDER))
-        results["s5"] = scenarios.s5(client, seeded, size, env, options.seconds)
-    print("S5", json.dumps(results["s5"], indent=1))
+        for name in ("s1", "s2", "s3", "s4"):
+            results[name] = getattr(scenarios, name)(client, seeded, size)
+            print(name.upper(), json.dumps(results[name], indent=1))
+        if options.no_wrk:
+            results["s5"] = {"skipped": "--no-wrk"}
+        else:
+            results["s5"] = scenarios.s5(client, seeded, size, env, options.seconds)
+        print("S5", json.dumps(results["s5"], indent=1))
+    if options.no_push:
+        results["s6"] = {"skipped": "--no-push"}
+    else:
+        results["s6"] = push.s6(
+            size,
+            env,
+            3 if options.tiny else options.push_seconds,
+            options.worker_args.split(),
+        )
+    print("S6", json.dumps(results["s6"], indent=1))
+    if not options.only:
+        from bench.busy import s7
+
+        results["s7"] = s7(seeded, size)
+        print("S7", json.dumps(results["s7"], indent=1))
     meta = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "database": connection.vendor,
@@ -261,7 +327,7 @@ def main(argv=None) -> dict:
         "appointments": seeded.appointments,
         "total seconds": round(time.monotonic() - started, 1),
     }
-    text = report(results, meta)
+    text = "" if options.only else report(results, meta)
     print(text)
     if not options.no_readme:
         write_readme(text)

@@ -9,10 +9,10 @@ import environ
 os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789-0123456789")
 os.environ.setdefault("CALENDAR_FEED_KEY", "bench-only-feed-key-0123456789-0123456789")
 os.environ.setdefault("STATIC_MANIFEST", "false")
-# S6 keeps a personal calendar's address encrypted, as production does.
-os.environ.setdefault(
-    "CALENDAR_ACCOUNT_KEY", "bench-only-account-key-0123456789-0123456789"
-)
+# S6 connects calendar accounts to a Radicale on loopback; S7 keeps a personal
+# calendar's address encrypted, as production does.
+os.environ.setdefault("CALENDAR_ACCOUNT_KEY", "bench-only-account-key-0123456789-0123")
+os.environ.setdefault("OUTBOUND_ALLOWED_NETWORKS", "127.0.0.0/8")
 
 from config.settings import *  # noqa: E402,F403
 
@@ -24,6 +24,8 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
 CACHES = {"default": _env.cache("BENCH_CACHE_URL", default="locmemcache://bench")}
 CACHE_SHARED = CACHES["default"]["BACKEND"].endswith("RedisCache")
 ROOT_URLCONF = "bench.urls"
+# S6 measures the real queue: the database backend and its worker.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DEBUG = False

@@ -310,6 +310,17 @@ class CalDAVClient:
 
     # -- resources -----------------------------------------------------------------
 
+    def collection_tag(self, calendar_url: str) -> str:
+        """The calendar's sync-token, else its ctag: it changes whenever anything
+        in the calendar does ("" when the server offers neither)."""
+        body = _propfind_body((DAV, "sync-token"), (CALSERVER, "getctag"))
+        for _href, props in self._multistatus("PROPFIND", calendar_url, body, "0"):
+            for namespace, name in ((DAV, "sync-token"), (CALSERVER, "getctag")):
+                element = props.get(_q(namespace, name))
+                if element is not None and (element.text or "").strip():
+                    return (element.text or "").strip()
+        return ""
+
     def resources(self, calendar_url: str) -> dict[str, str]:
         """{absolute href: ETag} of every resource in the calendar (Depth 1)."""
         found = {}

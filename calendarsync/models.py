@@ -238,6 +238,19 @@ class CalendarAccount(models.Model):
     # episode (cleared by the next successful run; ``calendarsync.attention``).
     attention_emailed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
+    # Reset Access paused sending: runs remove Tend's events and send nothing until
+    # the owner resumes (``calendarsync.pushstop``).
+    paused_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # When a run first found it may not send (paused, or the owner may not read the
+    # calendar), and how many of Tend's events runs have removed since; both
+    # cleared by the first run that sends again.
+    stopped_at = models.DateTimeField(null=True, blank=True, editable=False)
+    stopped_removed = models.PositiveIntegerField(default=0, editable=False)
+    # The calendar's sync-token or ctag when Tend's last run left it as Tend wants:
+    # while the server still reports it, nothing changed there, and a run need not
+    # list the calendar (``calendarsync.push``). Empty: the next run lists it.
+    calendar_tag = models.CharField(max_length=500, blank=True, editable=False)
+
     def __str__(self):
         return f"{self.get_provider_display()} account of user {self.user_id}"
 

@@ -231,3 +231,10 @@ def access_own_busy_source(user: User, source_id: int) -> BusySource:
     if source is None:
         raise Http404
     return source
+
+
+def calendar_account_sending(account: CalendarAccount) -> bool:
+    """Whether a push run writes the schedule into ``account`` (True) or removes
+    Tend's events from it (False): Tend may push to it and Reset Access has not
+    paused it."""
+    return account.paused_at is None and calendar_account_authorised(account)

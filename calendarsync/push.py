@@ -14,7 +14,9 @@ server's listing (hrefs and ETags):
 - a resource of Tend's (named ``<uid>.ics``) that Tend no longer knows of is
   removed; anything else in the calendar is left alone;
 - while the owner may not read their calendar (``permissions.
-  calendar_account_authorised``), nothing must be there: Tend's events are removed.
+  calendar_account_authorised``), or Reset Access paused the account
+  (``calendarsync.pushstop``), nothing must be there: Tend's events are removed,
+  and counted on the account for the page.
 
 So a lost or repeated run heals at the next one, and a second run right after a
 first does nothing. Only ``account.calendar_url`` is ever written.
@@ -38,7 +40,7 @@ from django.utils import timezone
 from calendarsync import crypto, ical, pushqueue, tasks
 from calendarsync.caldav_client import CalDAVClient, CalDAVError
 from calendarsync.models import CalendarAccount, PushedEvent
-from calendarsync.permissions import calendar_account_authorised
+from calendarsync.permissions import calendar_account_sending
 from practice.models import AuditEvent
 from practice.services import audit_record
 from scheduling import publication
@@ -75,6 +77,12 @@ class PushResult:
     busy: bool = False
     # Dates were held back to the clock: a run after this writes the real ones.
     rerun_after: datetime | None = None
+    # Sending is stopped: the run removed Tend's events instead.
+    stopped: bool = False
+    # The calendar's tag as the run left it ("": unknown, list it next time).
+    calendar_tag: str = ""
+    # The run listed the calendar (it was not known unchanged).
+    listed: bool = False
 
     @property
     def writes(self) -> int:
@@ -158,9 +166,10 @@ def reconcile(
     if not account.calendar_url:
         return result
     # Without the right to read the calendar (access disabled, the practice's
-    # sync off, the owner deactivated or no longer a clinician) nothing of it may
-    # stay on the server: Tend's events are removed.
-    authorised = calendar_account_authorised(account)
+    # sync off, the owner deactivated or no longer a clinician), or after Reset
+    # Access, nothing of it may stay on the server: Tend's events are removed.
+    authorised = calendar_account_sending(account)
+    result.stopped = not authorised
     if not lease_claim(account):
         result.busy = True
         return result
@@ -171,7 +180,12 @@ def reconcile(
         for attempt in (1, 2):
             try:
                 _reconcile(
-                    account, client, now=now, result=result, authorised=authorised
+                    account,
+                    client,
+                    now=now,
+                    result=result,
+                    authorised=authorised,
+                    trust_tag=attempt == 1,
                 )
                 break
             except CalDAVError as error:
@@ -215,11 +229,23 @@ def _reconcile(
     now: datetime,
     result: PushResult,
     authorised: bool,
+    trust_tag: bool = True,
 ) -> None:
     wanted = wanted_events(account, now=now) if authorised else {}
     pushed = {row.uid: row for row in PushedEvent.objects.filter(account=account)}
-    listing = client.resources(account.calendar_url)
-    on_server = {_key(href): (href, etag) for href, etag in listing.items()}
+    tag = ""
+    if trust_tag and account.calendar_tag:
+        tag = client.collection_tag(account.calendar_url)
+    if tag and tag == account.calendar_tag:
+        # Nothing changed in the calendar since Tend's last run left it as Tend
+        # wants: Tend's record is what a listing would say (one small request
+        # instead of a listing of every resource).
+        on_server = {_key(row.href): (row.href, row.etag) for row in pushed.values()}
+    else:
+        result.listed = True
+        listing = client.resources(account.calendar_url)
+        on_server = {_key(href): (href, etag) for href, etag in listing.items()}
+    writes = result.writes
     known = set()
 
     for uid, want in wanted.items():
@@ -273,6 +299,13 @@ def _reconcile(
         for row in missing:
             row.etag = listing.get(_key(row.href), "")
             row.save(update_fields=["etag"])
+    # The tag the calendar has now, for the next run to compare. A change made
+    # outside Tend between the last write above and this read is taken for
+    # Tend's own; the nightly reconcile (which lists) puts it right.
+    if tag and result.writes == writes:
+        result.calendar_tag = tag
+    else:
+        result.calendar_tag = client.collection_tag(account.calendar_url)
 
 
 @transaction.atomic
@@ -282,11 +315,19 @@ def _record(account: CalendarAccount, result: PushResult, *, now: datetime) -> N
     if fresh is None:  # disconnected meanwhile
         return
     fresh.push_lease_until = None
+    if result.stopped:
+        # Counted even when the run failed part way: those are gone.
+        fresh.stopped_at = fresh.stopped_at or now
+        fresh.stopped_removed += result.deleted + result.orphans_removed
+    elif result.error is None:
+        fresh.stopped_at = None
+        fresh.stopped_removed = 0
     if result.error is None:
         if fresh.failing_since is not None:
             _audit(fresh, AuditEvent.Kind.CALENDAR_RECOVERED, {})
         if result.writes:
-            fresh.last_sent_at = now
+            # When the last change was sent: the run's end, not its start.
+            fresh.last_sent_at = timezone.now()
         fresh.last_reconciled_at = now
         fresh.failing_since = None
         fresh.failure_message = ""
@@ -294,6 +335,7 @@ def _record(account: CalendarAccount, result: PushResult, *, now: datetime) -> N
         # A new failure after this recovery emails the user again.
         fresh.attention_emailed_at = None
         fresh.restored_count += result.restored
+        fresh.calendar_tag = result.calendar_tag[:500]
     else:
         if fresh.failing_since is None:
             fresh.failing_since = now
@@ -303,6 +345,8 @@ def _record(account: CalendarAccount, result: PushResult, *, now: datetime) -> N
                 {"reason": result.error.kind, "message": result.error.message},
             )
         fresh.failure_message = result.error.message[:300]
+        # After a failure the next run lists the calendar.
+        fresh.calendar_tag = ""
         fresh.needs_attention = result.error.needs_attention
         if fresh.needs_attention and fresh.attention_emailed_at is None:
             # Once per failing episode; the worker claims it (``attention``).

@@ -113,9 +113,11 @@ def push_started(account_id: int) -> None:
 
 
 def push_request_all() -> list[int]:
-    """A run for every connected account (the nightly full reconcile)."""
-    ids = CalendarAccount.objects.exclude(calendar_url="").values_list("pk", flat=True)
-    return push_request(list(ids))
+    """A full run for every connected account (the nightly reconcile): each
+    lists its calendar, whatever its tag says."""
+    accounts = CalendarAccount.objects.exclude(calendar_url="")
+    accounts.update(calendar_tag="")
+    return push_request(list(accounts.values_list("pk", flat=True)))
 
 
 # -- noting what a transaction touched ----------------------------------------------

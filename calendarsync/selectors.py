@@ -14,11 +14,11 @@ from calendarsync.models import (
     FeedAccess,
     FeedLink,
     FeedScope,
-    PushedEvent,
 )
-from calendarsync.permissions import (
-    busy_source_authorised,
-    calendar_account_authorised,
+from calendarsync.permissions import busy_source_authorised, calendar_account_sending
+from calendarsync.pushstop import (
+    calendar_account_resuming_state,
+    calendar_account_stopped_state,
 )
 from practice.dates import format_datetime, format_time
 from practice.models import Practice, User
@@ -27,10 +27,6 @@ from scheduling import publication
 
 PERSONAL_TITLE = "Your personal calendar"
 BUSY_TITLE = "Your busy-only calendar"
-STOPPED = (
-    "calendar sync is off for this calendar, so Tend's events were removed from "
-    "the account"
-)
 
 
 @dataclass(frozen=True)
@@ -143,8 +139,16 @@ def calendar_account_pending(account: CalendarAccount, *, now: datetime) -> int:
     return rows.filter(Q(updated_at__gt=since) | Q(deleted_at__gt=since)).count()
 
 
-def calendar_account_state(account: CalendarAccount, *, now: datetime) -> str:
-    """The connection's state in words, as the Settings page shows it."""
+def calendar_account_state(
+    account: CalendarAccount, *, now: datetime, own: bool = True
+) -> str:
+    """The connection's state in words, as the Settings page shows it (``own``
+    False: as administrators see someone else's)."""
+    if account.calendar_url and not calendar_account_sending(account):
+        return calendar_account_stopped_state(account, now=now, own=own)
+    resuming = calendar_account_resuming_state(account)
+    if resuming is not None and account.failing_since is None:
+        return resuming
     if account.failing_since is not None:
         local = timezone.localtime(account.failing_since, account.practice.zone)
         today = timezone.localtime(now, account.practice.zone).date()
@@ -157,13 +161,6 @@ def calendar_account_state(account: CalendarAccount, *, now: datetime) -> str:
         return f"Failing since {when}: {account.failure_message}"
     if not account.calendar_url:
         return "Connected · choose the calendar Tend writes into"
-    if not calendar_account_authorised(account):
-        left = getattr(account, "pushed_count", None)
-        if left is None:
-            left = PushedEvent.objects.filter(account=account).count()
-        if left:
-            return f"Stopped · removing Tend's {left} event{'' if left == 1 else 's'}"
-        return f"Stopped · {STOPPED}"
     pending = calendar_account_pending(account, now=now)
     if pending:
         return f"Sending {pending} change{'' if pending == 1 else 's'}"

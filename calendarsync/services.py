@@ -20,6 +20,7 @@ from calendarsync import tasks, tokens
 from calendarsync.freshness import Tallied, first_in, tally, window_count
 from calendarsync.models import FeedAccess, FeedFetch, FeedLink, FeedScope, new_salt
 from calendarsync.permissions import access_own_feed_link, may_sync_calendar
+from calendarsync.pushstop import calendar_account_pause
 from calendarsync.selectors import SyncCalendar, feed_link_title, sync_calendar_list
 from practice.models import AuditEvent, Practice, User
 from practice.services import audit_record
@@ -105,6 +106,8 @@ def _feed_access_switch(
     if reset:
         access.reset_at = now
         access.save(update_fields=["reset_at"])
+        # A reset cuts everything off: the calendar account's push too.
+        calendar_account_pause(user=user, now=now)
     audit_record(
         kind=kind,
         practice=user.practice,

@@ -19,6 +19,11 @@ urlpatterns = [
         name="account_calendar",
     ),
     path(
+        "settings/sync/account/resume/",
+        views.account_resume,
+        name="account_resume",
+    ),
+    path(
         "settings/sync/account/<int:user_id>/disconnect/",
         views.account_disconnect,
         name="account_disconnect",

@@ -16,7 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from calendarsync import accounts, busylinks, notices, services
+from calendarsync import accounts, busylinks, notices, pushstop, services
 from calendarsync import feed as feeds
 from calendarsync.accounts import calendar_account_calendars
 from calendarsync.busy_views import busy_context
@@ -191,6 +191,21 @@ def account_calendar(request):
 
 @require_POST
 @practice_user_required
+def account_resume(request):
+    """Send to the signed-in user's calendar account again after Reset Access
+    paused it."""
+    account = access_own_calendar_account(request.user)
+    if account is None:
+        raise Http404
+    pushstop.calendar_account_resume(account=account)
+    messages.success(
+        request, "Tend sends your schedule to your calendar account again."
+    )
+    return redirect(reverse("calendarsync:sync") + "#account")
+
+
+@require_POST
+@practice_user_required
 def account_disconnect(request, user_id: int):
     """Disconnect a calendar account: one's own, or (administrators) anyone's in
     the practice."""
@@ -316,7 +331,7 @@ def admin(request):
     """Settings → Calendar sync: every user's sync state, and the practice switch."""
     practice = request.user.practice
     calendar_accounts = [
-        (account, calendar_account_state(account, now=timezone.now()))
+        (account, calendar_account_state(account, now=timezone.now(), own=False))
         for account in calendar_accounts_overview(practice=practice)
     ]
     return render(

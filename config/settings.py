@@ -192,6 +192,12 @@ TASKS = {
         "BACKEND": env.str("TASKS_BACKEND", default="django_tasks_db.DatabaseBackend")
     }
 }
+# At scale, the queue can live in Redis instead (README, "Workers in production"):
+# TASKS_BACKEND=django_tasks_rq.RQBackend with TASKS_REDIS_URL, worked by
+# `manage.py rqworker --job-class django_tasks_rq.backend.Job --with-scheduler`.
+if TASKS["default"]["BACKEND"] == "django_tasks_rq.RQBackend":
+    INSTALLED_APPS.append("django_rq")
+    RQ_QUEUES = {"default": {"URL": env.str("TASKS_REDIS_URL")}}
 
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Tend <no-reply@tend.local>")
 

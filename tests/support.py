@@ -81,3 +81,19 @@ def pass_second_step(client, key: str):
     """Pass the second sign-in step on a signed-in test client with the code of
     the authenticator app ``key``; returns the answer."""
     return client.post("/login/verify/", {"code": totp_code(key)})
+
+
+def caldav_uids(server, calendar_url: str) -> set[str]:
+    """The UIDs of the events in a calendar of a test CalDAV ``server``, read
+    with the caldav library (a real client, not Tend's own)."""
+    import caldav
+    import icalendar
+
+    dav = caldav.DAVClient(
+        url=server.url, username=server.username, password=server.password
+    )
+    uids = set()
+    for resource in dav.calendar(url=calendar_url).events():
+        (event,) = icalendar.Calendar.from_ical(resource.data).walk("VEVENT")
+        uids.add(str(event["UID"]))
+    return uids
