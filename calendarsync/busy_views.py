@@ -20,7 +20,7 @@ from calendarsync.selectors import busy_source_state, busy_sources_of
 from practice.models import Role
 from practice.permissions import practice_user_required, role_required
 
-SECTION = "#busy"
+SECTION = "#busy-time"
 
 
 def _back():

@@ -29,19 +29,19 @@ urlpatterns = [
         name="account_disconnect",
     ),
     path("settings/sync/notices/", views.change_notices, name="change_notices"),
-    path("settings/sync/busy/", busy_views.busy_add_address, name="busy_add"),
+    path("settings/sync/busy-time/", busy_views.busy_add_address, name="busy_add"),
     path(
-        "settings/sync/busy/account/",
+        "settings/sync/busy-time/account/",
         busy_views.busy_account_calendars,
         name="busy_account",
     ),
     path(
-        "settings/sync/busy/<int:source_id>/refresh/",
+        "settings/sync/busy-time/<int:source_id>/refresh/",
         busy_views.busy_refresh,
         name="busy_refresh",
     ),
     path(
-        "settings/sync/busy/<int:source_id>/remove/",
+        "settings/sync/busy-time/<int:source_id>/remove/",
         busy_views.busy_remove,
         name="busy_remove",
     ),

@@ -14,8 +14,8 @@ from tests.calendarsync.busy_support import Answer, vcalendar, vevent
 from tests.factories import connect_calendar_account, local
 
 SYNC = "/settings/sync/"
-ADD = "/settings/sync/busy/"
-ACCOUNT = "/settings/sync/busy/account/"
+ADD = "/settings/sync/busy-time/"
+ACCOUNT = "/settings/sync/busy-time/account/"
 SECRET_PATH = "/calendar/ical/dana%40example.com/private-0f9e8d7c6b5a/basic.ics"
 
 
@@ -108,7 +108,7 @@ def test_the_state_says_when_a_calendar_fails_and_when_it_is_stale(
     source = BusySource.objects.select_related("calendar", "practice", "owner").get()
     calendar_server.routes[SECRET_PATH] = Answer(404, b"Not found")
 
-    client.post(f"/settings/sync/busy/{source.pk}/refresh/")
+    client.post(f"/settings/sync/busy-time/{source.pk}/refresh/")
 
     source.refresh_from_db()
     when = timezone.localtime(source.failing_since, clinician.practice.zone)
@@ -133,10 +133,10 @@ def test_refresh_now_reads_again_and_remove_forgets_everything(
     source = BusySource.objects.get()
     reads = len(calendar_server.requests)
 
-    client.post(f"/settings/sync/busy/{source.pk}/refresh/")
+    client.post(f"/settings/sync/busy-time/{source.pk}/refresh/")
     assert len(calendar_server.requests) == reads + 1
 
-    response = client.post(f"/settings/sync/busy/{source.pk}/remove/")
+    response = client.post(f"/settings/sync/busy-time/{source.pk}/remove/")
     assert response.status_code == 302
     assert "“Family” was removed" in text(client.get(SYNC))
     assert not BusySource.objects.exists()
@@ -151,7 +151,7 @@ def test_nobody_else_can_refresh_or_remove_a_calendar(
     for someone in (other_clinician, outsider_admin):
         other = login(someone)
         for action in ("refresh", "remove"):
-            response = other.post(f"/settings/sync/busy/{source.pk}/{action}/")
+            response = other.post(f"/settings/sync/busy-time/{source.pk}/{action}/")
             assert response.status_code == 404
         assert "busy times" not in text(other.get(SYNC))
     assert BusySource.objects.filter(pk=source.pk).exists()
