@@ -40,7 +40,7 @@ class BusyBlock:
 
 def busy_times(
     *,
-    practice: Practice,
+    practice: Practice | None,
     clinician_ids: Iterable[int],
     start: datetime,
     end: datetime,
@@ -48,9 +48,10 @@ def busy_times(
 ) -> list[BusyBlock]:
     """The busy time of these clinicians of ``practice`` that overlaps
     [``start``, ``end``), merged per clinician, by clinician and start. One query
-    (on the ``busytime_lookup`` index); another practice's rows are never read."""
+    (on the ``busytime_lookup`` index); another practice's rows are never read,
+    and a user of no practice has none."""
     clinician_ids = sorted(set(clinician_ids))
-    if not clinician_ids or end <= start:
+    if practice is None or not clinician_ids or end <= start:
         return []
     now = now or timezone.now()
     rows = (

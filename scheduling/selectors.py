@@ -813,12 +813,13 @@ def _lay_out_columns(
             may_book=may_book,
         )
         if may_book:
-            # A half hour an appointment covers even in part gets no slot: the
-            # block would hide all but a sliver of it, a target too small to
-            # hit (WCAG 2.5.8), and the booking would be a conflict anyway.
+            # A half hour an appointment (or busy time) covers even in part gets
+            # no slot: the block would hide all but a sliver of it, a target too
+            # small to hit (WCAG 2.5.8), and the booking would be a conflict
+            # anyway.
             covered = {
                 row
-                for entry in [*column_entries, *column_busy]
+                for entry in drawn
                 for row in range(entry.row, entry.row + entry.span)
             }
             rows_per_slot = SLOT_MINUTES // ROW_MINUTES
