@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from practice.dates import format_day_month
@@ -54,16 +55,8 @@ def busy_times(
     if practice is None or not clinician_ids or end <= start:
         return []
     now = now or timezone.now()
-    rows = (
-        BusyTime.objects.filter(
-            practice=practice,
-            clinician_id__in=clinician_ids,
-            start__lt=end,
-            end__gt=start,
-        )
-        .select_related("calendar")
-        .only("clinician_id", "start", "end", "tentative", "calendar__read_at")
-        .order_by("clinician_id", "tentative", "start")
+    rows = _busy_rows(
+        practice=practice, clinician_ids=clinician_ids, start=start, end=end
     )
     blocks: list[BusyBlock] = []
     for row in rows:
@@ -97,6 +90,23 @@ def busy_times(
         )
     blocks.sort(key=lambda block: (block.clinician_id, block.start, block.tentative))
     return blocks
+
+
+def _busy_rows(
+    *, practice: Practice, clinician_ids: list[int], start: datetime, end: datetime
+) -> QuerySet[BusyTime]:
+    """The rows behind ``busy_times``, in the order it merges them."""
+    return (
+        BusyTime.objects.filter(
+            practice=practice,
+            clinician_id__in=clinician_ids,
+            start__lt=end,
+            end__gt=start,
+        )
+        .select_related("calendar")
+        .only("clinician_id", "start", "end", "tentative", "calendar__read_at")
+        .order_by("clinician_id", "tentative", "start")
+    )
 
 
 def _oldest(

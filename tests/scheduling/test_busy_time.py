@@ -6,9 +6,10 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
-from scheduling.busy import busy_times
+from scheduling.busy import _busy_rows, busy_times
 from scheduling.models import Appointment, BusyTime
 from scheduling.recurrence import WEEKLY, Recurrence
 from scheduling.services import (
@@ -95,6 +96,19 @@ def foreign_busy(other_practice, clinician, outsider_admin, at):
         start=at(2026, 12, 1, 10, 0),
         end=at(2026, 12, 1, 11, 0),
     )
+
+
+@pytest.mark.skipif(
+    connection.vendor != "sqlite", reason="SQLite's plan names the index it uses"
+)
+def test_busy_times_read_the_lookup_index(practice, clinician, at):
+    rows = _busy_rows(
+        practice=practice,
+        clinician_ids=[clinician.pk],
+        start=at(2026, 12, 1, 0, 0),
+        end=at(2026, 12, 8, 0, 0),
+    )
+    assert "busytime_lookup" in rows.explain()
 
 
 def test_busy_times_never_read_another_practice(
