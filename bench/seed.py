@@ -15,7 +15,14 @@ from calendarsync.models import FeedScope
 from calendarsync.services import feed_links_issue
 from practice.models import Practice, Role, User
 from practice.services import user_create
-from scheduling.models import Appointment, Location, Patient, Team
+from scheduling.models import (
+    Appointment,
+    BusyCalendar,
+    BusyTime,
+    Location,
+    Patient,
+    Team,
+)
 from scheduling.services import team_create
 
 FIRST = ["Élodie", "Mary-Kate", "Sam", "Noor", "Kenji", "Ana", "Oskar", "Lena"]
@@ -158,6 +165,46 @@ def _fill(practice, clinician, *, back, ahead, per_day, stride, patients, rng, n
     return len(rows)
 
 
+def _busy(practice, clinicians, *, now) -> None:
+    """Each clinician's personal calendar: busy over lunch every weekday of the
+    next two weeks, and tentatively in the evening every third day (the blocks
+    S4's pages draw beside the appointments)."""
+    zone = practice.zone
+    today = now.astimezone(zone).date()
+    calendars = BusyCalendar.objects.bulk_create(
+        [
+            BusyCalendar(
+                practice=practice, clinician=clinician, name="Personal", read_at=now
+            )
+            for clinician in clinicians
+        ]
+    )
+    rows = []
+    for calendar in calendars:
+        for offset in range(15):
+            day = today + timedelta(days=offset)
+            if day.weekday() >= 5:
+                continue
+            times = [(12, 0, 60, False)]
+            if offset % 3 == 0:
+                times.append((17, 0, 90, True))
+            for hour, minute, minutes, tentative in times:
+                start = datetime(
+                    day.year, day.month, day.day, hour, minute, tzinfo=zone
+                )
+                rows.append(
+                    BusyTime(
+                        calendar=calendar,
+                        practice=practice,
+                        clinician_id=calendar.clinician_id,
+                        start=start,
+                        end=start + timedelta(minutes=minutes),
+                        tentative=tentative,
+                    )
+                )
+    BusyTime.objects.bulk_create(rows, batch_size=5000)
+
+
 def _group(practice, clinicians, *, size: Size, rng, now) -> int:
     """The group practice of S4: three locations, teams of ``team_size``
     clinicians (every tenth clinician also in the next team), and four
@@ -275,6 +322,8 @@ def seed(size: Size) -> Seeded:
         "Bench Group Practice", size.group_clinicians, rng
     )
     total += _group(group, group_staff, size=size, rng=rng, now=now)
+    _busy(small, small_clinicians, now=now)
+    _busy(group, group_staff, now=now)
 
     personal = {}
     for clinician in clinicians:
