@@ -153,8 +153,10 @@ def agenda_item(entry, page) -> SafeString:
 
 
 def _busy_classes(busy) -> str:
-    classes = "is-tentative" if busy.block.tentative else "is-confirmed"
-    return classes + (" is-stale" if busy.block.stale else "")
+    """Extra classes (each with its leading space): a line of busy time is short,
+    and the agenda of 25 clinicians carries hundreds."""
+    tentative = " is-tentative" if busy.block.tentative else ""
+    return tentative + (" is-stale" if busy.block.stale else "")
 
 
 def _busy_owner(busy, page, css: str) -> str:
@@ -178,7 +180,7 @@ def cal_busy(busy, page) -> SafeString:
         else ""
     )
     return format_html(
-        '<div class="cal-entry cal-busy r-{} s-{} lane-{} w-{} {}">'
+        '<div class="cal-entry cal-busy r-{} s-{} lane-{} w-{}{}">'
         '<span class="cal-time">{}–{}</span>'
         '<span class="cal-time cal-start">{}</span>'
         '<span class="cal-what">{}</span>'
@@ -208,7 +210,7 @@ def agenda_busy(busy, page) -> SafeString:
         else ""
     )
     return format_html(
-        '<div class="agenda-item agenda-busy {}"><span class="agenda-time">{}–{}'
+        '<div class="agenda-item agenda-busy{}"><span class="agenda-time">{}–{}'
         '</span> <span class="agenda-what">{}</span> <span class="agenda-meta">{}{}'
         "</span></div>",
         _busy_classes(busy),

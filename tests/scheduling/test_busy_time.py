@@ -446,7 +446,7 @@ def test_busy_time_sits_beside_overlapping_appointments_and_takes_no_slot(
         .content.decode()
     )
     # Busy from 10:00 takes the first lane; the 10:30 appointment the next.
-    assert re.search(r'class="cal-entry cal-busy r-\d+ s-4 lane-0 w-1 ', html)
+    assert re.search(r'class="cal-entry cal-busy r-\d+ s-4 lane-0 w-1"', html)
     assert re.search(r'class="cal-entry r-\d+ s-4 lane-1 w-1 status-', html)
     assert 'class="cal-body lanes-2' in html
     assert "Élodie O&#x27;Brien" in html  # the appointment is not hidden
