@@ -166,9 +166,9 @@ def _fill(practice, clinician, *, back, ahead, per_day, stride, patients, rng, n
 
 
 def _busy(practice, clinicians, *, now) -> None:
-    """Each clinician's personal calendar: busy over lunch every weekday of the
-    next two weeks, and tentatively in the evening every third day (the blocks
-    S4's pages draw beside the appointments)."""
+    """Each clinician's personal calendar over the next two weeks: busy at noon
+    on two weekdays a week and tentatively one evening (the blocks S4's pages
+    draw beside the appointments)."""
     zone = practice.zone
     today = now.astimezone(zone).date()
     calendars = BusyCalendar.objects.bulk_create(
@@ -180,13 +180,13 @@ def _busy(practice, clinicians, *, now) -> None:
         ]
     )
     rows = []
-    for calendar in calendars:
+    for number, calendar in enumerate(calendars):
         for offset in range(15):
             day = today + timedelta(days=offset)
-            if day.weekday() >= 5:
-                continue
-            times = [(12, 0, 60, False)]
-            if offset % 3 == 0:
+            times = []
+            if day.weekday() in (number % 5, (number + 2) % 5):
+                times.append((12, 0, 60, False))
+            if day.weekday() == (number + 4) % 5:
                 times.append((17, 0, 90, True))
             for hour, minute, minutes, tentative in times:
                 start = datetime(
