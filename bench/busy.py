@@ -134,7 +134,7 @@ def s7(seeded: Seeded, size: Size) -> dict:
     from calendarsync.busy_read import ics_fetch, read_busy
     from calendarsync.busy_sources import busy_source_add_ics, busy_source_read
     from calendarsync.models import BusySource
-    from scheduling.busy import busy_window
+    from scheduling.busy_services import busy_window
     from scheduling.models import BusyTime
 
     clinician = seeded.clinicians[0]

@@ -15,7 +15,14 @@ from calendarsync.models import FeedScope
 from calendarsync.services import feed_links_issue
 from practice.models import Practice, Role, User
 from practice.services import user_create
-from scheduling.models import Appointment, Location, Patient, Team
+from scheduling.models import (
+    Appointment,
+    BusyCalendar,
+    BusyTime,
+    Location,
+    Patient,
+    Team,
+)
 from scheduling.services import team_create
 
 FIRST = ["Élodie", "Mary-Kate", "Sam", "Noor", "Kenji", "Ana", "Oskar", "Lena"]
@@ -162,6 +169,46 @@ def _fill(practice, clinician, *, back, ahead, per_day, stride, patients, rng, n
     return len(rows)
 
 
+def _busy(practice, clinicians, *, now) -> None:
+    """Each clinician's personal calendar over the next two weeks: busy at noon
+    on two weekdays a week and tentatively one evening (the blocks S4's pages
+    draw beside the appointments)."""
+    zone = practice.zone
+    today = now.astimezone(zone).date()
+    calendars = BusyCalendar.objects.bulk_create(
+        [
+            BusyCalendar(
+                practice=practice, clinician=clinician, name="Personal", read_at=now
+            )
+            for clinician in clinicians
+        ]
+    )
+    rows = []
+    for number, calendar in enumerate(calendars):
+        for offset in range(15):
+            day = today + timedelta(days=offset)
+            times = []
+            if day.weekday() in (number % 5, (number + 2) % 5):
+                times.append((12, 0, 60, False))
+            if day.weekday() == (number + 4) % 5:
+                times.append((17, 0, 90, True))
+            for hour, minute, minutes, tentative in times:
+                start = datetime(
+                    day.year, day.month, day.day, hour, minute, tzinfo=zone
+                )
+                rows.append(
+                    BusyTime(
+                        calendar=calendar,
+                        practice=practice,
+                        clinician_id=calendar.clinician_id,
+                        start=start,
+                        end=start + timedelta(minutes=minutes),
+                        tentative=tentative,
+                    )
+                )
+    BusyTime.objects.bulk_create(rows, batch_size=5000)
+
+
 def _group(practice, clinicians, *, size: Size, rng, now) -> int:
     """The group practice of S4: three locations, teams of ``team_size``
     clinicians (every tenth clinician also in the next team), and four
@@ -279,6 +326,8 @@ def seed(size: Size) -> Seeded:
         "Bench Group Practice", size.group_clinicians, rng
     )
     total += _group(group, group_staff, size=size, rng=rng, now=now)
+    _busy(small, small_clinicians, now=now)
+    _busy(group, group_staff, now=now)
 
     personal = {}
     for clinician in clinicians:

@@ -34,7 +34,7 @@ from recurring_ical_events.selection.name import ComponentsWithName
 from calendarsync import outbound
 from calendarsync.caldav_client import CalDAVClient, CalDAVError, same_resource
 from calendarsync.ical import is_tend_uid
-from scheduling.busy import BusyInterval
+from scheduling.busy_services import BusyInterval
 
 USER_AGENT = "Tend busy time"
 ICAL_ACCEPT = "text/calendar, text/plain;q=0.5, */*;q=0.1"
@@ -470,7 +470,7 @@ def busy_intervals(
     window: tuple[datetime, datetime],
 ) -> list[BusyInterval]:
     """The busy intervals of the calendars' events overlapping ``window`` (not yet
-    merged; ``scheduling.busy`` merges and clips). Single events are read
+    merged; ``scheduling.busy_services`` merges and clips). Single events are read
     directly; series are expanded by recurring-ical-events."""
     window_start, window_end = window
     # A day either side, so floating and all-day events near the edges are seen

@@ -1,6 +1,6 @@
 """Writes for personal calendars read in as busy time (``BusySource``): adding one,
 reading it, and removing it. Fetching and parsing are ``calendarsync.busy_read``;
-the intervals themselves are stored by ``scheduling.busy`` alone.
+the intervals themselves are stored by ``scheduling.busy_services`` alone.
 
 **Adding reads at once.** A new source is read before anything is saved: an
 address that is refused, missing, or answers with something that is not a
@@ -57,8 +57,12 @@ from calendarsync.caldav_client import CalDAVClient, CalDAVError, same_resource
 from calendarsync.models import BusySource, CalendarAccount
 from calendarsync.permissions import busy_source_authorised
 from practice.models import User
-from scheduling.busy import busy_read_confirm, busy_times_clear, busy_times_replace
-from scheduling.busy import busy_window as _window
+from scheduling.busy_services import (
+    busy_read_confirm,
+    busy_times_clear,
+    busy_times_replace,
+)
+from scheduling.busy_services import busy_window as _window
 from scheduling.models import BusyCalendar
 
 logger = logging.getLogger("calendarsync.busy")

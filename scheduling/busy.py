@@ -1,125 +1,137 @@
-"""Writes for busy time: a clinician's personal calendars, kept as the start and
-end of each busy interval only (``BusyCalendar``, ``BusyTime``).
+"""A clinician's personal busy time as SCHEDULING reads it: the intervals of their
+personal calendars (``BusyTime``), merged across calendars, for the calendar views
+and the booking check.
 
-Whoever reads a personal calendar (``calendarsync``) hands its intervals here; this
-module alone merges, clips and stores them. A read that failed never calls it, so
-the last good intervals stay until a good read replaces them.
-"""
-
-from __future__ import annotations
+What a busy block may say is fixed here: its time, whether it is tentative, and
+whether the calendar behind it is out of date. Tend keeps nothing else of a
+personal calendar, so nothing else can leak; the wording is in ``busy_label``."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime
 
-from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from practice.dates import format_day_month
 from practice.models import Practice
-from scheduling.models import BusyCalendar, BusyTime
+from scheduling.models import BusyTime
 
-# Busy time is kept from the start of today (in the practice's zone) this far ahead.
-DAYS_AHEAD = 90
+BUSY = "Busy (personal)"
+TENTATIVE = "Busy (personal, tentative)"
 
 
-@dataclass(frozen=True, slots=True)
-class BusyInterval:
-    """One busy stretch: aware start and end, and whether it is only tentative."""
+@dataclass(frozen=True)
+class BusyBlock:
+    """One stretch of a clinician's personal busy time: overlapping intervals of
+    their calendars merged (tentative and confirmed time apart). ``stale`` when a
+    calendar behind it has not been read for a day; ``read_at`` is then that
+    calendar's last good read (None if it never had one)."""
 
+    clinician_id: int
     start: datetime
     end: datetime
-    tentative: bool = False
+    tentative: bool
+    stale: bool = False
+    read_at: datetime | None = None
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        return self.start < end and self.end > start
 
 
-def busy_window(*, practice: Practice, now: datetime) -> tuple[datetime, datetime]:
-    """From the start of today to the start of the day 90 days ahead, in the
-    practice's zone (aware datetimes)."""
-    zone = practice.zone
-    today: date = timezone.localtime(now, zone).date()
-    start = datetime.combine(today, time(0), zone)
-    end = datetime.combine(today + timedelta(days=DAYS_AHEAD), time(0), zone)
-    return start, end
-
-
-def busy_intervals_merge(
-    intervals: Iterable[BusyInterval], *, window: tuple[datetime, datetime]
-) -> list[BusyInterval]:
-    """The intervals clipped to ``window``, overlapping or touching ones merged, in
-    order. A merged interval is tentative only if every interval in it was."""
-    window_start, window_end = window
-    clipped = sorted(
-        (
-            BusyInterval(
-                max(interval.start, window_start),
-                min(interval.end, window_end),
-                interval.tentative,
-            )
-            for interval in intervals
-            if interval.end > window_start and interval.start < window_end
-        ),
-        key=lambda interval: interval.start,
-    )
-    merged: list[BusyInterval] = []
-    for interval in clipped:
-        if interval.end <= interval.start:
-            continue
-        if merged and interval.start <= merged[-1].end:
-            last = merged[-1]
-            merged[-1] = BusyInterval(
-                last.start,
-                max(last.end, interval.end),
-                last.tentative and interval.tentative,
-            )
-        else:
-            merged.append(interval)
-    return merged
-
-
-def busy_times_replace(
+def busy_times(
     *,
-    calendar: BusyCalendar,
-    intervals: Iterable[BusyInterval],
-    read_at: datetime,
+    practice: Practice | None,
+    clinician_ids: Iterable[int],
+    start: datetime,
+    end: datetime,
     now: datetime | None = None,
-) -> int:
-    """Replace the calendar's busy time with ``intervals`` (merged and clipped to
-    today..90 days ahead) and mark it read at ``read_at``, in one transaction.
-    Returns how many intervals are kept."""
+) -> list[BusyBlock]:
+    """The busy time of these clinicians of ``practice`` that overlaps
+    [``start``, ``end``), merged per clinician, by clinician and start. One query
+    (on the ``busytime_lookup`` index); another practice's rows are never read,
+    and a user of no practice has none."""
+    clinician_ids = sorted(set(clinician_ids))
+    if practice is None or not clinician_ids or end <= start:
+        return []
     now = now or timezone.now()
-    merged = busy_intervals_merge(
-        intervals, window=busy_window(practice=calendar.practice, now=now)
+    rows = _busy_rows(
+        practice=practice, clinician_ids=clinician_ids, start=start, end=end
     )
-    with transaction.atomic():
-        BusyTime.objects.filter(calendar=calendar).delete()
-        BusyTime.objects.bulk_create(
-            BusyTime(
-                calendar=calendar,
-                practice_id=calendar.practice_id,
-                clinician_id=calendar.clinician_id,
-                start=interval.start,
-                end=interval.end,
-                tentative=interval.tentative,
+    blocks: list[BusyBlock] = []
+    for row in rows:
+        stale = row.calendar.is_stale(now)
+        read_at = row.calendar.read_at if stale else None
+        last = blocks[-1] if blocks else None
+        if (
+            last is not None
+            and last.clinician_id == row.clinician_id
+            and last.tentative == row.tentative
+            and row.start <= last.end
+        ):
+            blocks[-1] = BusyBlock(
+                clinician_id=last.clinician_id,
+                start=last.start,
+                end=max(last.end, row.end),
+                tentative=last.tentative,
+                stale=last.stale or stale,
+                read_at=_oldest(last, stale=stale, read_at=read_at),
             )
-            for interval in merged
+            continue
+        blocks.append(
+            BusyBlock(
+                clinician_id=row.clinician_id,
+                start=row.start,
+                end=row.end,
+                tentative=row.tentative,
+                stale=stale,
+                read_at=read_at,
+            )
         )
-        BusyCalendar.objects.filter(pk=calendar.pk).update(read_at=read_at)
-    calendar.read_at = read_at
-    return len(merged)
+    blocks.sort(key=lambda block: (block.clinician_id, block.start, block.tentative))
+    return blocks
 
 
-def busy_read_confirm(*, calendar: BusyCalendar, read_at: datetime) -> None:
-    """A read found the calendar unchanged (HTTP 304, the same CalDAV ctag): the
-    kept intervals are current as of ``read_at``."""
-    BusyCalendar.objects.filter(pk=calendar.pk).update(read_at=read_at)
-    calendar.read_at = read_at
+def _busy_rows(
+    *, practice: Practice, clinician_ids: list[int], start: datetime, end: datetime
+) -> QuerySet[BusyTime]:
+    """The rows behind ``busy_times``, in the order it merges them."""
+    return (
+        BusyTime.objects.filter(
+            practice=practice,
+            clinician_id__in=clinician_ids,
+            start__lt=end,
+            end__gt=start,
+        )
+        .select_related("calendar")
+        .only("clinician_id", "start", "end", "tentative", "calendar__read_at")
+        .order_by("clinician_id", "tentative", "start")
+    )
 
 
-def busy_times_clear(*, clinician_ids: Iterable[int]) -> int:
-    """Forget the busy time of these clinicians' calendars (a clinician who was
-    deactivated or lost the role): their calendars are no longer read, so their
-    intervals are no longer known. Returns how many intervals went."""
-    ids = list(clinician_ids)
-    with transaction.atomic():
-        deleted, _ = BusyTime.objects.filter(clinician_id__in=ids).delete()
-        BusyCalendar.objects.filter(clinician_id__in=ids).update(read_at=None)
-    return deleted
+def _oldest(
+    block: BusyBlock, *, stale: bool, read_at: datetime | None
+) -> datetime | None:
+    """The last good read to name for a merged stale block: the oldest one, and
+    None (never read) before any date."""
+    if not block.stale:
+        return read_at
+    if not stale:
+        return block.read_at
+    if block.read_at is None or read_at is None:
+        return None
+    return min(block.read_at, read_at)
+
+
+def busy_label(block: BusyBlock) -> str:
+    """ "Busy (personal)" or "Busy (personal, tentative)"."""
+    return TENTATIVE if block.tentative else BUSY
+
+
+def busy_stale_note(block: BusyBlock, zone) -> str:
+    """Why the block may be out of date ("not updated since 28 Nov"), or ""."""
+    if not block.stale:
+        return ""
+    if block.read_at is None:
+        return "not updated yet"
+    return f"not updated since {format_day_month(block.read_at, zone)}"

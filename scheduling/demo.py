@@ -12,7 +12,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from practice.models import Practice, User
-from scheduling.models import Appointment, Location, Patient, Service
+from scheduling.models import (
+    Appointment,
+    BusyCalendar,
+    BusyTime,
+    Location,
+    Patient,
+    Service,
+)
 from scheduling.recurrence import MONTHLY, WEEKLY, Recurrence, local_to_utc
 from scheduling.services import (
     appointment_create,
@@ -94,6 +101,18 @@ HARBOR_PATIENTS = [
     ("Owen", "McAllister", "", 1985),
 ]
 STAFF_MEETING = "Staff meeting"
+BusyInterval = tuple[int, int, int, int, bool]
+# Each demo clinician's personal calendar: (days from today, start hour, minute,
+# minutes, tentative). Some of it overlaps the demo appointments on purpose.
+PERSONAL_BUSY: list[BusyInterval] = [
+    (1, 12, 0, 60, False),
+    (2, 17, 0, 90, True),
+    (3, 9, 30, 60, False),
+    (5, 14, 0, 120, False),
+]
+# The first clinician also has a family calendar that stopped updating.
+FAMILY_BUSY: list[BusyInterval] = [(1, 15, 0, 60, False), (4, 16, 0, 45, True)]
+FAMILY_UNREAD_DAYS = 3
 WORKING_HOURS = [9, 10, 11, 13, 14, 15, 16, 17]
 
 
@@ -126,6 +145,7 @@ def _seed_practice(practice, *, services, locations, patients, rng, full) -> Non
     )
     if not clinicians:
         return
+    _seed_busy_time(practice, clinicians)
     by_service = {}
     for name, minutes in services:
         by_service[name] = Service.objects.filter(
@@ -301,3 +321,56 @@ def _record_outcomes(practice, *, actor, rng) -> None:
         appointment_set_status(
             appointment=appointment, actor=actor, status=status, expected_revision=None
         )
+
+
+def _seed_busy_time(practice: Practice, clinicians: list[User]) -> None:
+    """Give each clinician a personal calendar with busy time in the coming days
+    (and the first one a family calendar not read for days, shown as stale), so
+    SCHEDULING shows busy blocks. Refreshed once a day, as the intervals are
+    counted from today; a second run the same day changes nothing. Written
+    straight to the tables: these calendars have no address to read."""
+    zone = practice.zone
+    today = timezone.localdate(timezone=zone)
+    now = timezone.now()
+    stale_read = local_to_utc(
+        datetime.combine(today - timedelta(days=FAMILY_UNREAD_DAYS), time(9)), zone
+    )
+    for number, clinician in enumerate(clinicians):
+        calendars: list[tuple[str, list[BusyInterval], datetime | None]] = [
+            ("Personal", PERSONAL_BUSY, None)
+        ]
+        if number == 0:
+            calendars.append(("Family", FAMILY_BUSY, stale_read))
+        for name, intervals, read_at in calendars:
+            calendar = BusyCalendar.objects.filter(
+                practice=practice, clinician=clinician, name=name
+            ).first() or BusyCalendar(practice=practice, clinician=clinician, name=name)
+            if read_at is None:
+                current = calendar.read_at is not None and (
+                    timezone.localdate(calendar.read_at, timezone=zone) == today
+                )
+                read_at = now
+            else:
+                current = calendar.read_at == read_at
+            if calendar.pk is not None and current:
+                continue
+            calendar.read_at = read_at
+            calendar.save()
+            calendar.times.all().delete()
+            times = []
+            for days, hour, minute, minutes, tentative in intervals:
+                wall_clock = time(hour + number % 2, minute)
+                start = local_to_utc(
+                    datetime.combine(today + timedelta(days=days), wall_clock), zone
+                )
+                times.append(
+                    BusyTime(
+                        calendar=calendar,
+                        practice=practice,
+                        clinician=clinician,
+                        start=start,
+                        end=start + timedelta(minutes=minutes),
+                        tentative=tentative,
+                    )
+                )
+            BusyTime.objects.bulk_create(times)

@@ -144,3 +144,13 @@ def access_team(user: User, team_id: int) -> Team:
         return Team.objects.get(pk=team_id, practice=user.practice)
     except Team.DoesNotExist:
         raise Http404 from None
+
+
+def can_see_busy_time(user: User, clinician: User) -> bool:
+    """Whether ``user`` may see ``clinician``'s personal busy time in SCHEDULING:
+    wherever they may see the clinician's appointments (the clinician themself,
+    schedulers and administrators of the practice). A busy block says no more than
+    an appointment's own time does."""
+    if user.practice_id is None or user.practice_id != clinician.practice_id:
+        return False
+    return user.can_manage_all_schedules or user.pk == clinician.pk

@@ -13,6 +13,7 @@ from django.utils import timezone
 from practice.hooks import AuditPatient
 from practice.models import Practice, User
 from practice.selectors import clinician_list
+from scheduling.busy import BusyBlock, busy_label, busy_stale_note, busy_times
 from scheduling.models import (
     Appointment,
     AppointmentChange,
@@ -24,6 +25,7 @@ from scheduling.models import (
 from scheduling.names import search_fold
 from scheduling.permissions import (
     can_schedule_for,
+    can_see_busy_time,
     visible_appointments,
     visible_patients,
 )
@@ -197,6 +199,8 @@ class CalendarEntry:
     width: int = 1
     may_change: bool = False
 
+    is_busy = False
+
     @property
     def is_cancelled(self) -> bool:
         return self.appointment.is_cancelled
@@ -212,6 +216,36 @@ class CalendarEntry:
         """Initials or the event's title (``Appointment.summary_text``)."""
         appointment = self.appointment
         return appointment.summary_text_with(_calendar_patients(appointment))
+
+
+@dataclass
+class CalendarBusy:
+    """A stretch of a clinician's personal busy time as drawn in one day column
+    (clipped to that day): laid out like an overlapping appointment, but only its
+    time and the words of ``scheduling.busy`` are ever shown."""
+
+    block: BusyBlock
+    clinician: User
+    start: datetime
+    end: datetime
+    row: int = 1
+    span: int = 1
+    lane: int = 0
+    width: int = 1
+
+    is_busy = True
+
+    @property
+    def label(self) -> str:
+        return busy_label(self.block)
+
+    @property
+    def stale_note(self) -> str:
+        return busy_stale_note(self.block, self.start.tzinfo)
+
+
+# What a week or day column lays out in lanes.
+Drawn = CalendarEntry | CalendarBusy
 
 
 @dataclass
@@ -241,11 +275,17 @@ class CalendarColumn:
     day: date
     clinician: User | None
     entries: list[CalendarEntry] = field(default_factory=list)
+    busy: list[CalendarBusy] = field(default_factory=list)
     slots: list[CalendarSlot] = field(default_factory=list)
     more: list[CalendarMore] = field(default_factory=list)
     lanes: int = 1
     is_today: bool = False
     may_book: bool = False
+
+    @property
+    def agenda_items(self) -> list[Drawn]:
+        """The day's appointments and busy time, by start (appointments first)."""
+        return sorted([*self.entries, *self.busy], key=lambda item: item.start)
 
     @property
     def grid_lanes(self) -> int:
@@ -358,12 +398,12 @@ def _range(view: str, anchor: date, span: int) -> tuple[date, date, date, date]:
     )
 
 
-def _assign_lanes(entries: list[CalendarEntry]) -> tuple[int, list[CalendarEntry]]:
+def _assign_lanes(entries: list[Drawn]) -> tuple[int, list[Drawn]]:
     """Give overlapping entries side-by-side lanes, at most MAX_LANES. Returns how
     many lanes the column needs and the entries that found none (drawn as "+N
     more"), which are taken out of ``entries``."""
     lane_ends: list[datetime] = []
-    hidden: list[CalendarEntry] = []
+    hidden: list[Drawn] = []
     for entry in sorted(entries, key=lambda e: (e.start, e.end)):
         for lane, lane_end in enumerate(lane_ends):
             if lane_end <= entry.start:
@@ -383,7 +423,7 @@ def _assign_lanes(entries: list[CalendarEntry]) -> tuple[int, list[CalendarEntry
     # An entry widens into the lanes to its right that nothing overlapping it uses.
     # A lane's entries never overlap each other, so by start they are also by end:
     # the first one ending after this entry starts is the only one to check.
-    by_lane: list[list[CalendarEntry]] = [[] for _ in range(lanes)]
+    by_lane: list[list[Drawn]] = [[] for _ in range(lanes)]
     for entry in sorted(entries, key=lambda e: e.start):
         by_lane[entry.lane].append(entry)
     ends = [[other.end for other in lane] for lane in by_lane]
@@ -397,7 +437,7 @@ def _assign_lanes(entries: list[CalendarEntry]) -> tuple[int, list[CalendarEntry
     return lanes, hidden
 
 
-def _more_markers(hidden: list[CalendarEntry]) -> list[CalendarMore]:
+def _more_markers(hidden: list[Drawn]) -> list[CalendarMore]:
     """One marker per run of overlapping hidden entries, spanning their rows."""
     markers: list[CalendarMore] = []
     for entry in sorted(hidden, key=lambda e: (e.start, e.end)):
@@ -612,21 +652,33 @@ def calendar_page(
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     by_day: dict[date, list[CalendarEntry]] = {day: [] for day in days}
     for appointment in appointments:
-        local_start = timezone.localtime(appointment.start, zone)
-        local_end = timezone.localtime(appointment.end, zone)
-        day = max(local_start.date(), first)
-        while day <= last and datetime.combine(day, time.min, tzinfo=zone) < local_end:
-            day_start = datetime.combine(day, time.min, tzinfo=zone)
-            day_end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
+        for day, start, end in _days_of(appointment, first=first, last=last, zone=zone):
             by_day[day].append(
                 CalendarEntry(
                     appointment=appointment,
-                    start=max(local_start, day_start),
-                    end=min(local_end, day_end),
+                    start=start,
+                    end=end,
                     may_change=may_book_for.get(appointment.clinician_id, False),
                 )
             )
-            day += timedelta(days=1)
+    busy_by_day: dict[date, list[CalendarBusy]] = {day: [] for day in days}
+    if view != MONTH:
+        blocks = busy_times(
+            practice=practice,
+            clinician_ids=[c.pk for c in shown if can_see_busy_time(user, c)],
+            start=range_start,
+            end=range_end,
+        )
+        for block in blocks:
+            for day, start, end in _days_of(block, first=first, last=last, zone=zone):
+                busy_by_day[day].append(
+                    CalendarBusy(
+                        block=block,
+                        clinician=by_id[block.clinician_id],
+                        start=start,
+                        end=end,
+                    )
+                )
 
     if view in (MONTH, AGENDA):
         cells = [
@@ -634,6 +686,7 @@ def calendar_page(
                 day=day,
                 clinician=selected,
                 entries=by_day[day],
+                busy=busy_by_day[day],
                 is_today=day == today,
                 may_book=page.may_book,
             )
@@ -652,9 +705,31 @@ def calendar_page(
         return page
 
     _lay_out_columns(
-        page, view=view, by_day=by_day, shown=shown, may_book_for=may_book_for
+        page,
+        view=view,
+        by_day=by_day,
+        busy_by_day=busy_by_day,
+        shown=shown,
+        may_book_for=may_book_for,
     )
     return page
+
+
+def _days_of(
+    timed: Appointment | BusyBlock, *, first: date, last: date, zone
+) -> list[tuple[date, datetime, datetime]]:
+    """The days from ``first`` to ``last`` that ``timed`` touches, each with the
+    local start and end of its part of that day."""
+    local_start = timezone.localtime(timed.start, zone)
+    local_end = timezone.localtime(timed.end, zone)
+    parts = []
+    day = max(local_start.date(), first)
+    while day <= last and datetime.combine(day, time.min, tzinfo=zone) < local_end:
+        day_start = datetime.combine(day, time.min, tzinfo=zone)
+        day_end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
+        parts.append((day, max(local_start, day_start), min(local_end, day_end)))
+        day += timedelta(days=1)
+    return parts
 
 
 def _lay_out_columns(
@@ -662,10 +737,15 @@ def _lay_out_columns(
     *,
     view: str,
     by_day: dict[date, list[CalendarEntry]],
+    busy_by_day: dict[date, list[CalendarBusy]],
     shown: list[User],
     may_book_for: dict[int, bool],
 ) -> None:
-    """The week and day views' columns: hours, rows, lanes and bookable slots."""
+    """The week and day views' columns: hours, rows, lanes and bookable slots.
+    Busy time takes lanes beside the appointments it overlaps and its half hours
+    get no slot, as an appointment's do; but it never adds hours to the grid (a
+    personal calendar's all-day or evening time would stretch every week to 24
+    hours), so it is cut to the hours the appointments need."""
     entries = [entry for day_entries in by_day.values() for entry in day_entries]
     first_hour, last_hour = DEFAULT_FIRST_HOUR, DEFAULT_LAST_HOUR
     for entry in entries:
@@ -687,6 +767,20 @@ def _lay_out_columns(
         entry.span = max(1, min(page.rows - entry.row + 1, math.ceil(length / 15)))
         return entry
 
+    def place_busy(busy: CalendarBusy) -> CalendarBusy | None:
+        """``busy`` placed on the grid's hours, or None if it lies outside them."""
+        start = busy.start.hour * 60 + busy.start.minute
+        end = 24 * 60 if busy.end.date() > busy.start.date() else 0
+        end = end or busy.end.hour * 60 + busy.end.minute
+        start, end = max(start, first_hour * 60), min(end, last_hour * 60)
+        if end <= start:
+            return None
+        busy.row = 1 + (start - first_hour * 60) // ROW_MINUTES
+        busy.span = max(
+            1, min(page.rows - busy.row + 1, math.ceil((end - start) / ROW_MINUTES))
+        )
+        return busy
+
     keys: list[tuple[date, User | None]]
     if view == DAY:
         keys = [(page.anchor, clinician) for clinician in shown]
@@ -698,24 +792,34 @@ def _lay_out_columns(
             for entry in by_day[day]
             if clinician is None or entry.appointment.clinician_id == clinician.pk
         ]
+        column_busy = [
+            placed
+            for busy in busy_by_day[day]
+            if clinician is None or busy.clinician.pk == clinician.pk
+            if (placed := place_busy(busy)) is not None
+        ]
         may_book = may_book_for.get(clinician.pk, False) if clinician else page.may_book
-        lanes, hidden = _assign_lanes(column_entries)
+        # Appointments first: at the same start they take the left-hand lane.
+        drawn: list[Drawn] = [*column_entries, *column_busy]
+        lanes, hidden = _assign_lanes(drawn)
         column = CalendarColumn(
             day=day,
             clinician=clinician,
-            entries=column_entries,
+            entries=[item for item in drawn if isinstance(item, CalendarEntry)],
+            busy=[item for item in drawn if isinstance(item, CalendarBusy)],
             more=_more_markers(hidden),
             lanes=lanes,
             is_today=day == page.today,
             may_book=may_book,
         )
         if may_book:
-            # A half hour an appointment covers even in part gets no slot: the
-            # block would hide all but a sliver of it, a target too small to
-            # hit (WCAG 2.5.8), and the booking would be a conflict anyway.
+            # A half hour an appointment (or busy time) covers even in part gets
+            # no slot: the block would hide all but a sliver of it, a target too
+            # small to hit (WCAG 2.5.8), and the booking would be a conflict
+            # anyway.
             covered = {
                 row
-                for entry in column_entries
+                for entry in drawn
                 for row in range(entry.row, entry.row + entry.span)
             }
             rows_per_slot = SLOT_MINUTES // ROW_MINUTES

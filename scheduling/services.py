@@ -25,6 +25,7 @@ from practice.dates import (
 from practice.models import AuditEvent, Practice, User
 from practice.services import audit_record
 from practice.text import single_line
+from scheduling.busy import BusyBlock, busy_stale_note, busy_times
 from scheduling.models import (
     Appointment,
     AppointmentChange,
@@ -73,9 +74,10 @@ class StaleAppointment(ValidationError):
 
 @dataclass(frozen=True)
 class Conflict:
-    """Another live appointment overlapping a proposed one."""
+    """Another live appointment overlapping a proposed one, or (``appointment``
+    None) the clinician's personal busy time."""
 
-    appointment: Appointment
+    appointment: Appointment | None
     message: str
 
 
@@ -732,6 +734,44 @@ def _conflict_message(
     )
 
 
+def _busy_conflict_message(
+    practice: Practice, *, block: BusyBlock, clinician: User
+) -> str:
+    """What a booking over personal busy time is told: whose and when, naming only
+    "personal calendar" (Tend knows nothing more of it)."""
+    busy = "tentatively busy" if block.tentative else "busy"
+    when = _when(practice, block.start, block.end)
+    stale = busy_stale_note(block, practice.zone)
+    note = f"; {stale}" if stale else ""
+    return f"{clinician.label} is {busy} (personal calendar{note}) {when}."
+
+
+def _busy_conflicts(
+    *,
+    practice: Practice,
+    proposals: Sequence[tuple[User, Sequence[Patient], datetime, datetime]],
+) -> list[Conflict]:
+    """The personal busy time of each proposal's clinician that it overlaps, one
+    conflict per stretch of busy time. One query whatever the number of
+    proposals."""
+    blocks = busy_times(
+        practice=practice,
+        clinician_ids={clinician.pk for clinician, _, _, _ in proposals},
+        start=min(start for _, _, start, _ in proposals),
+        end=max(end for _, _, _, end in proposals),
+    )
+    found: list[Conflict] = []
+    for block in sorted(blocks, key=lambda block: (block.start, block.clinician_id)):
+        for clinician, _patients, start, end in proposals:
+            if block.clinician_id == clinician.pk and block.overlaps(start, end):
+                message = _busy_conflict_message(
+                    practice, block=block, clinician=clinician
+                )
+                found.append(Conflict(appointment=None, message=message))
+                break
+    return found
+
+
 def _describe(practice: Practice, name: str, value) -> object:
     """A history-friendly (JSON) rendering of one field value."""
     if value is None:
@@ -823,9 +863,11 @@ def _conflicts(
     practice: Practice,
     proposals: Sequence[tuple[User, Sequence[Patient], datetime, datetime]],
     exclude_ids: Iterable[int] = (),
+    busy: bool = True,
 ) -> list[Conflict]:
     """Live, not cancelled appointments that overlap any proposal for the same
-    clinician or a shared patient. One query whatever the number of proposals."""
+    clinician or a shared patient, then (with ``busy``) the clinicians' personal
+    busy time it overlaps. Two queries whatever the number of proposals."""
     if not proposals:
         return []
     window_start = min(start for _, _, start, _ in proposals)
@@ -864,6 +906,8 @@ def _conflicts(
             )
             seen.add(other.pk)
             found.append(Conflict(appointment=other, message=message))
+    if busy:
+        found.extend(_busy_conflicts(practice=practice, proposals=proposals))
     return found
 
 
@@ -1157,6 +1201,8 @@ def appointment_update(
             practice=practice,
             proposals=proposals,
             exclude_ids=[target.pk for target, _ in plans],
+            # A change of patients alone leaves the clinician's time as it was.
+            busy=bool({"start", "end", "clinician"} & set(changed)),
         )
         if conflicts:
             raise SchedulingConflict(conflicts)

@@ -27,7 +27,15 @@ from calendarsync.services import feed_links_issue
 from practice.models import Practice, Role, User
 from practice.services import practice_create, user_create
 from practice.twofactor.services import authenticator_add, recovery_codes_issue
-from scheduling.models import Appointment, Location, Patient, Service, Team
+from scheduling.models import (
+    Appointment,
+    BusyCalendar,
+    BusyTime,
+    Location,
+    Patient,
+    Service,
+    Team,
+)
 from scheduling.recurrence import Recurrence
 from scheduling.services import (
     appointment_create,
@@ -294,3 +302,43 @@ def connect_calendar_account(
     if create_calendar:
         account = calendar_account_use_calendar(account=account, calendar_url=None)
     return account
+
+
+def make_busy_calendar(
+    clinician: User,
+    *,
+    name: str = "Personal",
+    read_at: datetime | None = None,
+    never_read: bool = False,
+) -> BusyCalendar:
+    """A personal calendar of ``clinician``, last read ``read_at`` (now unless
+    told, never with ``never_read``). Written straight to the database: SCHEDULING
+    only reads these rows, and the importer that fills them is calendarsync's."""
+    return BusyCalendar.objects.create(
+        practice=clinician.practice,
+        clinician=clinician,
+        name=name,
+        read_at=None if never_read else read_at or timezone.now(),
+    )
+
+
+def make_busy_time(
+    clinician: User,
+    *,
+    start: datetime,
+    end: datetime | None = None,
+    minutes: int = 60,
+    tentative: bool = False,
+    calendar: BusyCalendar | None = None,
+) -> BusyTime:
+    """One busy interval of ``clinician``'s personal calendar (a new, freshly
+    read one unless ``calendar`` is given), as the importer keeps it."""
+    calendar = calendar or make_busy_calendar(clinician)
+    return BusyTime.objects.create(
+        calendar=calendar,
+        practice=calendar.practice,
+        clinician=calendar.clinician,
+        start=start,
+        end=end or start + timedelta(minutes=minutes),
+        tentative=tentative,
+    )

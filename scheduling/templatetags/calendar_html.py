@@ -150,3 +150,73 @@ def agenda_item(entry, page) -> SafeString:
         who,
         appointment.get_status_display(),
     )
+
+
+def _busy_classes(busy) -> str:
+    """Extra classes (each with its leading space): a line of busy time is short,
+    and the agenda of 25 clinicians carries hundreds."""
+    tentative = " is-tentative" if busy.block.tentative else ""
+    return tentative + (" is-stale" if busy.block.stale else "")
+
+
+def _busy_owner(busy, page, css: str) -> str:
+    """Whose busy time it is, where several clinicians share a column."""
+    if page.all_clinicians and page.view != "day":
+        return format_html(
+            '<span class="{}">{}</span>', css, busy.clinician.display_name
+        )
+    return ""
+
+
+@register.simple_tag
+def cal_busy(busy, page) -> SafeString:
+    """One stretch of personal busy time in a week or day column: its time and
+    "Busy (personal)" (whose, where clinicians share the column; "not updated
+    since …" when its calendar is stale). Not a link: there is nothing to open."""
+    start, end = f"{busy.start:%H:%M}", f"{busy.end:%H:%M}"
+    stale = (
+        format_html('<span class="cal-flag">{}</span>', busy.stale_note)
+        if busy.stale_note
+        else ""
+    )
+    return format_html(
+        '<div class="cal-entry cal-busy r-{} s-{} lane-{} w-{}{}">'
+        '<span class="cal-time">{}–{}</span>'
+        '<span class="cal-time cal-start">{}</span>'
+        '<span class="cal-what">{}</span>'
+        '<span class="cal-short">Busy<span class="visually-hidden"> {}</span></span>'
+        "{}{}</div>",
+        busy.row,
+        busy.span,
+        busy.lane,
+        busy.width,
+        _busy_classes(busy),
+        start,
+        end,
+        start,
+        busy.label,
+        busy.label.removeprefix("Busy "),
+        _busy_owner(busy, page, "cal-who"),
+        stale,
+    )
+
+
+@register.simple_tag
+def agenda_busy(busy, page) -> SafeString:
+    """One line of personal busy time in the agenda, among the appointments."""
+    stale = (
+        format_html('<span class="agenda-status">{}</span>', busy.stale_note)
+        if busy.stale_note
+        else ""
+    )
+    return format_html(
+        '<div class="agenda-item agenda-busy{}"><span class="agenda-time">{}–{}'
+        '</span> <span class="agenda-what">{}</span> <span class="agenda-meta">{}{}'
+        "</span></div>",
+        _busy_classes(busy),
+        f"{busy.start:%H:%M}",
+        f"{busy.end:%H:%M}",
+        busy.label,
+        _busy_owner(busy, page, "agenda-who"),
+        stale,
+    )

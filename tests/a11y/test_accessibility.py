@@ -19,6 +19,8 @@ from tests.factories import (
     change_appointment,
     local,
     make_appointment,
+    make_busy_calendar,
+    make_busy_time,
     make_location,
     make_patient,
     make_service,
@@ -139,6 +141,16 @@ def busy_practice(admin_user, clinician, other_clinician, scheduler):
         clinician, patients=[patient], start=local(practice, days=1, hour=15)
     )
     change_appointment(cancelled, status=Appointment.Status.CANCELLED)
+    # Personal busy time beside an appointment, tentative, and from a stale
+    # calendar: the hatched blocks and their words.
+    make_busy_time(clinician, start=local(practice, days=1, hour=9, minute=30))
+    make_busy_time(clinician, start=local(practice, days=1, hour=16), tentative=True)
+    stale = make_busy_calendar(
+        other_clinician, read_at=local(practice, days=-3, hour=9)
+    )
+    make_busy_time(
+        other_clinician, calendar=stale, start=local(practice, days=1, hour=13)
+    )
     team = make_team(
         practice, name="Downtown team", members=[clinician, other_clinician]
     )

@@ -239,8 +239,8 @@ def test_week_view_query_count_does_not_grow_with_clinicians(
             )
     fifty = _week_queries(client, url)
     assert one == fifty
-    # Eleven as before, plus the teams and the locations the filters offer.
-    assert fifty == 13
+    # Twelve as before, plus the teams and the locations the filters offer.
+    assert fifty == 14
 
 
 def test_week_view_query_count_pinned(
@@ -262,8 +262,9 @@ def test_week_view_query_count_pinned(
     client = login(scheduler)
     client.get("/scheduling/")  # warm the session
     # Session, user, practice, allowed networks; clinicians, appointments, their
-    # patients; the audit event; the session's save (savepoint, update, release).
-    with django_assert_num_queries(11):
+    # patients, personal busy time; the audit event; the session's save
+    # (savepoint, update, release).
+    with django_assert_num_queries(12):
         client.get(f"/scheduling/?date=2026-12-01&clinician={clinician.pk}")
 
 
@@ -274,8 +275,9 @@ def test_a_clinicians_own_calendar_does_not_load_the_clinician_list(
     client = login(clinician)
     client.get("/scheduling/")  # warm the session
     # As a scheduler's page less the clinicians: session, user, practice, allowed
-    # networks; appointments, their patients; the audit event; the session's save.
-    with django_assert_num_queries(10):
+    # networks; appointments, their patients, personal busy time; the audit
+    # event; the session's save.
+    with django_assert_num_queries(11):
         response = client.get("/scheduling/?date=2026-12-01")
     assert response.status_code == 200
     assert f"/scheduling/appointments/{booked.pk}/".encode() in response.content

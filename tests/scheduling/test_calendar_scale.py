@@ -86,8 +86,15 @@ def test_all_clinicians_views_make_as_many_queries_for_3_clinicians_as_for_40(
     # Session, user, practice, allowed networks; clinicians, teams, locations;
     # appointments and their patients; the audit event; the session's save
     # (savepoint, update, release). A team or a location filter adds the one
-    # query that narrows the clinicians.
-    assert large == {"everyone": 13, "team": 14, "location": 14, "page 2": 13}
+    # query that narrows the clinicians; every view but the month reads the
+    # clinicians' personal busy time in one more.
+    busy = 0 if view.startswith("view=month") else 1
+    assert large == {
+        "everyone": 13 + busy,
+        "team": 14 + busy,
+        "location": 14 + busy,
+        "page 2": 13 + busy,
+    }
 
 
 def test_all_clinicians_views_show_25_clinicians_a_page(login, practice, scheduler, at):
