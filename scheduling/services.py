@@ -88,6 +88,16 @@ class SchedulingConflict(Exception):
         super().__init__("; ".join(conflict.message for conflict in conflicts))
         self.conflicts = conflicts
 
+    @property
+    def heading(self) -> str:
+        """What the overlap is with, in words for the warning's heading."""
+        busy = [c for c in self.conflicts if c.appointment is None]
+        if not busy:
+            return "This overlaps other bookings"
+        if len(busy) == len(self.conflicts):
+            return "This overlaps personal busy time"
+        return "This overlaps other bookings and personal busy time"
+
 
 @dataclass(frozen=True)
 class PossibleDuplicate:

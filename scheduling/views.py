@@ -221,7 +221,7 @@ def appointment_new(request):
         user=request.user,
         initial=_new_appointment_initial(request),
     )
-    conflicts = []
+    conflicts, conflict_heading = [], ""
     if request.method == "POST" and form.is_valid():
         try:
             appointment = appointment_create(
@@ -232,6 +232,7 @@ def appointment_new(request):
             )
         except SchedulingConflict as conflict:
             conflicts = conflict.conflicts
+            conflict_heading = conflict.heading
         except ValidationError as error:
             form.add_error(None, error)
         else:
@@ -244,6 +245,7 @@ def appointment_new(request):
         {
             "form": form,
             "conflicts": conflicts,
+            "conflict_heading": conflict_heading,
             "is_event": form.appointment_kind == Appointment.Kind.EVENT,
             "event_warning": EVENT_TITLE_WARNING,
         },
@@ -290,7 +292,7 @@ def appointment_edit(request, appointment_id: int):
             client_ip=client_ip(request),
             page="edit form",
         )
-    conflicts, stale = [], False
+    conflicts, conflict_heading, stale = [], "", False
     if request.method == "POST" and form.is_valid():
         try:
             appointment_update(
@@ -303,6 +305,7 @@ def appointment_edit(request, appointment_id: int):
             )
         except SchedulingConflict as conflict:
             conflicts = conflict.conflicts
+            conflict_heading = conflict.heading
         except StaleAppointment as error:
             stale = True
             form.add_error(None, error)
@@ -318,6 +321,7 @@ def appointment_edit(request, appointment_id: int):
             "form": form,
             "appointment": appointment,
             "conflicts": conflicts,
+            "conflict_heading": conflict_heading,
             "stale": stale,
             "is_event": appointment.kind == Appointment.Kind.EVENT,
             "event_warning": EVENT_TITLE_WARNING,

@@ -310,11 +310,18 @@ def test_the_booking_form_warns_and_books_anyway(
         in html
     )
     assert "Book anyway" in html and "Change the time" in html
+    assert "This overlaps personal busy time" in html
     assert SECRET_NAME not in html
     assert not Appointment.objects.exists()
     response = client.post("/scheduling/new/", {**data, "book_anyway": "on"})
     assert response.status_code == 302
     assert Appointment.objects.count() == 1
+
+    # Over an appointment and busy time at once, the heading names both.
+    response = client.post("/scheduling/new/", data)
+    assert "This overlaps other bookings and personal busy time" in (
+        response.content.decode()
+    )
 
 
 # -- the calendar views -------------------------------------------------------------
