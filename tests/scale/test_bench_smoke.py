@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from bench import run, scenarios
-from bench.busy import s6
+from bench.busy import s7
 from bench.seed import TINY, seed
 
 WRK_OUTPUT = """Running 5s test @ http://127.0.0.1:8001
@@ -37,7 +37,7 @@ def test_bench_scenarios_run_at_tiny_size(bench_urls):
         for name in ("s1", "s2", "s3", "s4")
     }
     results["s5"] = {"skipped": "smoke test"}
-    results["s6"] = s6(seeded, TINY)
+    results["s7"] = s7(seeded, TINY)
     for name in ("s1", "s2"):
         figures = results[name]
         assert figures["events"] > 0
@@ -55,7 +55,7 @@ def test_bench_scenarios_run_at_tiny_size(bench_urls):
     for key in pages:
         assert results["s4"][key] == results["s4"][key.removesuffix("_at_2")], key
 
-    busy = results["s6"]
+    busy = results["s7"]
     assert busy["events"] == TINY.busy_events
     assert 0 < busy["intervals_kept"] <= busy["occurrences_in_window"]
     assert busy["read_peak_bytes"] > 0
