@@ -1,8 +1,8 @@
-"""``make bench``: seed a fresh bench database, run S1–S5, print the figures and
+"""``make bench``: seed a fresh bench database, run S1–S7, print the figures and
 write them into bench/README.md.
 
 Usage: bench/run.py [--tiny] [--seconds N] [--push-seconds N] [--no-wrk]
-                    [--no-push] [--only s6] [--no-readme]
+                    [--no-push] [--only s6|s7] [--no-readme]
 
 The database is the bench's own: BENCH_DATABASE_URL if set, else a fresh
 ``tend_bench`` on the local PostgreSQL when it answers, else a fresh SQLite file
@@ -253,7 +253,7 @@ def main(argv=None) -> dict:
     )
     parser.add_argument("--no-push", action="store_true", help="skip S6")
     parser.add_argument(
-        "--only", choices=["s6"], help="run only this scenario (no README)"
+        "--only", choices=["s6", "s7"], help="run only this scenario (no README)"
     )
     parser.add_argument(
         "--worker-args",
@@ -282,7 +282,7 @@ def main(argv=None) -> dict:
     size = TINY if options.tiny else FULL
     started = time.monotonic()
     call_command("migrate", verbosity=0, interactive=False)
-    # --only s6 needs nothing of S1–S5's data at full size.
+    # --only s6 or s7 needs nothing of S1–S5's data at full size.
     seeded = seed(TINY if options.only else size)
     with connection.cursor() as cursor:
         # Statistics, as autovacuum would have them in production.
@@ -303,8 +303,8 @@ def main(argv=None) -> dict:
         else:
             results["s5"] = scenarios.s5(client, seeded, size, env, options.seconds)
         print("S5", json.dumps(results["s5"], indent=1))
-    if options.no_push:
-        results["s6"] = {"skipped": "--no-push"}
+    if options.no_push or options.only == "s7":
+        results["s6"] = {"skipped": "--no-push" if options.no_push else "--only s7"}
     else:
         results["s6"] = push.s6(
             size,
@@ -313,7 +313,7 @@ def main(argv=None) -> dict:
             options.worker_args.split(),
         )
     print("S6", json.dumps(results["s6"], indent=1))
-    if not options.only:
+    if options.only in (None, "s7"):
         from bench.busy import s7
 
         results["s7"] = s7(seeded, size)
