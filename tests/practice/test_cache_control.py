@@ -16,7 +16,8 @@ from django.utils.http import urlsafe_base64_encode
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from calendarsync.models import FeedFetch
+from calendarsync import crypto
+from calendarsync.models import BusySource, FeedFetch
 from practice.models import AuditEvent, Practice, User
 from scheduling.models import AppointmentChange
 from scheduling.recurrence import WEEKLY, Recurrence
@@ -25,6 +26,7 @@ from tests.factories import (
     connect_calendar_account,
     make_appointment,
     make_authenticator,
+    make_busy_calendar,
     make_location,
     make_patient,
     make_recovery_codes,
@@ -107,13 +109,15 @@ def world(client, practice, admin_user, clinician, radicale):
         recurrence=Recurrence(frequency=WEEKLY, count=2),
         actor=admin_user,
     )
-    # A connected calendar account, for the page that disconnects it.
-    connect_calendar_account(
-        clinician,
-        url=radicale.url,
-        username=radicale.username,
-        password=radicale.password,
-    )
+    # Connected calendar accounts: the clinician's, for the page that disconnects
+    # it, and the administrator's own, for the one that resumes sending.
+    for owner in (clinician, admin_user):
+        connect_calendar_account(
+            owner,
+            url=radicale.url,
+            username=radicale.username,
+            password=radicale.password,
+        )
     feed_path = personal_feed_path(admin_user)
     assert client.get(feed_path).status_code == 200  # a fetch, for the admin's list
     operator = User.objects.create_superuser(
@@ -123,7 +127,18 @@ def world(client, practice, admin_user, clinician, radicale):
     operator_key = make_authenticator(operator)
     make_recovery_codes(operator)
     team = make_team(practice, name="Adults", members=[clinician])
+    # A personal calendar read as busy time, for its refresh and remove routes (on
+    # loopback's discard port: a refresh fails at once and keeps it).
+    busy_source = BusySource.objects.create(
+        practice=practice,
+        owner=admin_user,
+        calendar=make_busy_calendar(admin_user, name="Family"),
+        kind=BusySource.Kind.ICS,
+        secret_url=crypto.encrypt("http://127.0.0.1:9/basic.ics"),
+        address_hint="127.0.0.1:9/…",
+    )
     return {
+        "busy_source": busy_source,
         "team": team,
         "operator_key": operator_key,
         "practice": practice,
@@ -155,6 +170,17 @@ def app_paths(world) -> dict[str, str]:
         "calendarsync:admin": reverse("calendarsync:admin"),
         "calendarsync:account_connect": reverse("calendarsync:account_connect"),
         "calendarsync:account_calendar": reverse("calendarsync:account_calendar"),
+        "calendarsync:account_resume": reverse("calendarsync:account_resume"),
+        "calendarsync:change_notices": reverse("calendarsync:change_notices"),
+        "calendarsync:busy_add": reverse("calendarsync:busy_add"),
+        "calendarsync:busy_account": reverse("calendarsync:busy_account"),
+        # Refreshed before it is removed.
+        "calendarsync:busy_refresh": reverse(
+            "calendarsync:busy_refresh", args=[world["busy_source"].pk]
+        ),
+        "calendarsync:busy_remove": reverse(
+            "calendarsync:busy_remove", args=[world["busy_source"].pk]
+        ),
         "calendarsync:account_disconnect": reverse(
             "calendarsync:account_disconnect", kwargs={"user_id": member}
         ),
