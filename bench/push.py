@@ -29,6 +29,7 @@ import requests
 from django.db import transaction
 from django.utils import timezone
 
+from bench.radicale import radicale_config
 from bench.seed import Size, _fill, _practice
 from calendarsync.accounts import (
     calendar_account_connect,
@@ -76,23 +77,8 @@ class Radicale:
     def start(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
         self.folder.mkdir(parents=True)
-        users = self.folder / "users"
-        users.write_text("".join(f"{u}:{p}\n" for u, p in self.users.items()))
-        config = self.folder / "config"
-        config.write_text(
-            "[server]\n"
-            f"hosts = 127.0.0.1:{self.port}\n"
-            "[auth]\n"
-            "type = htpasswd\n"
-            f"htpasswd_filename = {users}\n"
-            "htpasswd_encryption = plain\n"
-            "delay = 0\n"
-            "[rights]\n"
-            "type = owner_only\n"
-            "[storage]\n"
-            f"filesystem_folder = {self.storage}\n"
-            "[logging]\n"
-            "level = warning\n"
+        config = radicale_config(
+            self.folder, port=self.port, users=self.users, storage=self.storage
         )
         self.process = subprocess.Popen(  # noqa: S603 - our own Radicale
             [sys.executable, "-m", "radicale", "--config", str(config)],

@@ -20,6 +20,8 @@ import redis
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 
+from bench.radicale import radicale_config
+
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 INSTALL_HINT = "apt-get install redis-server"
@@ -261,23 +263,11 @@ class RadicaleServer(CalDAVServer):
     password = "app-password-radicale-1"
 
     def command(self) -> list[str]:
-        users = self.folder / "users"
-        users.write_text(f"{self.username}:{self.password}\n")
-        config = self.folder / "config"
-        config.write_text(
-            "[server]\n"
-            f"hosts = 127.0.0.1:{self.port}\n"
-            "[auth]\n"
-            "type = htpasswd\n"
-            f"htpasswd_filename = {users}\n"
-            "htpasswd_encryption = plain\n"
-            "delay = 0\n"
-            "[rights]\n"
-            "type = owner_only\n"
-            "[storage]\n"
-            f"filesystem_folder = {self.folder / 'collections'}\n"
-            "[logging]\n"
-            "level = warning\n"
+        config = radicale_config(
+            self.folder,
+            port=self.port,
+            users={self.username: self.password},
+            storage=self.folder / "collections",
         )
         return [sys.executable, "-m", "radicale", "--config", str(config)]
 

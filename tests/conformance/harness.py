@@ -919,6 +919,20 @@ def assert_feed_conforms(ics: bytes) -> dict[str, ParsedCalendar]:
     return assert_all_parsers_agree(ics)
 
 
+def assert_cut_feed_conforms(client, settings, path: str) -> None:
+    """The feed at ``path``, cut by a size limit of a third of its full size, stays
+    within it and still parses everywhere, keeping some but not all events."""
+    full = client.get(path).content
+    settings.CALENDAR_FEED_MAX_BYTES = len(full) // 3
+
+    ics = client.get(path).content
+
+    assert len(ics) <= len(full) // 3
+    results = assert_feed_conforms(ics)
+    kept = len(results["icalendar"].events)
+    assert 0 < kept < full.count(b"BEGIN:VEVENT")
+
+
 def subscribed_events(
     phone: Subscriber, ics: bytes, window: tuple[date, date]
 ) -> list[tuple]:
