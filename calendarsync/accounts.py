@@ -18,7 +18,7 @@ from django.utils import timezone
 from calendarsync import crypto
 from calendarsync.caldav_client import CalDAVClient, CalDAVError, Discovery
 from calendarsync.models import PROVIDER_PRESETS, CalendarAccount, PushedEvent
-from calendarsync.permissions import calendar_account_authorised
+from calendarsync.permissions import personal_calendar_open
 from calendarsync.push import client_for
 from calendarsync.pushqueue import push_request
 from practice.models import AuditEvent, User
@@ -73,9 +73,7 @@ def calendar_account_connect(
         raise ValidationError(crypto.NO_KEY)
     if CalendarAccount.objects.filter(user=user).exists():
         raise ValidationError(ALREADY_CONNECTED)
-    if user.practice is None or not calendar_account_authorised(
-        CalendarAccount(user=user, practice=user.practice)
-    ):
+    if not personal_calendar_open(user):
         raise ValidationError(NOT_ALLOWED)
     preset = PROVIDER_PRESETS[CalendarAccount.Provider(provider)]
     url = server_url.strip() or preset.url

@@ -378,7 +378,7 @@ def notices_send(*, user_id: int, now: datetime | None = None) -> str:
         PendingChangeNotice.objects.filter(user_id=user_id).delete()
         return "off"
     user = subscription.user
-    if user.practice_id != subscription.practice_id or not personal_calendar_open(user):
+    if not personal_calendar_open(user, practice=subscription.practice):
         change_notices_stop(user_id=user_id)
         return "stopped"
     outcome = _send_window(subscription, now=now)
@@ -455,11 +455,10 @@ def _email(subscription: ChangeNoticeSubscription, lines: list[str]) -> None:
 def change_notices_enabled(*, user: User) -> bool:
     """Whether ``user`` gets change notices (opted in and may read their
     calendar)."""
-    practice = user.practice
-    if practice is None or not personal_calendar_open(user):
+    if not personal_calendar_open(user):
         return False
     return ChangeNoticeSubscription.objects.filter(
-        user=user, practice=practice
+        user=user, practice=user.practice
     ).exists()
 
 

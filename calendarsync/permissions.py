@@ -178,24 +178,17 @@ def access_calendar_account_to_disconnect(
 
 def calendar_account_authorised(account: CalendarAccount) -> bool:
     """Whether Tend may push to ``account`` now: its owner may read their personal
-    calendar (active, still in the practice, a clinician), their calendar sync
-    is not disabled and the practice's is on."""
-    user = account.user
-    access = getattr(user, "feed_access", None)
-    return _sync_open(
-        user=user,
-        practice=account.practice,
-        access_enabled=access is None or access.enabled,
-        scope=FeedScope.PERSONAL,
-        clinician=user,
-    )
+    calendar in the practice the account was connected in."""
+    return personal_calendar_open(account.user, practice=account.practice)
 
 
-def personal_calendar_open(user: User) -> bool:
-    """Whether ``user`` may read their own personal calendar out of Tend now (the
-    rule pushes and feeds follow), for change notices: active, a clinician, their
-    calendar sync on and the practice's too."""
-    practice = user.practice
+def personal_calendar_open(user: User, *, practice: Practice | None = None) -> bool:
+    """Whether ``user`` may read their own personal calendar out of Tend now, in
+    ``practice`` (their own unless told: a pushed account or a change-notice
+    subscription names the practice it was made in): active, still in that
+    practice, a clinician, their calendar sync on and the practice's too. The rule
+    pushes, change notices and connecting an account follow."""
+    practice = practice or user.practice
     if practice is None:
         return False
     access = getattr(user, "feed_access", None)
