@@ -40,7 +40,6 @@ notices turned off and gets no email.
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -59,7 +58,7 @@ from django.utils import timezone
 
 from calendarsync.models import ChangeNoticeSubscription, PendingChangeNotice
 from calendarsync.permissions import personal_calendar_open
-from practice.changes import rows_changed
+from practice.changes import CommitBatch, rows_changed
 from practice.dates import format_day_month, format_time, format_weekday
 from practice.models import User
 from scheduling.models import Appointment, AppointmentChange
@@ -189,39 +188,25 @@ def notices_record(
     return len(rows)
 
 
-class _Batch:
+class _Batch(CommitBatch):
     """The recipients one transaction noted, asked for once when it commits."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.user_ids: set[int] = set()
-        self.flushed = False
 
-    def flush(self) -> None:
-        if not self.flushed:
-            self.flushed = True
-            notices_request(self.user_ids)
-
-
-_local = threading.local()
+    def send(self) -> None:
+        notices_request(self.user_ids)
 
 
 def _requested_on_commit(user_ids: set[int]) -> None:
     """Queue sends for ``user_ids`` when the current transaction commits, once
     for all the changes it makes (at once outside a transaction)."""
-    connection = transaction.get_connection()
-    if not connection.in_atomic_block:
+    batch = _Batch.current()
+    if batch is None:
         notices_request(user_ids)
-        return
-    batch = getattr(_local, "batch", None)
-    registered = batch is not None and any(
-        callback[1] == batch.flush for callback in connection.run_on_commit
-    )
-    if batch is None or batch.flushed or not registered:
-        batch = _local.batch = _Batch()
-    batch.user_ids |= user_ids
-    # Registered with every note (the first call flushes, the others find it
-    # done), so a note made inside a savepoint is flushed when that commits too.
-    transaction.on_commit(batch.flush, robust=True)
+    else:
+        batch.user_ids |= user_ids
 
 
 def _on_init(sender, instance, **kwargs):

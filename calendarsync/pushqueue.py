@@ -32,11 +32,9 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from django.db import transaction
 from django.db.models import Q
 from django.db.models.signals import post_delete, post_init, post_save
 from django.tasks import default_task_backend
@@ -44,7 +42,7 @@ from django.utils import timezone
 
 from calendarsync.models import CalendarAccount, FeedAccess
 from practice import hooks
-from practice.changes import quiet_fields, rows_changed
+from practice.changes import CommitBatch, quiet_fields, rows_changed
 from practice.models import Practice
 from scheduling.models import Appointment
 
@@ -123,56 +121,23 @@ def push_request_all() -> list[int]:
 # -- noting what a transaction touched ----------------------------------------------
 
 
-class _Touched:
-    """What one transaction touched, flushed once when it commits."""
+class _Touched(CommitBatch):
+    """The calendars one transaction touched: their accounts get one run each when
+    it commits."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.clinician_ids: set[int] = set()
         self.practice_ids: set[int] = set()
         self.everything = False
-        self.flushed = False
-        self.position = -1
 
-    def flush(self) -> None:
-        if self.flushed:
-            return
-        self.flushed = True
+    def send(self) -> None:
         accounts = CalendarAccount.objects.exclude(calendar_url="")
         if not self.everything:
             accounts = accounts.filter(
                 Q(user_id__in=self.clinician_ids) | Q(practice_id__in=self.practice_ids)
             )
         push_request(list(accounts.values_list("pk", flat=True)))
-
-
-_local = threading.local()
-
-
-def _pending(using: str | None) -> _Touched | None:
-    """The current transaction's notes (None outside a transaction). One per
-    transaction: a batch whose first on-commit callback is no longer where it was
-    registered (the transaction, or the savepoint it was noted in, was rolled
-    back) is dropped for a new one."""
-    connection = transaction.get_connection(using)
-    if not connection.in_atomic_block:
-        return None
-    batches = getattr(_local, "batches", None)
-    if batches is None:
-        batches = _local.batches = {}
-    touched = batches.get(connection.alias)
-    callbacks = connection.run_on_commit
-    if (
-        touched is None
-        or touched.flushed
-        or touched.position >= len(callbacks)
-        or callbacks[touched.position][1] != touched.flush
-    ):
-        touched = batches[connection.alias] = _Touched()
-        touched.position = len(callbacks)
-    # Registered with every note (the first call flushes, the others find it
-    # done), so a note made inside a savepoint is flushed when that commits too.
-    transaction.on_commit(touched.flush, using=using, robust=True)
-    return touched
 
 
 def calendars_touched(
@@ -184,7 +149,7 @@ def calendars_touched(
     """Note calendars the current transaction changed (``practice_ids`` None:
     possibly any); their accounts get one run each when it commits (at once
     outside a transaction)."""
-    touched = _pending(using)
+    touched = _Touched.current(using)
     now = touched is None
     if touched is None:
         touched = _Touched()

@@ -8,9 +8,11 @@ snapshot that any change must end: ``calendarsync.freshness``) use
 
 This module knows nothing about who listens."""
 
+import threading
 from contextvars import ContextVar
+from typing import Self
 
-from django.db import models
+from django.db import models, transaction
 from django.dispatch import Signal
 
 # sender: the model; practice_ids: the practices whose rows changed, or None when
@@ -81,3 +83,53 @@ class ChangeNotifyingQuerySet(models.QuerySet):
 
 
 ChangeNotifyingManager = models.Manager.from_queryset(ChangeNotifyingQuerySet)
+
+
+class CommitBatch:
+    """What one transaction noted, acted on once when it commits.
+
+    A subclass keeps the notes and says what to do with them in ``send``; callers
+    take ``Subclass.current()`` and add to it. There is one batch per subclass,
+    transaction and database: changes made in one transaction are acted on
+    together, after it commits, however many there were. Its ``flush`` is
+    registered with every note (the first call sends, the others find it done),
+    so a note made inside a savepoint is sent when that commits too, and a batch
+    whose first callback is no longer where it was registered (the transaction,
+    or the savepoint it was noted in, was rolled back) is dropped for a new one."""
+
+    def __init__(self) -> None:
+        self.flushed = False
+        self._position = -1
+
+    def send(self) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        if not self.flushed:
+            self.flushed = True
+            self.send()
+
+    @classmethod
+    def current(cls, using: str | None = None) -> Self | None:
+        """The current transaction's batch (None outside a transaction: act at
+        once)."""
+        connection = transaction.get_connection(using)
+        if not connection.in_atomic_block:
+            return None
+        batches = _batches.__dict__.setdefault("by_key", {})
+        key = (cls, connection.alias)
+        batch = batches.get(key)
+        callbacks = connection.run_on_commit
+        if (
+            batch is None
+            or batch.flushed
+            or batch._position >= len(callbacks)
+            or callbacks[batch._position][1] != batch.flush
+        ):
+            batch = batches[key] = cls()
+            batch._position = len(callbacks)
+        transaction.on_commit(batch.flush, using=using, robust=True)
+        return batch
+
+
+_batches = threading.local()
