@@ -19,11 +19,10 @@ from datetime import datetime
 from functools import partial
 
 from django.db import transaction
-from django.utils import timezone
 
 from calendarsync.models import CalendarAccount, FeedAccess, PushedEvent
 from calendarsync.pushqueue import push_request
-from practice.dates import format_datetime, format_time
+from practice.dates import format_moment
 from practice.models import User
 
 
@@ -49,14 +48,6 @@ def calendar_account_resume(*, account: CalendarAccount) -> CalendarAccount:
     return account
 
 
-def _when(moment: datetime, *, now: datetime, zone) -> str:
-    """ "10:42" today, "1 Dec 2026, 10:42" another day, in the practice's zone."""
-    local = timezone.localtime(moment, zone)
-    if local.date() == timezone.localtime(now, zone).date():
-        return format_time(local, zone)
-    return format_datetime(local, zone)
-
-
 def _count(count: int) -> str:
     return f"{count} event{'' if count == 1 else 's'}"
 
@@ -71,12 +62,12 @@ def stop_cause(account: CalendarAccount, *, now: datetime, own: bool) -> str:
         verb = "reset access" if own else "reset"
         return (
             f"Sending stopped when {who} {verb} at "
-            f"{_when(account.paused_at, now=now, zone=zone)}"
+            f"{format_moment(account.paused_at, zone, now=now)}"
         )
     if access is not None and not access.enabled:
         return (
             "Sending stopped when calendar access was disabled at "
-            f"{_when(access.changed_at, now=now, zone=zone)}"
+            f"{format_moment(access.changed_at, zone, now=now)}"
         )
     if not account.practice.calendar_sync_enabled:
         return "Sending stopped: calendar sync is off for the practice"

@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Count, Max, Q, QuerySet
-from django.utils import timezone
 from django.utils.timesince import timesince
 
 from calendarsync.models import (
@@ -20,7 +19,7 @@ from calendarsync.pushstop import (
     calendar_account_resuming_state,
     calendar_account_stopped_state,
 )
-from practice.dates import format_datetime, format_time
+from practice.dates import format_datetime, format_moment
 from practice.models import Practice, User
 from practice.selectors import clinician_list, user_list
 from scheduling import publication
@@ -150,14 +149,7 @@ def calendar_account_state(
     if resuming is not None and account.failing_since is None:
         return resuming
     if account.failing_since is not None:
-        local = timezone.localtime(account.failing_since, account.practice.zone)
-        today = timezone.localtime(now, account.practice.zone).date()
-        zone = account.practice.zone
-        when = (
-            format_time(local, zone)
-            if local.date() == today
-            else format_datetime(local, zone)
-        )
+        when = format_moment(account.failing_since, account.practice.zone, now=now)
         return f"Failing since {when}: {account.failure_message}"
     if not account.calendar_url:
         return "Connected · choose the calendar Tend writes into"
@@ -225,13 +217,7 @@ def busy_source_state(source: BusySource, *, now: datetime) -> str:
     else:
         kept = f"Read {_elapsed(calendar.read_at, now)} · {busy_times}"
     if source.failing_since is not None:
-        local = timezone.localtime(source.failing_since, zone)
-        today = timezone.localtime(now, zone).date()
-        when = (
-            format_time(local, zone)
-            if local.date() == today
-            else format_datetime(local, zone)
-        )
+        when = format_moment(source.failing_since, zone, now=now)
         failing = f"Failing since {when}: {source.failure_message}"
         if calendar.read_at is not None and not calendar.is_stale(now):
             return f"{failing} · keeping the {busy_times} last read"

@@ -37,6 +37,14 @@ def format_time(value: datetime, zone: tzinfo | None = None) -> str:
     return f"{_local(value, zone):{TIME}}"
 
 
+def format_moment(value: datetime, zone: tzinfo | None = None, *, now: datetime) -> str:
+    """ "09:51" on the day of ``now``, "29 Nov 2026, 09:51" another day: when
+    something happened, said as briefly as is still clear."""
+    if _day(value, zone) == _day(now, zone):
+        return format_time(value, zone)
+    return format_datetime(value, zone)
+
+
 def format_weekday_date(value: date | datetime, zone: tzinfo | None = None) -> str:
     """ "Sun 29 Nov 2026"."""
     return f"{format_weekday(value, zone)} {format_date(value, zone)}"
