@@ -374,6 +374,14 @@ def busy_source_add_ics(
     )
 
 
+def is_tend_calendar(account: CalendarAccount, calendar_url: str) -> bool:
+    """Whether ``calendar_url`` is the calendar Tend pushes into in ``account``:
+    never a source of busy time (its events are Tend's own)."""
+    return bool(account.calendar_url) and same_resource(
+        account.calendar_url, calendar_url
+    )
+
+
 def busy_source_add_caldav(
     *,
     user: User,
@@ -389,7 +397,7 @@ def busy_source_add_caldav(
     account = CalendarAccount.objects.filter(user=user).first()
     if account is None:
         raise ValidationError(NO_ACCOUNT)
-    if account.calendar_url and same_resource(account.calendar_url, calendar_url):
+    if is_tend_calendar(account, calendar_url):
         raise ValidationError(TEND_CALENDAR)
     if any(
         same_resource(known, calendar_url)

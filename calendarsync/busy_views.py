@@ -13,7 +13,6 @@ from django.views.decorators.http import require_POST
 
 from calendarsync import busy_sources
 from calendarsync.accounts import calendar_account_calendars
-from calendarsync.caldav_client import same_resource
 from calendarsync.forms import BusyAccountCalendarForm, BusyAddressForm
 from calendarsync.permissions import access_own_busy_source, access_own_calendar_account
 from calendarsync.selectors import busy_source_state, busy_sources_of
@@ -103,10 +102,7 @@ def busy_account_calendars(request):
         calendars = [
             calendar
             for calendar in calendar_account_calendars(account)
-            if not (
-                account.calendar_url
-                and same_resource(calendar.url, account.calendar_url)
-            )
+            if not busy_sources.is_tend_calendar(account, calendar.url)
         ]
     except ValidationError as refused:
         error = error or " ".join(refused.messages)
