@@ -251,6 +251,17 @@ class CalendarAccount(models.Model):
     # list the calendar (``calendarsync.push``). Empty: the next run lists it.
     calendar_tag = models.CharField(max_length=500, blank=True, editable=False)
 
+    class Meta:
+        indexes = [
+            # Runs look for accounts whose queued run is due several times a
+            # second (``pushqueue.push_take_due``): only those with a mark.
+            models.Index(
+                fields=["push_queued_at"],
+                condition=Q(push_queued_at__isnull=False),
+                name="calendaraccount_queued",
+            ),
+        ]
+
     def __str__(self):
         return f"{self.get_provider_display()} account of user {self.user_id}"
 

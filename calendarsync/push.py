@@ -27,12 +27,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from urllib.parse import unquote, urlsplit
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, connections, transaction
 from django.db.models import Max, Q
 from django.tasks import task
 from django.utils import timezone
@@ -49,6 +53,11 @@ logger = logging.getLogger("calendarsync.push")
 
 # The longest a run may hold an account (see ``lease_claim``).
 LEASE = timedelta(minutes=10)
+
+# A run that takes other due accounts beside its own (``push_account``) looks
+# for more this often while any is running, and takes new ones for this long.
+SWEEP_POLL = 0.1
+SWEEP_BUDGET = 60.0
 
 # How Tend names its resources; only these are ever removed as orphans.
 TEND_RESOURCE = re.compile(
@@ -375,10 +384,27 @@ def _audit(account: CalendarAccount, kind: str, details: dict) -> None:
 
 
 @task()
-def push_account(account_id: int) -> dict:
-    """Reconcile one account (the worker's entry point), and ask for the next run
-    when this one could not finish (``calendarsync.pushqueue``)."""
-    pushqueue.push_started(account_id)
+def push_account(account_id: int, queued_at: str | None = None) -> dict:
+    """The worker's entry point: reconcile one account (unless another run took
+    it meanwhile, ``pushqueue.push_take``) and ask for the next run when this one
+    could not finish. Then, while other accounts' runs are due, run them too,
+    beside it on threads (``push_due``)."""
+    mark = datetime.fromisoformat(queued_at) if queued_at else None
+    if not pushqueue.push_take(account_id, mark):
+        return {"skipped": "taken"}
+    others = _Others.begin(exclude=account_id) if mark is not None else None
+    try:
+        outcome = push_one(account_id)
+    finally:
+        taken = others.finish() if others is not None else 0
+    if taken:
+        outcome["others"] = taken
+    return outcome
+
+
+def push_one(account_id: int) -> dict:
+    """Reconcile one account already taken from the queue, and ask for its next
+    run when this one could not finish."""
     account = (
         CalendarAccount.objects.select_related("practice", "user")
         .filter(pk=account_id)
@@ -394,6 +420,83 @@ def push_account(account_id: int) -> dict:
         "error": result.error.kind if result.error else None,
         "busy": result.busy,
     }
+
+
+def _push_one_alone(account_id: int) -> dict:
+    """``push_one`` on a thread of its own, which closes its connections."""
+    try:
+        return push_one(account_id)
+    except Exception:
+        logger.exception("Calendar push failed for account %s", account_id)
+        return {"error": "unexpected"}
+    finally:
+        connections.close_all()
+
+
+class _Others(threading.Thread):
+    """The other accounts whose runs are due, run beside the task's own run: a
+    thread that keeps up to ``PUSH_CONCURRENCY - 1`` of them going, takes more
+    as they come due (looking every ``SWEEP_POLL``), and stops once none are due
+    and none are running, or when asked to (``finish``) after ``SWEEP_BUDGET``,
+    so that the worker's other tasks are not kept waiting for ever."""
+
+    def __init__(self, *, exclude: int, slots: int):
+        super().__init__(name="push-others", daemon=True)
+        self.exclude = exclude
+        self.slots = slots
+        self.stopping = threading.Event()
+        self.taken = 0
+        self.started_at = time.monotonic()
+
+    @classmethod
+    def begin(cls, *, exclude: int) -> _Others | None:
+        slots = settings.PUSH_CONCURRENCY - 1
+        # Other runs use connections of their own, which see only what is
+        # committed: inside a transaction (a run called on the spot), none.
+        if slots < 1 or connection.in_atomic_block:
+            return None
+        others = cls(exclude=exclude, slots=slots)
+        others.start()
+        return others
+
+    def run(self) -> None:
+        running: dict[Future, int] = {}
+        try:
+            with ThreadPoolExecutor(
+                max_workers=self.slots, thread_name_prefix="push"
+            ) as pool:
+                while True:
+                    over = time.monotonic() - self.started_at > SWEEP_BUDGET
+                    took = []
+                    if not over:
+                        took = pushqueue.push_take_due(
+                            self.slots - len(running),
+                            exclude=[self.exclude, *running.values()],
+                        )
+                    for pk in took:
+                        running[pool.submit(_push_one_alone, pk)] = pk
+                    self.taken += len(took)
+                    if not running:
+                        if self.stopping.is_set():
+                            return
+                        # The task's own run is still going: look again soon.
+                        self.stopping.wait(SWEEP_POLL)
+                        continue
+                    done, _ = wait(
+                        list(running), timeout=SWEEP_POLL, return_when=FIRST_COMPLETED
+                    )
+                    for future in done:
+                        del running[future]
+        except Exception:
+            logger.exception("Calendar push: running other accounts failed")
+        finally:
+            connections.close_all()
+
+    def finish(self) -> int:
+        """Wait for the other runs to end; how many there were."""
+        self.stopping.set()
+        self.join()
+        return self.taken
 
 
 def follow_up(account: CalendarAccount, result: PushResult) -> datetime | None:

@@ -12,11 +12,19 @@ one run, however many changes the transaction made.
 **One queued run at a time.** ``CalendarAccount.push_queued_at`` says a run is
 waiting (to start at or after that moment). It is claimed with a conditional
 ``UPDATE`` before enqueueing, so of two processes committing at once only one
-enqueues, and the run clears it as it starts, before it reads the schedule: a
+enqueues, and the run takes it as it starts (``push_take``: cleared only if it
+is still the mark the task was queued with), before it reads the schedule: a
 change committed after that enqueues the next run; one committed before is read
 by the waiting run. A mark older than ``STALE`` is taken for a lost task and
 claimed again. The mark lives on the account, not in the queue backend's table,
 so it works the same with any backend.
+
+**Many accounts at once.** A worker runs one task at a time, and one run is
+mostly waiting on a calendar server. So a run, once started, also takes the
+other accounts whose mark is due (``push_take_due``, the same conditional
+``UPDATE``) and runs them beside its own on threads, up to ``PUSH_CONCURRENCY``
+at a time, taking more as they come due until none are (``push.push_account``).
+Their own queued tasks then find their mark gone and do nothing.
 
 **Again later.** A run that failed on the server or the network asks for another
 with exponential backoff and jitter, capped at ``RETRY_CAP`` (``retry_delay``); one
@@ -93,10 +101,8 @@ def push_request(
         if not claimed:
             continue
         try:
-            if mark > now:
-                push_account.using(run_after=mark).enqueue(account_id)
-            else:
-                push_account.enqueue(account_id)
+            queued = push_account.using(run_after=mark) if mark > now else push_account
+            queued.enqueue(account_id, queued_at=mark.isoformat())
         except BaseException:
             push_started(account_id)
             raise
@@ -108,6 +114,40 @@ def push_started(account_id: int) -> None:
     """A run starts: a run asked for from now on is a new one. (A retry still
     waiting in the queue then runs as well, which changes nothing.)"""
     CalendarAccount.objects.filter(pk=account_id).update(push_queued_at=None)
+
+
+def push_take(account_id: int, queued_at: datetime | None) -> bool:
+    """A queued run starts: take its mark (``queued_at``, the mark it was queued
+    with; None for a run not queued by ``push_request``, which always runs).
+    False when the mark is no longer that one: another worker's run took the
+    account meanwhile, or a newer run was queued in place of a lost one; either
+    way this run has nothing left to do."""
+    if queued_at is None:
+        push_started(account_id)
+        return True
+    taken = CalendarAccount.objects.filter(
+        pk=account_id, push_queued_at=queued_at
+    ).update(push_queued_at=None)
+    return taken == 1
+
+
+def push_take_due(limit: int, *, exclude: Iterable[int] = ()) -> list[int]:
+    """Take up to ``limit`` accounts whose queued run is due and that no run
+    holds, oldest mark first; returns their ids. Each is taken with a conditional
+    ``UPDATE`` on the mark read, so of two workers only one takes an account, and
+    the account's own queued task later finds nothing to do (``push_take``)."""
+    if limit <= 0:
+        return []
+    now = timezone.now()
+    due = (
+        CalendarAccount.objects.exclude(calendar_url="")
+        .exclude(pk__in=list(exclude))
+        .filter(push_queued_at__lte=now)
+        .filter(Q(push_lease_until__isnull=True) | Q(push_lease_until__lt=now))
+        .order_by("push_queued_at", "pk")
+        .values_list("pk", "push_queued_at")[:limit]
+    )
+    return [pk for pk, mark in list(due) if push_take(pk, mark)]
 
 
 def push_request_all() -> list[int]:
