@@ -35,8 +35,8 @@ REASONS = {
         "Tend can no longer read the password it saved for the account",
         "Open Settings → Sync Calendars with Other Applications in Tend and enter "
         "the account's app-specific password under “Enter a new app password” "
-        "(make a new one if you no longer have it: {help}). Tend keeps your "
-        "calendar and its events.",
+        "(or a new one, if you no longer have it). Tend keeps your calendar and "
+        "its events.",
     ),
     "full": (
         "the calendar account is full",
