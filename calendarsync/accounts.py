@@ -1,6 +1,6 @@
 """Writes for calendar accounts (direct push): connecting one, choosing the
-calendar Tend writes into, and disconnecting. The push itself is
-``calendarsync.push``.
+calendar Tend writes into, replacing its app password, and disconnecting. The
+push itself is ``calendarsync.push``.
 
 Each step that talks to the server does so before the database is written, so a
 refused password or an unreachable server saves nothing.
@@ -22,7 +22,7 @@ from calendarsync.permissions import personal_calendar_open
 from calendarsync.push import client_for
 from calendarsync.pushqueue import push_request
 from practice.models import AuditEvent, User
-from practice.services import audit_record
+from practice.services import audit_record, rate_limit_take
 
 CALENDAR_NAME = "Tend — {practice}"
 ALREADY_CONNECTED = (
@@ -38,6 +38,20 @@ NOT_EMPTY = (
     "create one, or pick an empty calendar."
 )
 NOT_A_CALENDAR = "That calendar is not in the account any more; reload the page."
+PASSWORD_REFUSED = (
+    "The server refused this password for {username}. Copy the whole app-specific "
+    "password again, or make a new one."
+)
+PASSWORD_UNCHECKED = "Tend could not check the password, so it kept the old one: {why}"
+PASSWORD_TOO_OFTEN = (
+    "Too many passwords were tried for this account in the last hour. Try again "
+    "later: servers lock accounts that see many wrong passwords."
+)
+NOT_CONNECTED = "The calendar account is no longer connected; reload the page."
+# Tries of a new password per account and hour, refused ones included: each is a
+# sign-in attempt on the user's own account, which iCloud and others lock after
+# too many failures.
+PASSWORD_TRIES_PER_HOUR = 10
 
 
 def _sentence(message: str) -> str:
@@ -161,6 +175,98 @@ def calendar_account_use_calendar(
         fresh.save()
         # The first full sync, once the choice is saved.
         transaction.on_commit(partial(push_request, [fresh.pk]))
+    account.refresh_from_db()
+    return account
+
+
+def _password_check(client: CalDAVClient, account: CalendarAccount) -> None:
+    """An authenticated request on what Tend writes into (the calendar, else the
+    calendar home): raises ``CalDAVError`` when the server does not accept it."""
+    if account.calendar_url or account.home_url:
+        client.collection_tag(account.calendar_url or account.home_url)
+    else:
+        client.principal()
+
+
+def calendar_account_password_replace(
+    *,
+    account: CalendarAccount,
+    password: str,
+    actor: User,
+    client_ip: str | None,
+    client: CalDAVClient | None = None,
+) -> CalendarAccount:
+    """Check a new app password with the server, then save it encrypted in place
+    of the old one; the account, its calendar and Tend's record of what it sent
+    stay. A password failure ends there, and a run on commit sends what waited.
+    Nothing is saved when the server refuses the password or cannot be asked."""
+    if not crypto.configured():
+        raise ValidationError(crypto.NO_KEY)
+    if account.auth_kind != CalendarAccount.AuthKind.PASSWORD:
+        raise ValidationError(NOT_CONNECTED)
+    if not rate_limit_take(
+        key=f"calendar-password:account:{account.pk}",
+        limit=PASSWORD_TRIES_PER_HOUR,
+        seconds=3600,
+    ):
+        raise ValidationError(PASSWORD_TOO_OFTEN, code="rate_limited")
+    own_client = client is None
+    client = client or CalDAVClient(
+        url=account.calendar_url or account.server_url,
+        username=account.username,
+        password=password,
+        auth_kind=account.auth_kind,
+    )
+    try:
+        _password_check(client, account)
+    except CalDAVError as error:
+        if error.kind == "auth":
+            raise ValidationError(
+                PASSWORD_REFUSED.format(username=account.username), code="auth"
+            ) from None
+        raise ValidationError(
+            PASSWORD_UNCHECKED.format(why=_sentence(error.message)), code=error.kind
+        ) from None
+    finally:
+        if own_client:
+            client.close()
+    with transaction.atomic():
+        fresh = (
+            CalendarAccount.objects.select_for_update()
+            .filter(pk=account.pk, user_id=account.user_id)
+            .first()
+        )
+        if fresh is None:
+            raise ValidationError(NOT_CONNECTED)
+        failure_cleared = fresh.password_refused
+        fresh.secret = crypto.encrypt(password)
+        if failure_cleared:
+            # The server just accepted the password: the page says so at once,
+            # and a later failure is a new episode, with its own email.
+            fresh.failing_since = None
+            fresh.failure_message = ""
+            fresh.needs_attention = False
+            fresh.attention_emailed_at = None
+        fresh.save(
+            update_fields=[
+                "secret",
+                "failing_since",
+                "failure_message",
+                "needs_attention",
+                "attention_emailed_at",
+            ]
+        )
+        audit_record(
+            kind=AuditEvent.Kind.CALENDAR_PASSWORD_REPLACED,
+            practice=account.practice,
+            actor=actor,
+            target_user=account.user,
+            client_ip=client_ip,
+            details={"failure_cleared": failure_cleared},
+        )
+        if fresh.calendar_url:
+            # What changed while the password was refused, sent at once.
+            transaction.on_commit(partial(push_request, [fresh.pk]))
     account.refresh_from_db()
     return account
 

@@ -26,15 +26,17 @@ REASONS = {
     "auth": (
         "the server refused the password",
         "Make a new app-specific password for Tend ({help}), then open Settings → "
-        "Sync Calendars with Other Applications in Tend, disconnect the account "
-        "and connect it again with the new password.",
+        "Sync Calendars with Other Applications in Tend and enter it under "
+        "“Enter a new app password”. Tend keeps your calendar and its events, and "
+        "sends what changed meanwhile.",
     ),
     # The stored password cannot be decrypted (``crypto.CredentialError``).
     "credential": (
         "Tend can no longer read the password it saved for the account",
-        "Open Settings → Sync Calendars with Other Applications in Tend, "
-        "disconnect the account and connect it again with its app-specific "
-        "password.",
+        "Open Settings → Sync Calendars with Other Applications in Tend and enter "
+        "the account's app-specific password under “Enter a new app password” "
+        "(or a new one, if you no longer have it). Tend keeps your calendar and "
+        "its events.",
     ),
     "full": (
         "the calendar account is full",

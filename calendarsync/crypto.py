@@ -15,6 +15,8 @@ NO_KEY = (
     "Calendar accounts cannot be connected on this server yet: its operator has "
     "not set CALENDAR_ACCOUNT_KEY."
 )
+# Written to follow "Failing since 10:42: " (a push run records it).
+UNREADABLE = "the saved password can no longer be read — enter it again"
 
 
 class CredentialError(Exception):
@@ -48,9 +50,7 @@ def decrypt(token: str) -> str:
     try:
         return _keys().decrypt(token.encode("ascii")).decode()
     except InvalidToken:
-        raise CredentialError(
-            "the saved password can no longer be read — enter it again"
-        ) from None
+        raise CredentialError(UNREADABLE) from None
 
 
 def reencrypt(token: str) -> str:

@@ -61,6 +61,26 @@ class ConnectAccountForm(forms.Form):
         return data
 
 
+class ReplacePasswordForm(forms.Form):
+    """A new app password for the connected account (its username stays). Never
+    filled back in."""
+
+    password = forms.CharField(
+        label="New app-specific password",
+        max_length=500,
+        strip=False,
+        widget=forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "new-password"}
+        ),
+        error_messages={"required": "Enter the new app-specific password."},
+    )
+
+    def __init__(self, *args, **kwargs):
+        # Its own ids: the sync page has other forms with a password field.
+        kwargs.setdefault("auto_id", "replace_%s")
+        super().__init__(*args, **kwargs)
+
+
 class ChooseCalendarForm(forms.Form):
     """ "new" for Tend's own calendar, or the address of an empty one."""
 

@@ -15,6 +15,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from calendarsync.caldav_client import AUTH_REFUSED
+from calendarsync.crypto import UNREADABLE
 from practice.changes import ChangeNotifyingManager
 from practice.models import Practice
 from scheduling.publication import Scope
@@ -264,6 +266,16 @@ class CalendarAccount(models.Model):
 
     def __str__(self):
         return f"{self.get_provider_display()} account of user {self.user_id}"
+
+    @property
+    def password_refused(self) -> bool:
+        """Failing until its owner enters a new password: the server refused the
+        saved one, or Tend can no longer decrypt it."""
+        return (
+            self.needs_attention
+            and self.failing_since is not None
+            and self.failure_message in (AUTH_REFUSED, UNREADABLE)
+        )
 
 
 class PushedEvent(models.Model):

@@ -8,9 +8,9 @@ the next run removes Tend's events from the account instead of writing them
 (``push.reconcile``), best effort: a server that cannot be reached is retried
 with backoff like any other failure, and the page says which it is.
 
-A reset stays paused until the owner presses "Resume sending"; the others end
-when their cause does (access enabled again, the practice's switch on). Either
-way the next run puts the events back.
+A reset stays paused until the owner presses "Resume sending" (audited as
+``calendar_resumed``); the others end when their cause does (access enabled
+again, the practice's switch on). Either way the next run puts the events back.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from django.db import transaction
 from calendarsync.models import CalendarAccount, FeedAccess, PushedEvent
 from calendarsync.pushqueue import push_request
 from practice.dates import format_moment
-from practice.models import User
+from practice.models import AuditEvent, User
+from practice.services import audit_record
 
 
 def calendar_account_pause(*, user: User, now: datetime) -> int:
@@ -36,13 +37,24 @@ def calendar_account_pause(*, user: User, now: datetime) -> int:
 
 
 @transaction.atomic
-def calendar_account_resume(*, account: CalendarAccount) -> CalendarAccount:
-    """Send to a paused account again: a run on commit puts Tend's events back
-    (when the owner may read their calendar)."""
+def calendar_account_resume(
+    *, account: CalendarAccount, actor: User, client_ip: str | None
+) -> CalendarAccount:
+    """Send to a paused account again, audited: a run on commit puts Tend's
+    events back (when the owner may read their calendar)."""
     fresh = CalendarAccount.objects.select_for_update().get(pk=account.pk)
     if fresh.paused_at is not None:
+        paused_at = fresh.paused_at
         fresh.paused_at = None
         fresh.save(update_fields=["paused_at"])
+        audit_record(
+            kind=AuditEvent.Kind.CALENDAR_RESUMED,
+            practice=account.practice,
+            actor=actor,
+            target_user=account.user,
+            client_ip=client_ip,
+            details={"paused_at": paused_at.isoformat()},
+        )
         transaction.on_commit(partial(push_request, [fresh.pk]))
     account.paused_at = None
     return account
@@ -94,11 +106,15 @@ def stop_outcome(account: CalendarAccount, *, now: datetime, own: bool) -> str:
     )
     place = f"{'your' if own else 'their'} {provider} calendar"
     if left and account.failing_since is not None:
-        later = (
-            "Tend tries again every night, or when the account is reconnected"
-            if account.needs_attention
-            else "Tend keeps trying"
-        )
+        if account.password_refused:
+            later = (
+                "Tend tries again every night, or as soon as "
+                f"{'you enter' if own else 'its owner enters'} a new app password"
+            )
+        elif account.needs_attention:
+            later = "Tend tries again every night, or when the account is reconnected"
+        else:
+            later = "Tend keeps trying"
         return (
             f"Tend's {_count(left)} could not be removed from {place} yet "
             f"({account.failure_message.rstrip('.')}): {later}."

@@ -150,7 +150,9 @@ def calendar_account_state(
         return resuming
     if account.failing_since is not None:
         when = format_moment(account.failing_since, account.practice.zone, now=now)
-        return f"Failing since {when}: {account.failure_message}"
+        # The owner's page has the form for it right below.
+        below = " below" if own and account.password_refused else ""
+        return f"Failing since {when}: {account.failure_message}{below}"
     if not account.calendar_url:
         return "Connected · choose the calendar Tend writes into"
     pending = calendar_account_pending(account, now=now)

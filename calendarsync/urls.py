@@ -19,6 +19,11 @@ urlpatterns = [
         name="account_calendar",
     ),
     path(
+        "settings/sync/account/password/",
+        views.account_password,
+        name="account_password",
+    ),
+    path(
         "settings/sync/account/resume/",
         views.account_resume,
         name="account_resume",

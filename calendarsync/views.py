@@ -30,6 +30,7 @@ from calendarsync.forms import (
     EmailLinkForm,
     MemberActionForm,
     PracticeSyncForm,
+    ReplacePasswordForm,
 )
 from calendarsync.freshness import window_count
 from calendarsync.models import PROVIDER_PRESETS, CalendarAccount
@@ -95,6 +96,7 @@ def _sync_page(
     form: ConnectAccountForm | None = None,
     status=200,
     busy_form=None,
+    password_form: ReplacePasswordForm | None = None,
 ):
     user = request.user
     access, links = services.feed_links_issue(user=user)
@@ -110,7 +112,7 @@ def _sync_page(
             "clinicians": [item for item in links if item.link.scope == "clinician"],
             "practice_wide": [item for item in links if item.link.scope == "practice"],
             "busy": [item for item in links if item.link.scope == "busy"],
-            **_account_context(user, form=form),
+            **_account_context(user, form=form, password_form=password_form),
             "change_notices_on": notices.change_notices_enabled(user=user),
             **busy_context(user, form=busy_form),
         },
@@ -118,12 +120,18 @@ def _sync_page(
     )
 
 
-def _account_context(user, *, form: ConnectAccountForm | None) -> dict:
+def _account_context(
+    user,
+    *,
+    form: ConnectAccountForm | None,
+    password_form: ReplacePasswordForm | None = None,
+) -> dict:
     """The "Send to your calendar account" section of the sync page."""
     account = access_own_calendar_account(user)
     context: dict = {
         "account": account,
         "account_form": form or ConnectAccountForm(),
+        "password_form": password_form or ReplacePasswordForm(),
         "presets": [
             (value, label, PROVIDER_PRESETS[CalendarAccount.Provider(value)])
             for value, label in CalendarAccount.Provider.choices
@@ -131,6 +139,9 @@ def _account_context(user, *, form: ConnectAccountForm | None) -> dict:
     }
     if account is not None:
         context["account_state"] = calendar_account_state(account, now=timezone.now())
+        context["password_help"] = PROVIDER_PRESETS[
+            CalendarAccount.Provider(account.provider)
+        ].password_help
         if not account.calendar_url:
             try:
                 context["account_calendars"] = calendar_account_calendars(account)
@@ -191,13 +202,45 @@ def account_calendar(request):
 
 @require_POST
 @practice_user_required
+def account_password(request):
+    """Replace the app password of the signed-in user's own calendar account,
+    once the server accepts the new one. Nobody else's: administrators may
+    disconnect an account but never see or set its password."""
+    account = access_own_calendar_account(request.user)
+    if account is None:
+        raise Http404
+    form = ReplacePasswordForm(request.POST)
+    if form.is_valid():
+        try:
+            accounts.calendar_account_password_replace(
+                account=account,
+                password=form.cleaned_data["password"],
+                actor=request.user,
+                client_ip=client_ip(request),
+            )
+        except ValidationError as error:
+            form.add_error("password", error)
+        else:
+            messages.success(
+                request,
+                "The server accepted the new app password. Tend saved it and "
+                "sends your schedule with it.",
+            )
+            return redirect(reverse("calendarsync:sync") + "#account")
+    return _sync_page(request, password_form=form, status=400)
+
+
+@require_POST
+@practice_user_required
 def account_resume(request):
     """Send to the signed-in user's calendar account again after Reset Access
     paused it."""
     account = access_own_calendar_account(request.user)
     if account is None:
         raise Http404
-    pushstop.calendar_account_resume(account=account)
+    pushstop.calendar_account_resume(
+        account=account, actor=request.user, client_ip=client_ip(request)
+    )
     messages.success(
         request, "Tend sends your schedule to your calendar account again."
     )

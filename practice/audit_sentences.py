@@ -168,6 +168,14 @@ SENTENCES: dict[str, tuple[str, str]] = {
         "The calendar account of {actor} works again",
         "The calendar account of {target} works again",
     ),
+    Kind.CALENDAR_PASSWORD_REPLACED: (
+        "{actor} replaced the app password of their calendar account",
+        "{actor} replaced the app password of the calendar account of {target}",
+    ),
+    Kind.CALENDAR_RESUMED: (
+        "{actor} resumed sending to their calendar account",
+        "{actor} resumed sending to the calendar account of {target}",
+    ),
     Kind.BUSY_LINK_ON: (
         "{actor} made a busy-only calendar link",
         "{actor} made a busy-only calendar link for {target}",

@@ -333,6 +333,11 @@ class AuditEvent(models.Model):
         CALENDAR_DISCONNECTED = "calendar_disconnected", "Calendar account removed"
         CALENDAR_FAILING = "calendar_failing", "Calendar account failing"
         CALENDAR_RECOVERED = "calendar_recovered", "Calendar account working again"
+        CALENDAR_PASSWORD_REPLACED = (
+            "calendar_password_replaced",
+            "Calendar account password replaced",
+        )
+        CALENDAR_RESUMED = "calendar_resumed", "Sending to a calendar account resumed"
         BUSY_LINK_ON = "busy_link_on", "Busy-only calendar link issued"
         BUSY_LINK_RESET = "busy_link_reset", "Busy-only calendar link reset"
         BUSY_LINK_OFF = "busy_link_off", "Busy-only calendar link disabled"

@@ -83,6 +83,7 @@ def test_one_email_per_failing_episode_through_the_worker(
     text = body(message)
     assert "the server refused the password" in text
     assert "new app-specific password" in text
+    assert "Enter a new app password" in text and "disconnect" not in text
     assert f"{settings.SITE_URL}/settings/sync/#account" in text
     assert "Ottoline" not in text and "O. Q." not in text and "OQ" not in text
     account.refresh_from_db()
@@ -186,7 +187,8 @@ def test_an_unreadable_saved_password_is_told_as_such(
 
     text = body(smtp_server.messages[0])
     assert "Tend can no longer read the password it saved" in text
-    assert "connect it again" in text
+    assert "Enter a new app password" in text
+    assert "disconnect" not in text
 
 
 @pytest.mark.django_db(transaction=True)

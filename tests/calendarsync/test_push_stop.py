@@ -18,7 +18,9 @@ from calendarsync.services import (
     feed_access_reset,
     practice_sync_set,
 )
+from practice.audit_sentences import audit_sentence
 from practice.dates import format_time
+from practice.models import AuditEvent
 from practice.services import user_set_active
 from tests.factories import connect_calendar_account, local, make_appointment
 from tests.servers import RadicaleServer
@@ -94,6 +96,16 @@ def test_reset_access_removes_tends_events_until_the_owner_resumes(
     page = text(client.get(SYNC))
     assert "Up to date · last change sent" in page
     assert "Resume sending" not in page
+
+    # Audited with who resumed; pressing it again (another tab) is no new event.
+    (resumed,) = AuditEvent.objects.filter(kind=AuditEvent.Kind.CALENDAR_RESUMED)
+    assert (resumed.actor, resumed.target_user) == (clinician, clinician)
+    assert resumed.practice == clinician.practice
+    assert audit_sentence(resumed) == (
+        f"{clinician.label} resumed sending to their calendar account"
+    )
+    client.post(RESUME)
+    assert AuditEvent.objects.filter(kind=AuditEvent.Kind.CALENDAR_RESUMED).count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -241,7 +253,9 @@ def test_the_words_while_a_run_removes_or_puts_back(
         push_lease_until=None, stopped_at=timezone.now(), stopped_removed=2
     )
     with django_capture_on_commit_callbacks(execute=True):
-        pushstop.calendar_account_resume(account=account)
+        pushstop.calendar_account_resume(
+            account=account, actor=clinician, client_ip=None
+        )
     account.refresh_from_db()
     assert calendar_account_state(account, now=timezone.now()) == (
         "Sending again · putting your appointments back"
