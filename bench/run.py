@@ -2,6 +2,7 @@
 write them into bench/README.md.
 
 Usage: bench/run.py [--tiny] [--seconds N] [--push-seconds N] [--no-wrk]
+                    [--push-concurrency N]
                     [--no-push] [--only s6|s7] [--no-readme]
 
 The database is the bench's own: BENCH_DATABASE_URL if set, else a fresh
@@ -260,7 +261,14 @@ def main(argv=None) -> dict:
         default="",
         help="extra db_worker arguments for S6, e.g. '--interval 0.2'",
     )
+    parser.add_argument(
+        "--push-concurrency",
+        type=int,
+        help="S6: accounts the worker pushes at once (PUSH_CONCURRENCY)",
+    )
     options = parser.parse_args(argv)
+    if options.push_concurrency:
+        os.environ["PUSH_CONCURRENCY"] = str(options.push_concurrency)
 
     FOLDER.mkdir(parents=True, exist_ok=True)
     database_url = choose_database()

@@ -21,6 +21,11 @@ DATABASES = {"default": _env.db_url("BENCH_DATABASE_URL")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"]["CONN_MAX_AGE"] = 600
+# As config.settings would choose for the bench's database.
+PUSH_CONCURRENCY = _env.int(
+    "PUSH_CONCURRENCY",
+    default=8 if DATABASES["default"]["ENGINE"].endswith("postgresql") else 1,
+)
 CACHES = {"default": _env.cache("BENCH_CACHE_URL", default="locmemcache://bench")}
 CACHE_SHARED = CACHES["default"]["BACKEND"].endswith("RedisCache")
 ROOT_URLCONF = "bench.urls"

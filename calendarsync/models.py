@@ -233,9 +233,12 @@ class CalendarAccount(models.Model):
     restored_count = models.PositiveIntegerField(default=0)
     # Held by the one run at a time (``calendarsync.push.lease_claim``).
     push_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
-    # A run is queued to start at (or after) this moment; the run clears it when it
+    # A task is queued to start at (or after) this moment; it clears this when it
     # starts, so changes meanwhile enqueue no second one (``calendarsync.pushqueue``).
     push_queued_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # A run is wanted (not before this moment): the schedule changed since the
+    # last run started. Taken by the run that reads it (``calendarsync.pushqueue``).
+    push_wanted_at = models.DateTimeField(null=True, blank=True, editable=False)
     # The owner was emailed that the account needs attention, in this failing
     # episode (cleared by the next successful run; ``calendarsync.attention``).
     attention_emailed_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -255,12 +258,12 @@ class CalendarAccount(models.Model):
 
     class Meta:
         indexes = [
-            # Runs look for accounts whose queued run is due several times a
-            # second (``pushqueue.push_take_due``): only those with a mark.
+            # Runs look for accounts whose run is wanted several times a second
+            # (``pushqueue.push_take_due``): only those with a mark.
             models.Index(
-                fields=["push_queued_at"],
-                condition=Q(push_queued_at__isnull=False),
-                name="calendaraccount_queued",
+                fields=["push_wanted_at"],
+                condition=Q(push_wanted_at__isnull=False),
+                name="calendaraccount_wanted",
             ),
         ]
 

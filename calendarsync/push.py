@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
 import re
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from urllib.parse import unquote, urlsplit
@@ -92,6 +92,10 @@ class PushResult:
     calendar_tag: str = ""
     # The run listed the calendar (it was not known unchanged).
     listed: bool = False
+    # Tend's record of what the run wrote and removed, kept until the run
+    # records its outcome: one short transaction, however many events.
+    rows: dict[str, PushedEvent] = field(default_factory=dict)
+    removed_rows: list[int] = field(default_factory=list)
 
     @property
     def writes(self) -> int:
@@ -166,20 +170,24 @@ def reconcile(
     *,
     now: datetime | None = None,
     client: CalDAVClient | None = None,
+    leased: bool = False,
 ) -> PushResult:
     """Bring the account's calendar in line with the schedule (see the module
     docstring); records the outcome on the account. Never raises for a server's
-    failure: it is in ``PushResult.error`` and on the account."""
+    failure: it is in ``PushResult.error`` and on the account. ``leased``: the
+    caller took the account's lease already (``pushqueue.push_take``)."""
     now = now or timezone.now()
     result = PushResult()
     if not account.calendar_url:
+        if leased:
+            CalendarAccount.objects.filter(pk=account.pk).update(push_lease_until=None)
         return result
     # Without the right to read the calendar (access disabled, the practice's
     # sync off, the owner deactivated or no longer a clinician), or after Reset
     # Access, nothing of it may stay on the server: Tend's events are removed.
     authorised = calendar_account_sending(account)
     result.stopped = not authorised
-    if not lease_claim(account):
+    if not leased and not lease_claim(account):
         result.busy = True
         return result
     own_client = client is None
@@ -198,9 +206,11 @@ def reconcile(
                 )
                 break
             except CalDAVError as error:
-                # An ETag moved between the listing and a write: list again.
+                # An ETag moved between the listing and a write: list again,
+                # from Tend's record of what this attempt wrote.
                 if error.kind != "conflict" or attempt == 2:
                     raise
+                _save_rows(account, result)
         result.rerun_after = rerun_after(account, now=now)
     except CalDAVError as error:
         result.error = error
@@ -242,6 +252,7 @@ def _reconcile(
 ) -> None:
     wanted = wanted_events(account, now=now) if authorised else {}
     pushed = {row.uid: row for row in PushedEvent.objects.filter(account=account)}
+    rows = result.rows
     tag = ""
     if trust_tag and account.calendar_tag:
         tag = client.collection_tag(account.calendar_url)
@@ -280,7 +291,7 @@ def _reconcile(
         row.etag = etag
         row.fingerprint = want.fingerprint
         row.sent_at = now
-        row.save()
+        rows[uid] = row
 
     for uid, row in pushed.items():
         if uid in wanted:
@@ -289,7 +300,8 @@ def _reconcile(
         found = on_server.get(_key(row.href))
         if found is not None:
             client.delete(found[0], etag=found[1] or None)
-        row.delete()
+        rows.pop(uid, None)
+        result.removed_rows.append(row.pk)
         result.deleted += 1
 
     for key, (href, etag) in on_server.items():
@@ -298,8 +310,10 @@ def _reconcile(
             client.delete(href, etag=etag or None)
             result.orphans_removed += 1
 
-    missing = PushedEvent.objects.filter(account=account, etag="")
-    if missing.exists():
+    missing = [
+        row for uid, row in {**pushed, **rows}.items() if uid in wanted and not row.etag
+    ]
+    if missing:
         # A server that answered a PUT without an ETag: take them from a listing,
         # or the next run would take its own writes for changes made outside.
         listing = {
@@ -307,7 +321,7 @@ def _reconcile(
         }
         for row in missing:
             row.etag = listing.get(_key(row.href), "")
-            row.save(update_fields=["etag"])
+            rows[row.uid] = row
     # The tag the calendar has now, for the next run to compare. A change made
     # outside Tend between the last write above and this read is taken for
     # Tend's own; the nightly reconcile (which lists) puts it right.
@@ -323,7 +337,16 @@ def _record(account: CalendarAccount, result: PushResult, *, now: datetime) -> N
     fresh = CalendarAccount.objects.select_for_update().filter(pk=account.pk).first()
     if fresh is None:  # disconnected meanwhile
         return
+    # What the run wrote, even when it failed part way: those writes are there.
+    _save_rows(account, result)
     fresh.push_lease_until = None
+    if result.error is not None and fresh.secret != account.secret:
+        # The owner entered a new password while this run used the old one: its
+        # failure says nothing of the new one. The next run tries that.
+        fresh.save(update_fields=["push_lease_until"])
+        transaction.on_commit(partial(pushqueue.push_request, [fresh.pk]), robust=True)
+        account.refresh_from_db()
+        return
     if result.stopped:
         # Counted even when the run failed part way: those are gone.
         fresh.stopped_at = fresh.stopped_at or now
@@ -374,6 +397,19 @@ def _record(account: CalendarAccount, result: PushResult, *, now: datetime) -> N
     account.refresh_from_db()
 
 
+@transaction.atomic
+def _save_rows(account: CalendarAccount, result: PushResult) -> None:
+    """Write Tend's record of what the run wrote and removed (and forget it)."""
+    if result.removed_rows:
+        PushedEvent.objects.filter(account=account, pk__in=result.removed_rows).delete()
+    new = [row for row in result.rows.values() if row.pk is None]
+    known = [row for row in result.rows.values() if row.pk is not None]
+    PushedEvent.objects.bulk_create(new)
+    PushedEvent.objects.bulk_update(known, ["href", "etag", "fingerprint", "sent_at"])
+    result.rows = {}
+    result.removed_rows = []
+
+
 def _audit(account: CalendarAccount, kind: str, details: dict) -> None:
     audit_record(
         kind=kind,
@@ -390,21 +426,29 @@ def push_account(account_id: int, queued_at: str | None = None) -> dict:
     could not finish. Then, while other accounts' runs are due, run them too,
     beside it on threads (``push_due``)."""
     mark = datetime.fromisoformat(queued_at) if queued_at else None
-    if not pushqueue.push_take(account_id, mark):
+    taken = pushqueue.push_take(account_id, mark)
+    if taken is pushqueue.Take.HELD:
+        # Another run holds the account and may have read the schedule before
+        # the change this run is for: ask again shortly.
+        pushqueue.push_request(
+            [account_id], run_after=timezone.now() + pushqueue.BUSY_DELAY
+        )
+        return {"skipped": "held"}
+    if taken is pushqueue.Take.NOTHING:
         return {"skipped": "taken"}
     others = _Others.begin(exclude=account_id) if mark is not None else None
     try:
-        outcome = push_one(account_id)
+        outcome = push_one(account_id, leased=mark is not None)
     finally:
-        taken = others.finish() if others is not None else 0
-    if taken:
-        outcome["others"] = taken
+        count = others.finish() if others is not None else 0
+    if count:
+        outcome["others"] = count
     return outcome
 
 
-def push_one(account_id: int) -> dict:
-    """Reconcile one account already taken from the queue, and ask for its next
-    run when this one could not finish."""
+def push_one(account_id: int, *, leased: bool = False) -> dict:
+    """Reconcile one account already taken from the queue (``leased``: with its
+    lease), and ask for its next run when this one could not finish."""
     account = (
         CalendarAccount.objects.select_related("practice", "user")
         .filter(pk=account_id)
@@ -412,7 +456,7 @@ def push_one(account_id: int) -> dict:
     )
     if account is None:
         return {"skipped": "disconnected"}
-    result = reconcile(account)
+    result = reconcile(account, leased=leased)
     follow_up(account, result)
     return {
         "writes": result.writes,
@@ -422,23 +466,24 @@ def push_one(account_id: int) -> dict:
     }
 
 
-def _push_one_alone(account_id: int) -> dict:
-    """``push_one`` on a thread of its own, which closes its connections."""
+def _give_back(account_id: int) -> None:
+    """A run taken from the queue failed outside the calendar server's answers
+    (the database's failure, say): give its lease back and want it again, so the
+    change it was for is not left to the nightly reconcile."""
     try:
-        return push_one(account_id)
+        CalendarAccount.objects.filter(pk=account_id).update(push_lease_until=None)
+        pushqueue.push_request([account_id])
     except Exception:
-        logger.exception("Calendar push failed for account %s", account_id)
-        return {"error": "unexpected"}
-    finally:
-        connections.close_all()
+        logger.exception("Calendar push: account %s not queued again", account_id)
 
 
 class _Others(threading.Thread):
     """The other accounts whose runs are due, run beside the task's own run: a
-    thread that keeps up to ``PUSH_CONCURRENCY - 1`` of them going, takes more
-    as they come due (looking every ``SWEEP_POLL``), and stops once none are due
-    and none are running, or when asked to (``finish``) after ``SWEEP_BUDGET``,
-    so that the worker's other tasks are not kept waiting for ever."""
+    thread that keeps up to ``PUSH_CONCURRENCY - 1`` of them going (all of
+    ``PUSH_CONCURRENCY`` once the own run is over, the own account included
+    again), takes more as they come due (looking every ``SWEEP_POLL``), and stops
+    once the own run is over and none are due or running; after ``SWEEP_BUDGET``
+    it takes no more, so that the worker's other tasks are not kept waiting."""
 
     def __init__(self, *, exclude: int, slots: int):
         super().__init__(name="push-others", daemon=True)
@@ -447,6 +492,9 @@ class _Others(threading.Thread):
         self.stopping = threading.Event()
         self.taken = 0
         self.started_at = time.monotonic()
+        self.jobs: queue.Queue[int | None] = queue.Queue()
+        self.done: queue.Queue[int] = queue.Queue()
+        self.threads: list[threading.Thread] = []
 
     @classmethod
     def begin(cls, *, exclude: int) -> _Others | None:
@@ -460,35 +508,61 @@ class _Others(threading.Thread):
         return others
 
     def run(self) -> None:
-        running: dict[Future, int] = {}
+        running: set[int] = set()
         try:
-            with ThreadPoolExecutor(
-                max_workers=self.slots, thread_name_prefix="push"
-            ) as pool:
-                while True:
-                    over = time.monotonic() - self.started_at > SWEEP_BUDGET
-                    took = []
-                    if not over:
-                        took = pushqueue.push_take_due(
-                            self.slots - len(running),
-                            exclude=[self.exclude, *running.values()],
-                        )
-                    for pk in took:
-                        running[pool.submit(_push_one_alone, pk)] = pk
-                    self.taken += len(took)
-                    if not running:
-                        if self.stopping.is_set():
-                            return
-                        # The task's own run is still going: look again soon.
-                        self.stopping.wait(SWEEP_POLL)
-                        continue
-                    done, _ = wait(
-                        list(running), timeout=SWEEP_POLL, return_when=FIRST_COMPLETED
+            while True:
+                over = time.monotonic() - self.started_at > SWEEP_BUDGET
+                if not over:
+                    # The task's own account, while its run goes on (and one
+                    # more slot once it is over).
+                    own = [] if self.stopping.is_set() else [self.exclude]
+                    took = pushqueue.push_take_due(
+                        self.slots + (0 if own else 1) - len(running),
+                        exclude=[*own, *running],
                     )
-                    for future in done:
-                        del running[future]
+                    for pk in took:
+                        running.add(pk)
+                        self.jobs.put(pk)
+                    self.taken += len(took)
+                    while len(self.threads) < len(running):
+                        thread = threading.Thread(
+                            target=self._work, name=f"push-{len(self.threads)}"
+                        )
+                        thread.start()
+                        self.threads.append(thread)
+                if not running:
+                    if self.stopping.is_set():
+                        return
+                    # The task's own run is still going: look again soon.
+                    self.stopping.wait(SWEEP_POLL)
+                    continue
+                try:
+                    running.discard(self.done.get(timeout=SWEEP_POLL))
+                    while True:
+                        running.discard(self.done.get_nowait())
+                except queue.Empty:
+                    pass
         except Exception:
             logger.exception("Calendar push: running other accounts failed")
+        finally:
+            for _thread in self.threads:
+                self.jobs.put(None)
+            for thread in self.threads:
+                thread.join()
+            connections.close_all()
+
+    def _work(self) -> None:
+        """One of the sweep's threads: runs the accounts it is handed, on one
+        database connection of its own, closed when the sweep ends."""
+        try:
+            while (account_id := self.jobs.get()) is not None:
+                try:
+                    push_one(account_id, leased=True)
+                except Exception:
+                    logger.exception("Calendar push failed for account %s", account_id)
+                    _give_back(account_id)
+                finally:
+                    self.done.put(account_id)
         finally:
             connections.close_all()
 

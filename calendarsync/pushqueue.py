@@ -9,40 +9,48 @@ switch, its name or zone). Nothing is queried while the transaction runs; when i
 commits, one query finds the connected accounts among those noted and each gets
 one run, however many changes the transaction made.
 
-**One queued run at a time.** ``CalendarAccount.push_queued_at`` says a run is
-waiting (to start at or after that moment). It is claimed with a conditional
-``UPDATE`` before enqueueing, so of two processes committing at once only one
-enqueues, and the run takes it as it starts (``push_take``: cleared only if it
-is still the mark the task was queued with), before it reads the schedule: a
-change committed after that enqueues the next run; one committed before is read
-by the waiting run. A mark older than ``STALE`` is taken for a lost task and
-claimed again. The mark lives on the account, not in the queue backend's table,
-so it works the same with any backend.
+**Two marks on the account, none in the queue.** ``CalendarAccount.
+push_wanted_at`` says a run is wanted (not before that moment): the schedule
+changed since the last run started. ``push_queued_at`` says a task is waiting in
+the queue for the account (to start at or after that moment). Both are claimed
+with conditional ``UPDATE``s, so of two processes committing at once only one
+enqueues, and a change made while a task waits enqueues nothing more. A task
+clears its own queued mark as it starts, then takes the wanted mark
+(``push_take``) before it reads the schedule: a change committed after that
+wants the next run; one committed before is read by this one. A queued mark
+older than ``STALE`` is taken for a lost task and claimed again. The marks live
+on the account, not in the queue backend's table, so this works the same with any
+backend.
 
 **Many accounts at once.** A worker runs one task at a time, and one run is
 mostly waiting on a calendar server. So a run, once started, also takes the
-other accounts whose mark is due (``push_take_due``, the same conditional
-``UPDATE``) and runs them beside its own on threads, up to ``PUSH_CONCURRENCY``
-at a time, taking more as they come due until none are (``push.push_account``).
-Their own queued tasks then find their mark gone and do nothing.
+other accounts whose wanted mark is due (``push_take_due``: not failing, not held
+by another run) and runs them beside its own on threads, up to
+``PUSH_CONCURRENCY`` at a time, taking more as they come due until none are
+(``push.push_account``). Their own tasks, if any wait, then find nothing wanted
+and do nothing; and since a sweep leaves queued marks alone, an account changed
+many times during a sweep has at most one task waiting, not one per run.
 
 **Again later.** A run that failed on the server or the network asks for another
 with exponential backoff and jitter, capped at ``RETRY_CAP`` (``retry_delay``); one
 that found the account held by another run asks again ``BUSY_DELAY`` later; one
 whose dates were held back to the clock asks again when they are real. A refused
 password, a full account or a refused address ("needs attention") asks for
-nothing: the user must act, and reconnecting or the nightly reconcile
-(``manage.py push_reconcile_all``) runs it again. A backend that cannot defer
+nothing: the user must act, and a new app password, reconnecting or the nightly
+reconcile (``manage.py push_reconcile_all``) runs it again. Runs of a failing
+account wait for their retry: a sweep does not take them. A backend that cannot defer
 (the tests' immediate one) gets no later run.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import random
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from django.db import transaction
 from django.db.models import Q
 from django.db.models.signals import post_delete, post_init, post_save
 from django.tasks import default_task_backend
@@ -62,7 +70,7 @@ STALE = timedelta(minutes=10)
 RETRY_FIRST = timedelta(seconds=10)
 RETRY_CAP = timedelta(hours=1)
 # Another run held the account: ask again this much later.
-BUSY_DELAY = timedelta(seconds=5)
+BUSY_DELAY = timedelta(seconds=1)
 
 
 def retry_delay(
@@ -80,9 +88,9 @@ def retry_delay(
 def push_request(
     account_ids: Iterable[int], *, run_after: datetime | None = None
 ) -> list[int]:
-    """Enqueue a run for each account that has none waiting (``run_after``: not
-    before then). Returns the accounts a run was enqueued for. Call it outside a
-    transaction, or on commit."""
+    """Want a run of each account (``run_after``: not before then), and enqueue a
+    task for each that has none waiting. Returns the accounts a task was enqueued
+    for. Call it outside a transaction, or on commit."""
     from calendarsync.push import push_account
 
     now = timezone.now()
@@ -92,62 +100,90 @@ def push_request(
     mark = run_after if run_after is not None and run_after > now else now
     enqueued = []
     for account_id in sorted(set(account_ids)):
-        claimed = (
-            CalendarAccount.objects.filter(pk=account_id)
-            .exclude(calendar_url="")
-            .filter(Q(push_queued_at__isnull=True) | Q(push_queued_at__lt=now - STALE))
-            .update(push_queued_at=mark)
+        connected = CalendarAccount.objects.filter(pk=account_id).exclude(
+            calendar_url=""
         )
+        with transaction.atomic():  # one commit for both marks
+            # The earliest moment a run is wanted since the last one started.
+            connected.filter(
+                Q(push_wanted_at__isnull=True) | Q(push_wanted_at__gt=mark)
+            ).update(push_wanted_at=mark)
+            claimed = connected.filter(
+                Q(push_queued_at__isnull=True) | Q(push_queued_at__lt=now - STALE)
+            ).update(push_queued_at=mark)
         if not claimed:
             continue
         try:
             queued = push_account.using(run_after=mark) if mark > now else push_account
             queued.enqueue(account_id, queued_at=mark.isoformat())
         except BaseException:
-            push_started(account_id)
+            CalendarAccount.objects.filter(pk=account_id).update(push_queued_at=None)
             raise
         enqueued.append(account_id)
     return enqueued
 
 
-def push_started(account_id: int) -> None:
-    """A run starts: a run asked for from now on is a new one. (A retry still
-    waiting in the queue then runs as well, which changes nothing.)"""
-    CalendarAccount.objects.filter(pk=account_id).update(push_queued_at=None)
+class Take(enum.Enum):
+    """What a starting task found (``push_take``)."""
+
+    RUN = "run"  # the run is this task's, and the account's lease with it
+    NOTHING = "nothing"  # no run wanted now: another took it, or it is for later
+    HELD = "held"  # a run is wanted, but another run holds the account
 
 
-def push_take(account_id: int, queued_at: datetime | None) -> bool:
-    """A queued run starts: take its mark (``queued_at``, the mark it was queued
-    with; None for a run not queued by ``push_request``, which always runs).
-    False when the mark is no longer that one: another worker's run took the
-    account meanwhile, or a newer run was queued in place of a lost one; either
-    way this run has nothing left to do."""
+def push_take(account_id: int, queued_at: datetime | None) -> Take:
+    """A task starts: clear its queued mark (``queued_at``, the mark it was
+    queued with, if it is still that one) and take the account's run, with its
+    lease (``push.LEASE``), if one is wanted and due and no run holds it. A run not
+    queued by ``push_request`` (``queued_at`` None) always runs, and claims the
+    lease itself."""
+    from calendarsync.push import LEASE
+
+    account = CalendarAccount.objects.filter(pk=account_id)
     if queued_at is None:
-        push_started(account_id)
-        return True
-    taken = CalendarAccount.objects.filter(
-        pk=account_id, push_queued_at=queued_at
-    ).update(push_queued_at=None)
-    return taken == 1
+        account.update(push_queued_at=None, push_wanted_at=None)
+        return Take.RUN
+    account.filter(push_queued_at=queued_at).update(push_queued_at=None)
+    now = timezone.now()
+    taken = (
+        account.filter(push_wanted_at__lte=now)
+        .filter(Q(push_lease_until__isnull=True) | Q(push_lease_until__lt=now))
+        .update(push_wanted_at=None, push_lease_until=now + LEASE)
+    )
+    if taken:
+        return Take.RUN
+    if account.filter(push_wanted_at__lte=now).exists():
+        return Take.HELD
+    return Take.NOTHING
 
 
 def push_take_due(limit: int, *, exclude: Iterable[int] = ()) -> list[int]:
-    """Take up to ``limit`` accounts whose queued run is due and that no run
-    holds, oldest mark first; returns their ids. Each is taken with a conditional
-    ``UPDATE`` on the mark read, so of two workers only one takes an account, and
-    the account's own queued task later finds nothing to do (``push_take``)."""
+    """Take up to ``limit`` accounts whose run is wanted and due, that no run
+    holds and that are not failing (those wait for their retry), the longest
+    waiting first, each with its lease; returns their ids. Each is taken with a
+    conditional ``UPDATE`` on the mark read, so of two workers only one takes an
+    account, and a task of its own, if one waits, later finds nothing wanted
+    (``push_take``)."""
+    from calendarsync.push import LEASE
+
     if limit <= 0:
         return []
     now = timezone.now()
+    free = Q(push_lease_until__isnull=True) | Q(push_lease_until__lt=now)
     due = (
         CalendarAccount.objects.exclude(calendar_url="")
         .exclude(pk__in=list(exclude))
-        .filter(push_queued_at__lte=now)
-        .filter(Q(push_lease_until__isnull=True) | Q(push_lease_until__lt=now))
-        .order_by("push_queued_at", "pk")
-        .values_list("pk", "push_queued_at")[:limit]
+        .filter(free, push_wanted_at__lte=now, failing_since__isnull=True)
+        .order_by("push_wanted_at", "pk")
+        .values_list("pk", "push_wanted_at")[:limit]
     )
-    return [pk for pk, mark in list(due) if push_take(pk, mark)]
+    return [
+        pk
+        for pk, mark in list(due)
+        if CalendarAccount.objects.filter(free, pk=pk, push_wanted_at=mark).update(
+            push_wanted_at=None, push_lease_until=now + LEASE
+        )
+    ]
 
 
 def push_request_all() -> list[int]:

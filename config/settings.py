@@ -48,9 +48,6 @@ CALENDAR_ACCOUNT_KEY_FALLBACKS = env.list("CALENDAR_ACCOUNT_KEY_FALLBACKS", defa
 # Networks (CIDRs) Tend may connect to although they are private or loopback, over
 # http as well as https (calendarsync.outbound). Empty: public https servers only.
 OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS", default=[])
-# How many calendar accounts one worker process pushes at once (calendarsync.push:
-# a run mostly waits on a calendar server, so it runs other due accounts beside it).
-PUSH_CONCURRENCY = env.int("PUSH_CONCURRENCY", default=8)
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -154,6 +151,14 @@ elif DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         "timeout": 20,
     }.items():
         DATABASES["default"]["OPTIONS"].setdefault(option, value)
+
+# How many calendar accounts one worker process pushes at once (calendarsync.push:
+# a run mostly waits on a calendar server, so it runs other due accounts beside it
+# on threads). SQLite has one writer at a time: there, one.
+PUSH_CONCURRENCY = env.int(
+    "PUSH_CONCURRENCY",
+    default=8 if DATABASES["default"]["ENGINE"].endswith("postgresql") else 1,
+)
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://tend")}
 # Every process sees the same entries (Redis), rather than each its own.

@@ -1,15 +1,19 @@
 """One worker, many accounts: a queued run takes the other accounts whose runs are
 due and pushes them beside its own on threads (``push.push_account``), and their
-own queued tasks then find nothing to do. Against a real Radicale, on SQLite and
-PostgreSQL, and with a real ``manage.py db_worker`` on PostgreSQL."""
+own queued tasks then find nothing to do. Against a real Radicale, and with a
+real ``manage.py db_worker``. Threads run on PostgreSQL only: SQLite runs one
+account at a time (``PUSH_CONCURRENCY`` is 1 there), and its in-memory test
+database cannot be written by several threads at once."""
 
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.db import connection, transaction
+from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from calendarsync import push, pushqueue
@@ -51,6 +55,7 @@ def accounts(practice, clinician, radicale, settings):
     on the same Radicale), their first syncs done, and two appointments each
     booked since: four runs queued and due, none started."""
     settings.TASKS = DATABASE_QUEUE
+    settings.PUSH_CONCURRENCY = 4 if threads() else 1
     staff = [clinician] + [
         make_user(practice, email=f"c{index}@riverside.test", name=f"Clin {index}")
         for index in range(3)
@@ -66,12 +71,16 @@ def accounts(practice, clinician, radicale, settings):
         push.reconcile(account)
         accounts.append(account)
     DBTaskResult.objects.all().delete()
-    CalendarAccount.objects.update(push_queued_at=None)
+    CalendarAccount.objects.update(push_queued_at=None, push_wanted_at=None)
     for user in staff:
         for day in (1, 2):
             make_appointment(user, start=local(practice, days=day, hour=9))
     age()
     return accounts
+
+
+def threads() -> bool:
+    return connection.vendor == "postgresql"
 
 
 def uids_of(account) -> set[str]:
@@ -89,6 +98,8 @@ def on_server(account) -> set[str]:
 
 
 def test_a_queued_run_pushes_the_other_due_accounts_beside_its_own(accounts):
+    if not threads():
+        pytest.skip("other accounts run on threads on PostgreSQL")
     runs = queued_runs()
     assert len(runs) == len(accounts)
     first = runs[0]
@@ -102,7 +113,7 @@ def test_a_queued_run_pushes_the_other_due_accounts_beside_its_own(accounts):
     for account in accounts:
         assert on_server(account) == uids_of(account)
         fresh = CalendarAccount.objects.get(pk=account.pk)
-        assert fresh.push_queued_at is None
+        assert fresh.push_wanted_at is None
         assert fresh.push_lease_until is None
         assert fresh.failing_since is None
     # Each event was written once: a second run finds nothing to do.
@@ -114,23 +125,52 @@ def test_a_queued_run_pushes_the_other_due_accounts_beside_its_own(accounts):
         assert push.reconcile(account).writes == 0
 
 
-def test_a_change_after_a_run_was_taken_queues_a_new_one(accounts, clinician):
+def test_a_change_while_a_task_waits_queues_no_other(accounts, clinician):
     own = next(r for r in queued_runs() if account_of(r) == accounts[0].pk)
-    # Another worker's run took every due account (and has not run them yet).
+    # Another worker's run took every due account, and has given them back
+    # (without writing anything, as a run whose server refused it).
     assert sorted(pushqueue.push_take_due(10)) == sorted(a.pk for a in accounts)
-    assert not CalendarAccount.objects.filter(push_queued_at__isnull=False).exists()
-    # A change after that queues a run of its own, which runs; the old one skips.
+    assert not CalendarAccount.objects.filter(push_wanted_at__isnull=False).exists()
+    CalendarAccount.objects.update(push_lease_until=None)
+    # A change after that wants another run; the task still waiting is enough.
+    # (Not aged: aging rewrites every appointment of the practice, which wants a
+    # run of every account.)
     make_appointment(clinician, start=local(clinician.practice, days=3, hour=9))
-    age()
-    newer = [
+    assert [r.pk for r in queued_runs() if account_of(r) == accounts[0].pk] == [own.pk]
+    outcome = call(own)
+    # Its own three events (the other accounts were taken, not wanted again).
+    assert outcome["error"] is None and outcome["writes"] == 3
+    assert "others" not in outcome
+    assert on_server(accounts[0]) == uids_of(accounts[0])
+    # The others' tasks find nothing wanted.
+    for run in queued_runs():
+        assert call(run) == {"skipped": "taken"}
+
+
+def test_a_task_for_an_account_another_run_holds_asks_again_shortly(accounts):
+    own = next(r for r in queued_runs() if account_of(r) == accounts[0].pk)
+    # Another run holds the account (it took it before this change was made).
+    assert pushqueue.push_take_due(1) == [accounts[0].pk]
+    make_appointment(accounts[0].user, start=local(accounts[0].practice, days=4))
+    assert CalendarAccount.objects.get(pk=accounts[0].pk).push_wanted_at is not None
+
+    assert call(own) == {"skipped": "held"}
+
+    # The change still wants a run, and one is queued a moment later.
+    account = CalendarAccount.objects.get(pk=accounts[0].pk)
+    assert account.push_wanted_at is not None
+    (later,) = [
         r for r in queued_runs() if account_of(r) == accounts[0].pk and r.pk != own.pk
     ]
-    assert len(newer) == 1
-    assert call(own) == {"skipped": "taken"}
-    outcome = call(newer[0])
-    # Its own three events; the other accounts were taken, not queued again.
-    assert outcome["error"] is None and outcome["writes"] == 3
-    assert on_server(accounts[0]) == uids_of(accounts[0])
+    assert later.run_after > timezone.now() - timedelta(seconds=1)
+    assert account.push_queued_at == later.run_after
+
+
+def test_a_failing_account_waits_for_its_retry(accounts):
+    failing = CalendarAccount.objects.filter(pk=accounts[2].pk)
+    failing.update(failing_since=local(accounts[2].practice, days=-1))
+    taken = pushqueue.push_take_due(10)
+    assert accounts[2].pk not in taken and len(taken) == 3
 
 
 def test_a_run_inside_a_transaction_pushes_only_its_own(accounts):
@@ -140,7 +180,7 @@ def test_a_run_inside_a_transaction_pushes_only_its_own(accounts):
     with transaction.atomic():
         outcome = call(first)
     assert "others" not in outcome
-    assert CalendarAccount.objects.filter(push_queued_at__isnull=False).count() == 3
+    assert CalendarAccount.objects.filter(push_wanted_at__isnull=False).count() == 3
 
 
 def test_a_concurrency_of_one_pushes_only_its_own(accounts, settings):
@@ -148,19 +188,19 @@ def test_a_concurrency_of_one_pushes_only_its_own(accounts, settings):
     first = queued_runs()[0]
     outcome = call(first)
     assert "others" not in outcome
-    assert CalendarAccount.objects.filter(push_queued_at__isnull=False).count() == 3
+    assert CalendarAccount.objects.filter(push_wanted_at__isnull=False).count() == 3
 
 
 def test_a_run_not_yet_due_is_not_taken(accounts):
     later = CalendarAccount.objects.filter(pk=accounts[1].pk)
-    later.update(push_queued_at=local(accounts[1].practice, days=1))
+    later.update(push_wanted_at=local(accounts[1].practice, days=1))
     taken = pushqueue.push_take_due(10)
     assert accounts[1].pk not in taken
     assert len(taken) == 3
 
 
 def test_one_real_worker_pushes_every_account_once(accounts):
-    if connection.vendor != "postgresql":
+    if not threads():
         pytest.skip("a worker process shares a PostgreSQL database")
     db = connection.settings_dict
     env = {

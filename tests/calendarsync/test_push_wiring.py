@@ -171,10 +171,14 @@ def test_a_stopped_server_catches_up_through_the_workers_retry(
         assert retry.task_path == "calendarsync.push.push_account"
         assert retry.run_after > account.failing_since
         assert account.push_queued_at == retry.run_after
+        assert account.push_wanted_at == retry.run_after
 
         # The server comes back, and the clock passes the retry's time.
         server.start()
         DBTaskResult.objects.filter(pk=retry.pk).update(run_after=timezone.now())
+        CalendarAccount.objects.filter(pk=account.pk).update(
+            push_wanted_at=timezone.now()
+        )
         run_worker()
 
         assert set(server_events(server, account)) == {
