@@ -206,6 +206,20 @@ TASKS = {
 if TASKS["default"]["BACKEND"] == "django_tasks_rq.RQBackend":
     INSTALLED_APPS.append("django_rq")
     RQ_QUEUES = {"default": {"URL": env.str("TASKS_REDIS_URL")}}
+# Or in RabbitMQ: TASKS_BACKEND=config.celery_tasks.CeleryBackend with
+# CELERY_BROKER_URL (amqp://…), worked by `celery -A config.celery worker`.
+if TASKS["default"]["BACKEND"] == "config.celery_tasks.CeleryBackend":
+    CELERY_BROKER_URL = env.str("CELERY_BROKER_URL")
+    CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="tend")
+    CELERY_TASK_IGNORE_RESULT = True
+    # Enqueueing waits until RabbitMQ confirms it holds the message, so a run asked
+    # for on commit is not lost to a connection that drops at that moment.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+    # A worker reserves no more messages than it has processes, so a slow push
+    # does not hold others back from an idle worker (deferred ones are still held
+    # by a worker until due: README, consumer_timeout).
+    CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+    CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Tend <no-reply@tend.local>")
 
