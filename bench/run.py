@@ -219,7 +219,7 @@ def report(results: dict, meta: dict) -> str:
         parts += [
             "",
             "| rate | changes | p50 s | p95 s (target < 5) | max s | not readable "
-            "| push runs | poll sweep s |",
+            "| push runs | written p95 s |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for key, phase in s6.items():
@@ -228,7 +228,7 @@ def report(results: dict, meta: dict) -> str:
                     f"| {phase['changes_per_s']}/s | {phase['changes']} | "
                     f"{phase['p50_s']} | {phase['p95_s']} | {phase['max_s']} | "
                     f"{phase['not_readable']} | {phase['push_runs']} | "
-                    f"{phase['poll_sweep_mean_s']} |"
+                    f"{phase['written_p95_s']} |"
                 )
     parts += ["", END]
     return "\n".join(parts)

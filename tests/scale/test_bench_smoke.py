@@ -74,3 +74,52 @@ def test_url_file_for_the_lua_script(tmp_path):
     target = tmp_path / "urls.txt"
     scenarios.write_urls(target, [("/calendar/a.ics", '"etag"'), ("/b.ics", "")])
     assert target.read_text() == '/calendar/a.ics\t"etag"\n/b.ics\t\n'
+
+
+def test_s6_poller_counts_a_change_once_the_server_serves_it(radicale):
+    """S6's measurement: a sighting in Radicale's storage, confirmed by a GET."""
+    import time
+
+    import requests
+
+    from bench.push import Poller
+
+    auth = (radicale.username, radicale.password)
+    calendar = f"{radicale.url.rstrip('/')}/{radicale.username}/bench-poller/"
+    assert requests.request("MKCALENDAR", calendar, auth=auth, timeout=10).ok
+    href = calendar + "change.ics"
+
+    def put(sequence: int) -> None:
+        body = (
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Tend//bench//EN\r\n"
+            "BEGIN:VEVENT\r\nUID:change\r\nDTSTAMP:20261201T100000Z\r\n"
+            f"DTSTART:20261201T100000Z\r\nSEQUENCE:{sequence}\r\n"
+            "END:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+        answer = requests.put(
+            href,
+            data=body,
+            auth=auth,
+            timeout=10,
+            headers={"Content-Type": "text/calendar"},
+        )
+        assert answer.ok
+
+    poller = Poller({calendar: auth}, radicale.folder / "collections")
+    poller.start()
+    try:
+        poller.expect((time.monotonic(), time.time()), calendar, href, 2)
+        put(1)
+        time.sleep(0.5)
+        # An older SEQUENCE is not the change.
+        assert poller.left() == 1 and poller.seconds == []
+        put(2)
+        deadline = time.monotonic() + 10
+        while poller.left() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert poller.left() == 0
+        assert len(poller.seconds) == 1 and poller.unconfirmed == 0
+        assert len(poller.written) == 1
+    finally:
+        poller.running = False
+        poller.join(timeout=15)
