@@ -150,9 +150,16 @@ def calendar_account_state(
         return resuming
     if account.failing_since is not None:
         when = format_moment(account.failing_since, account.practice.zone, now=now)
-        # The owner's page has the form for it right below.
-        below = " below" if own and account.password_refused else ""
-        return f"Failing since {when}: {account.failure_message}{below}"
+        message = account.failure_message
+        if account.password_refused:
+            if own:  # the owner's page has the form for it right below
+                message += " below"
+            else:  # only the owner can, never an administrator
+                message = (
+                    message.split(" — ")[0]
+                    + " — only its owner can enter a new password"
+                )
+        return f"Failing since {when}: {message}"
     if not account.calendar_url:
         return "Connected · choose the calendar Tend writes into"
     pending = calendar_account_pending(account, now=now)

@@ -163,6 +163,9 @@ def test_administrators_see_the_account_needing_attention(
     assert "1 calendar account needs attention" in html
     assert "Needs attention" in html
     assert "Failing since" in html and "the server refused the password" in html
+    # An administrator cannot enter it: the words say who can.
+    assert "only its owner can enter a new password" in html
+    assert "enter a new app password" not in html
     assert f"An email to {clinician.label} is on its way." in html
 
     CalendarAccount.objects.filter(pk=account.pk).update(
