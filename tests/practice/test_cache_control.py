@@ -171,6 +171,7 @@ def app_paths(world) -> dict[str, str]:
         "calendarsync:account_connect": reverse("calendarsync:account_connect"),
         "calendarsync:account_calendar": reverse("calendarsync:account_calendar"),
         "calendarsync:account_resume": reverse("calendarsync:account_resume"),
+        "calendarsync:account_password": reverse("calendarsync:account_password"),
         "calendarsync:change_notices": reverse("calendarsync:change_notices"),
         "calendarsync:busy_add": reverse("calendarsync:busy_add"),
         "calendarsync:busy_account": reverse("calendarsync:busy_account"),
