@@ -134,9 +134,10 @@ class Take(enum.Enum):
 def push_take(account_id: int, queued_at: datetime | None) -> Take:
     """A task starts: clear its queued mark (``queued_at``, the mark it was
     queued with, if it is still that one) and take the account's run, with its
-    lease (``push.LEASE``), if one is wanted and due and no run holds it. A run not
-    queued by ``push_request`` (``queued_at`` None) always runs, and claims the
-    lease itself."""
+    lease (``push.LEASE``), if one is wanted and due and no run holds it; if one
+    is wanted only later, queue a task for then. A run not queued by
+    ``push_request`` (``queued_at`` None) always runs, and claims the lease
+    itself."""
     from calendarsync.push import LEASE
 
     account = CalendarAccount.objects.filter(pk=account_id)
@@ -152,8 +153,14 @@ def push_take(account_id: int, queued_at: datetime | None) -> Take:
     )
     if taken:
         return Take.RUN
-    if account.filter(push_wanted_at__lte=now).exists():
+    wanted = account.values_list("push_wanted_at", flat=True).first()
+    if wanted is not None and wanted <= now:
         return Take.HELD
+    if wanted is not None:
+        # A run is wanted later (a retry, or dates held back to the clock),
+        # asked for while this task waited, so none was queued for it: queue it
+        # now, or nothing would run it (a sweep takes only runs that are due).
+        push_request([account_id], run_after=wanted)
     return Take.NOTHING
 
 
