@@ -3,7 +3,9 @@ feed paths, one Hypothesis example's rollback and running the background worker.
 Test data comes from ``tests.factories``."""
 
 import contextlib
+import os
 import signal
+import sys
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -97,3 +99,35 @@ def caldav_uids(server, calendar_url: str) -> set[str]:
         (event,) = icalendar.Calendar.from_ical(resource.data).walk("VEVENT")
         uids.add(str(event["UID"]))
     return uids
+
+
+def db_worker_env(**extra: str) -> dict[str, str]:
+    """The environment of a ``manage.py db_worker`` process on the test's own
+    PostgreSQL database (and the database queue), plus ``extra``."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    return {
+        **os.environ,
+        "DATABASE_URL": (
+            f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:"
+            f"{db['PORT'] or 5432}/{db['NAME']}"
+        ),
+        "TASKS_BACKEND": "django_tasks_db.DatabaseBackend",
+        **extra,
+    }
+
+
+def db_worker_command(*, batch: bool) -> list[str]:
+    """``manage.py db_worker`` looking at the queue every 50 ms (``batch``: until
+    it is empty, then exit)."""
+    return [
+        sys.executable,
+        "manage.py",
+        "db_worker",
+        *(["--batch"] if batch else []),
+        "--no-startup-delay",
+        "--no-reload",
+        "--interval",
+        "0.05",
+    ]

@@ -5,9 +5,7 @@ real ``manage.py db_worker``. Threads run on PostgreSQL only: SQLite runs one
 account at a time (``PUSH_CONCURRENCY`` is 1 there), and its in-memory test
 database cannot be written by several threads at once."""
 
-import os
 import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from tests.factories import (
     make_appointment,
     make_user,
 )
+from tests.support import db_worker_command, db_worker_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -202,29 +201,10 @@ def test_a_run_not_yet_due_is_not_taken(accounts):
 def test_one_real_worker_pushes_every_account_once(accounts):
     if not threads():
         pytest.skip("a worker process shares a PostgreSQL database")
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": (
-            f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:"
-            f"{db['PORT'] or 5432}/{db['NAME']}"
-        ),
-        "TASKS_BACKEND": "django_tasks_db.DatabaseBackend",
-        "PUSH_CONCURRENCY": "4",
-    }
     worker = subprocess.run(  # noqa: S603 - our own command and arguments
-        [
-            sys.executable,
-            "manage.py",
-            "db_worker",
-            "--batch",
-            "--no-startup-delay",
-            "--no-reload",
-            "--interval",
-            "0.05",
-        ],
+        db_worker_command(batch=True),
         cwd=ROOT,
-        env=env,
+        env=db_worker_env(PUSH_CONCURRENCY="4"),
         capture_output=True,
         timeout=120,
     )

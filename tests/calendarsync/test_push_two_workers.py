@@ -13,9 +13,7 @@ back to the clock) must not be lost when that task starts first: it queues a
 task for then (``pushqueue.push_take``). Two single-process tests at the end
 pin it; the outage scenario met it about seven times in ten before."""
 
-import os
 import subprocess
-import sys
 import time
 from collections import defaultdict
 from datetime import timedelta
@@ -45,6 +43,7 @@ from tests.factories import (
     make_user,
 )
 from tests.servers import RadicaleServer, XandikosServer
+from tests.support import db_worker_command, db_worker_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -151,15 +150,7 @@ def accounts(practice, clinician, server, settings):
 def start_worker(env: dict, output: Path) -> subprocess.Popen:
     with output.open("wb") as log:
         return subprocess.Popen(  # noqa: S603 - our own command and arguments
-            [
-                sys.executable,
-                "manage.py",
-                "db_worker",
-                "--no-startup-delay",
-                "--no-reload",
-                "--interval",
-                "0.05",
-            ],
+            db_worker_command(batch=False),
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -171,16 +162,7 @@ def start_worker(env: dict, output: Path) -> subprocess.Popen:
 def workers(accounts, tmp_path):
     """Two ``db_worker`` processes on the test database, each running up to four
     accounts at once, stopped (as a deploy stops them) at the end."""
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": (
-            f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:"
-            f"{db['PORT'] or 5432}/{db['NAME']}"
-        ),
-        "TASKS_BACKEND": "django_tasks_db.DatabaseBackend",
-        "PUSH_CONCURRENCY": "4",
-    }
+    env = db_worker_env(PUSH_CONCURRENCY="4")
     outputs = [tmp_path / f"worker-{n}.log" for n in (1, 2)]
     processes = [start_worker(env, output) for output in outputs]
     try:

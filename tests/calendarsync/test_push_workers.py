@@ -2,9 +2,7 @@
 account's queued push runs at once: every event is written once, none twice,
 none lost. (SQLite's single writer makes the question moot there.)"""
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from calendarsync import push
 from calendarsync.models import PushedEvent
 from tests.calendarsync.test_push import age
 from tests.factories import connect_calendar_account, local, make_appointment
+from tests.support import db_worker_command, db_worker_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,16 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def worker(env: dict) -> subprocess.Popen:
     return subprocess.Popen(  # noqa: S603 - our own command and arguments
-        [
-            sys.executable,
-            "manage.py",
-            "db_worker",
-            "--batch",
-            "--no-startup-delay",
-            "--no-reload",
-            "--interval",
-            "0.05",
-        ],
+        db_worker_command(batch=True),
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -61,15 +51,7 @@ def test_two_workers_write_each_event_once(clinician, radicale, settings):
     # nightly command can leave them: the workers take them at the same time.
     for _ in range(5):
         push.push_account.enqueue(account.pk)
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": (
-            f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:"
-            f"{db['PORT'] or 5432}/{db['NAME']}"
-        ),
-        "TASKS_BACKEND": "django_tasks_db.DatabaseBackend",
-    }
+    env = db_worker_env()
 
     workers = [worker(env), worker(env)]
     outputs = [w.communicate(timeout=120)[0].decode() for w in workers]
