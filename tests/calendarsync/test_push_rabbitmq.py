@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
+from django.db import connections
 from django.tasks import task_backends
 from django.utils import timezone
 
@@ -101,6 +102,10 @@ def worker(queue: str):
     the test's database), one task at a time; yields its ``Runs``."""
     runs = Runs()
     task_postrun.connect(runs.finished, sender=run_task, weak=False)
+    # The worker's thread leaves no connection behind (as Celery's own Django
+    # support does between tasks in a real worker): an open one would keep
+    # the test database from being dropped at the end of the run.
+    task_postrun.connect(close_connections, sender=run_task, weak=False)
     try:
         with start_worker(
             app,
@@ -112,6 +117,11 @@ def worker(queue: str):
             yield runs
     finally:
         task_postrun.disconnect(runs.finished, sender=run_task)
+        task_postrun.disconnect(close_connections, sender=run_task)
+
+
+def close_connections(**_) -> None:
+    connections.close_all()
 
 
 def server_uids(server, account) -> set[str]:
