@@ -62,8 +62,9 @@ def test_two_workers_write_each_event_once(clinician, radicale, settings):
     # (A run that found the account held queued another for a few seconds later.)
     runs = list(queued.filter(status="SUCCESSFUL"))
     assert len(runs) >= 6
-    # Every event was written by exactly one run.
-    assert sum(run.return_value["writes"] for run in runs) == len(uids)
+    # Every event was written by exactly one run (a task that found the account
+    # held by another, or its run already taken, wrote nothing).
+    assert sum(run.return_value.get("writes", 0) for run in runs) == len(uids)
     assert {row.uid for row in PushedEvent.objects.filter(account=account)} == uids
     with push.client_for(account) as client:
         assert len(client.resources(account.calendar_url)) == len(uids)
