@@ -304,6 +304,20 @@ def connect_calendar_account(
     return account
 
 
+def connect_calendar_account_to(
+    user: User, server, *, create_calendar: bool = True
+) -> CalendarAccount:
+    """``connect_calendar_account`` with a test CalDAV server's address and its
+    user's credentials (``tests.servers``)."""
+    return connect_calendar_account(
+        user,
+        url=server.url,
+        username=server.username,
+        password=server.password,
+        create_calendar=create_calendar,
+    )
+
+
 def make_busy_calendar(
     clinician: User,
     *,

@@ -10,7 +10,11 @@ from calendarsync.caldav_client import AUTH_REFUSED
 from calendarsync.models import CalendarAccount
 from calendarsync.selectors import calendar_account_state
 from practice.models import AuditEvent, Role
-from tests.factories import connect_calendar_account, make_appointment, make_user
+from tests.factories import (
+    connect_calendar_account_to,
+    make_appointment,
+    make_user,
+)
 
 SYNC = "/settings/sync/"
 CONNECT = "/settings/sync/account/"
@@ -103,12 +107,7 @@ def test_a_private_address_is_refused_with_a_clear_message(login, clinician, set
 
 
 def test_a_failing_account_says_since_when_and_why(login, clinician, radicale):
-    account = connect_calendar_account(
-        clinician,
-        url=radicale.url,
-        username=radicale.username,
-        password=radicale.password,
-    )
+    account = connect_calendar_account_to(clinician, radicale)
     users = radicale.folder / "users"
     users.write_text(f"{radicale.username}:changed-elsewhere\n")
     try:
@@ -123,12 +122,7 @@ def test_a_failing_account_says_since_when_and_why(login, clinician, radicale):
 def test_administrators_see_and_disconnect_accounts_but_never_a_password(
     login, admin_user, clinician, radicale
 ):
-    account = connect_calendar_account(
-        clinician,
-        url=radicale.url,
-        username=radicale.username,
-        password=radicale.password,
-    )
+    account = connect_calendar_account_to(clinician, radicale)
     client = login(admin_user)
     html = text(client.get(ADMIN))
     assert "Connected calendar accounts" in html
@@ -147,12 +141,7 @@ def test_administrators_see_and_disconnect_accounts_but_never_a_password(
 def test_others_cannot_disconnect_an_account(
     login, practice, clinician, other_clinician, outsider_admin, radicale
 ):
-    connect_calendar_account(
-        clinician,
-        url=radicale.url,
-        username=radicale.username,
-        password=radicale.password,
-    )
+    connect_calendar_account_to(clinician, radicale)
     scheduler = make_user(practice, roles=[Role.SCHEDULER])
     for someone in (other_clinician, scheduler, outsider_admin):
         response = login(someone).post(disconnect_url(clinician))
@@ -176,12 +165,7 @@ def test_only_clinicians_may_connect(login, practice, radicale):
 
 
 def test_the_state_in_words(clinician, radicale):
-    account = connect_calendar_account(
-        clinician,
-        url=radicale.url,
-        username=radicale.username,
-        password=radicale.password,
-    )
+    account = connect_calendar_account_to(clinician, radicale)
     make_appointment(clinician)
     assert calendar_account_state(account, now=timezone.now()) == "Sending 1 change"
     sent = push.reconcile(account)

@@ -15,7 +15,11 @@ from calendarsync.caldav_client import AUTH_REFUSED, CalDAVClient
 from calendarsync.models import CalendarAccount
 from practice.audit_sentences import audit_sentence
 from practice.models import AuditEvent
-from tests.factories import connect_calendar_account, local, make_appointment
+from tests.factories import (
+    connect_calendar_account_to,
+    local,
+    make_appointment,
+)
 from tests.support import browser_login
 
 SYNC = "/settings/sync/"
@@ -40,12 +44,6 @@ def server_password(radicale):
 
     yield change
     change(radicale.password)
-
-
-def connect(user, server) -> CalendarAccount:
-    return connect_calendar_account(
-        user, url=server.url, username=server.username, password=server.password
-    )
 
 
 def server_names(server, account, password: str) -> set[str]:
@@ -73,7 +71,7 @@ def test_a_refused_password_is_replaced_from_the_page_and_the_backlog_sent(
     django_capture_on_commit_callbacks,
 ):
     caplog.set_level(logging.DEBUG)
-    account = connect(clinician, radicale)
+    account = connect_calendar_account_to(clinician, radicale)
     practice = clinician.practice
     client = login(clinician)
 
@@ -144,7 +142,7 @@ def test_a_refused_password_is_replaced_from_the_page_and_the_backlog_sent(
 def test_only_the_owner_may_replace_the_password(
     login, clinician, other_clinician, admin_user, outsider_admin, radicale
 ):
-    account = connect(clinician, radicale)
+    account = connect_calendar_account_to(clinician, radicale)
     for someone in (other_clinician, admin_user, outsider_admin):
         response = login(someone).post(PASSWORD, {"password": NEW_PASSWORD})
         assert response.status_code == 404
@@ -165,7 +163,7 @@ def test_only_the_owner_may_replace_the_password(
 def test_offered_quietly_while_all_is_well_and_empty_input_is_refused(
     login, clinician, radicale, django_capture_on_commit_callbacks
 ):
-    connect(clinician, radicale)
+    connect_calendar_account_to(clinician, radicale)
     client = login(clinician)
     page = text(client.get(SYNC))
     assert "<summary>Replace the app password</summary>" in page
@@ -189,7 +187,7 @@ def test_an_account_full_stays_failing_after_a_new_password(
 ):
     """Only a password failure ends with a new password: a full account still
     needs room, and its owner is not emailed a second time for it."""
-    account = connect(clinician, radicale)
+    account = connect_calendar_account_to(clinician, radicale)
     CalendarAccount.objects.filter(pk=account.pk).update(
         needs_attention=True,
         failing_since=account.connected_at,
@@ -208,7 +206,7 @@ def test_an_account_full_stays_failing_after_a_new_password(
 def test_an_unreadable_saved_password_is_entered_again(
     login, clinician, radicale, settings, django_capture_on_commit_callbacks
 ):
-    account = connect(clinician, radicale)
+    account = connect_calendar_account_to(clinician, radicale)
     # The key the password was saved under is gone.
     settings.CALENDAR_ACCOUNT_KEY = Fernet.generate_key().decode()
     settings.CALENDAR_ACCOUNT_KEY_FALLBACKS = []
@@ -227,7 +225,7 @@ def test_an_unreadable_saved_password_is_entered_again(
 
 
 def test_tries_are_limited_per_account(login, clinician, radicale, server_password):
-    connect(clinician, radicale)
+    connect_calendar_account_to(clinician, radicale)
     server_password(NEW_PASSWORD)
     client = login(clinician)
     for _ in range(accounts.PASSWORD_TRIES_PER_HOUR):
@@ -244,7 +242,7 @@ def test_tries_are_limited_per_account(login, clinician, radicale, server_passwo
 def test_a_server_that_cannot_be_asked_keeps_the_old_password(
     login, clinician, radicale, settings
 ):
-    account = connect(clinician, radicale)
+    account = connect_calendar_account_to(clinician, radicale)
     settings.OUTBOUND_ALLOWED_NETWORKS = []
     response = login(clinician).post(PASSWORD, {"password": NEW_PASSWORD})
     assert response.status_code == 400
@@ -257,7 +255,7 @@ def test_a_new_password_from_a_phone(
     phone_page, live_server, settings, clinician, radicale, server_password
 ):
     settings.SITE_URL = live_server.url
-    account = connect(clinician, radicale)
+    account = connect_calendar_account_to(clinician, radicale)
     server_password(NEW_PASSWORD)
     push.reconcile(account)
     page = phone_page

@@ -12,7 +12,11 @@ from django.utils import timezone
 
 from calendarsync import attention, push
 from calendarsync.models import CalendarAccount
-from tests.factories import connect_calendar_account, make_appointment, make_patient
+from tests.factories import (
+    connect_calendar_account_to,
+    make_appointment,
+    make_patient,
+)
 from tests.support import run_worker
 
 
@@ -38,12 +42,6 @@ def revoked(radicale):
     users.write_text(f"{radicale.username}:{radicale.password}\n")
 
 
-def connect(user, server) -> CalendarAccount:
-    return connect_calendar_account(
-        user, url=server.url, username=server.username, password=server.password
-    )
-
-
 def body(message) -> str:
     return message.get_payload(decode=True).decode()
 
@@ -65,7 +63,7 @@ def test_one_email_per_failing_episode_through_the_worker(
     settings,
 ):
     patient = make_patient(clinician.practice, first_name="Ottoline", last_name="Q")
-    account = connect(clinician, radicale)
+    account = connect_calendar_account_to(clinician, radicale)
     make_appointment(clinician, patients=[patient])
     run_worker()
     assert smtp_server.messages == []
@@ -104,7 +102,7 @@ def test_one_email_per_failing_episode_through_the_worker(
 
 
 def test_a_second_sender_sends_nothing(db, clinician, radicale, revoked, smtp_server):
-    account = connect(clinician, radicale)
+    account = connect_calendar_account_to(clinician, radicale)
     with revoked():
         push.reconcile(account)
 
@@ -117,14 +115,14 @@ def test_a_second_sender_sends_nothing(db, clinician, radicale, revoked, smtp_se
 def test_nothing_is_sent_once_the_account_recovered(
     db, clinician, radicale, smtp_server
 ):
-    account = connect(clinician, radicale)
+    account = connect_calendar_account_to(clinician, radicale)
     CalendarAccount.objects.filter(pk=account.pk).update(needs_attention=False)
     assert not attention.attention_email_deliver(account_id=account.pk, kind="auth")
     assert smtp_server.messages == []
 
 
 def test_a_failed_send_can_be_tried_again(db, clinician, radicale, revoked, settings):
-    account = connect(clinician, radicale)
+    account = connect_calendar_account_to(clinician, radicale)
     with revoked():
         push.reconcile(account)
     # Nothing listens on this port: the SMTP connection fails.
@@ -154,7 +152,7 @@ def test_each_reason_is_said_in_plain_words(db, clinician, radicale):
 def test_administrators_see_the_account_needing_attention(
     clinician, admin_user, radicale, revoked, login
 ):
-    account = connect(clinician, radicale)
+    account = connect_calendar_account_to(clinician, radicale)
     with revoked():
         push.reconcile(account)
 
@@ -178,7 +176,7 @@ def test_administrators_see_the_account_needing_attention(
 def test_an_unreadable_saved_password_is_told_as_such(
     db, clinician, radicale, settings, smtp_server
 ):
-    account = connect(clinician, radicale)
+    account = connect_calendar_account_to(clinician, radicale)
     # The key the password was saved under is gone.
     settings.CALENDAR_ACCOUNT_KEY = Fernet.generate_key().decode()
     settings.CALENDAR_ACCOUNT_KEY_FALLBACKS = []
@@ -204,7 +202,7 @@ def test_two_workers_at_once_send_one_email(
     settings.TASKS = {
         "default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}
     }
-    account = connect(clinician, radicale)
+    account = connect_calendar_account_to(clinician, radicale)
     for round_ in range(3):
         with revoked():
             push.reconcile(account)

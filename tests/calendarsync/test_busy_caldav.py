@@ -17,7 +17,7 @@ from calendarsync.busy_sources import (
 from calendarsync.models import BusySource
 from scheduling.models import BusyTime
 from tests.calendarsync.busy_support import vcalendar, vevent
-from tests.factories import connect_calendar_account, local
+from tests.factories import connect_calendar_account_to, local
 
 
 def personal_calendar(radicale, name: str):
@@ -25,16 +25,6 @@ def personal_calendar(radicale, name: str):
         url=radicale.url, username=radicale.username, password=radicale.password
     )
     return dav.principal().make_calendar(name=name, cal_id=uuid.uuid4().hex)
-
-
-def connect(clinician, radicale):
-    """The clinician's account at Radicale, with Tend's own calendar in it."""
-    return connect_calendar_account(
-        clinician,
-        url=radicale.url,
-        username=radicale.username,
-        password=radicale.password,
-    )
 
 
 def kept(source) -> list:
@@ -53,7 +43,7 @@ def reread(source):
 
 def test_a_calendar_of_the_account_is_read_and_reread_by_its_ctag(radicale, clinician):
     practice = clinician.practice
-    account = connect(clinician, radicale)
+    account = connect_calendar_account_to(clinician, radicale)
     family = personal_calendar(radicale, "Family")
     swim = local(practice, days=1, hour=7)
     family.save_event(
@@ -111,7 +101,7 @@ def test_a_calendar_of_the_account_is_read_and_reread_by_its_ctag(radicale, clin
 
 
 def test_tends_own_calendar_is_never_read_as_busy_time(radicale, clinician):
-    account = connect(clinician, radicale)
+    account = connect_calendar_account_to(clinician, radicale)
 
     with pytest.raises(ValidationError) as refused:
         busy_source_add_caldav(user=clinician, calendar_url=account.calendar_url)
@@ -121,7 +111,7 @@ def test_tends_own_calendar_is_never_read_as_busy_time(radicale, clinician):
 
 
 def test_a_calendar_read_once_is_not_added_twice(radicale, clinician):
-    connect(clinician, radicale)
+    connect_calendar_account_to(clinician, radicale)
     work = personal_calendar(radicale, "Work")
     busy_source_add_caldav(user=clinician, calendar_url=str(work.url))
 
@@ -132,7 +122,7 @@ def test_a_calendar_read_once_is_not_added_twice(radicale, clinician):
 def test_a_disconnected_account_keeps_the_last_busy_time_and_says_why(
     radicale, clinician
 ):
-    account = connect(clinician, radicale)
+    account = connect_calendar_account_to(clinician, radicale)
     gym = personal_calendar(radicale, "Gym")
     start = local(clinician.practice, days=1, hour=18)
     event = vevent("g@example.org", start, start + timedelta(hours=1))

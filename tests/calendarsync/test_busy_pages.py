@@ -11,7 +11,7 @@ from calendarsync.models import BusySource
 from calendarsync.selectors import busy_source_state
 from scheduling.models import BusyCalendar, BusyTime
 from tests.calendarsync.busy_support import Answer, vcalendar, vevent
-from tests.factories import connect_calendar_account, local
+from tests.factories import connect_calendar_account_to, local
 
 SYNC = "/settings/sync/"
 ADD = "/settings/sync/busy-time/"
@@ -160,12 +160,7 @@ def test_nobody_else_can_refresh_or_remove_a_calendar(
 def test_a_calendar_of_the_account_is_chosen_from_a_list_without_tends_own(
     login, clinician, radicale
 ):
-    account = connect_calendar_account(
-        clinician,
-        url=radicale.url,
-        username=radicale.username,
-        password=radicale.password,
-    )
+    account = connect_calendar_account_to(clinician, radicale)
     dav = caldav.DAVClient(
         url=radicale.url, username=radicale.username, password=radicale.password
     )

@@ -31,6 +31,7 @@ from tests.conformance.harness import Subscriber
 from tests.factories import (
     change_appointment,
     connect_calendar_account,
+    connect_calendar_account_to,
     delete_appointment,
     local,
     make_appointment,
@@ -42,12 +43,7 @@ from tests.servers import RadicaleServer
 
 @pytest.fixture
 def account(clinician, caldav_server):
-    return connect_calendar_account(
-        clinician,
-        url=caldav_server.url,
-        username=caldav_server.username,
-        password=caldav_server.password,
-    )
+    return connect_calendar_account_to(clinician, caldav_server)
 
 
 def server_events(server, account) -> dict[str, icalendar.Event]:
@@ -98,12 +94,7 @@ def test_connecting_discovers_and_creates_tends_own_calendar(
         kind=AuditEvent.Kind.CALENDAR_CONNECTED, target_user=clinician
     ).exists()
     with pytest.raises(ValidationError, match=ALREADY_CONNECTED):
-        connect_calendar_account(
-            clinician,
-            url=caldav_server.url,
-            username=caldav_server.username,
-            password=caldav_server.password,
-        )
+        connect_calendar_account_to(clinician, caldav_server)
 
 
 def test_first_sync_writes_the_personal_feeds_events_and_a_second_does_nothing(
@@ -366,12 +357,7 @@ def test_a_wrong_password_saves_nothing(clinician, radicale):
 
 
 def test_a_revoked_password_marks_the_account_as_needing_attention(clinician, radicale):
-    account = connect_calendar_account(
-        clinician,
-        url=radicale.url,
-        username=radicale.username,
-        password=radicale.password,
-    )
+    account = connect_calendar_account_to(clinician, radicale)
     make_appointment(clinician)
     users = radicale.folder / "users"
     users.write_text(f"{radicale.username}:a-new-app-password\n")
@@ -484,12 +470,7 @@ def test_one_run_at_a_time_per_account(clinician, caldav_server, account):
 
 
 def test_failing_and_recovering_are_audited_once(clinician, radicale):
-    account = connect_calendar_account(
-        clinician,
-        url=radicale.url,
-        username=radicale.username,
-        password=radicale.password,
-    )
+    account = connect_calendar_account_to(clinician, radicale)
     users = radicale.folder / "users"
     users.write_text(f"{radicale.username}:changed-elsewhere\n")
     try:
@@ -516,12 +497,7 @@ def test_a_caldav_client_syncs_the_pushed_calendar(clinician, radicale, tmp_path
     """vdirsyncer syncs Tend's calendar from the server into a folder, as a
     desktop client would, and khal lists it."""
     practice = clinician.practice
-    account = connect_calendar_account(
-        clinician,
-        url=radicale.url,
-        username=radicale.username,
-        password=radicale.password,
-    )
+    account = connect_calendar_account_to(clinician, radicale)
     kept = make_appointment(clinician, start=local(practice, days=1, hour=9))
     cancelled = change_appointment(
         make_appointment(clinician, start=local(practice, days=2, hour=14)),
@@ -559,12 +535,7 @@ def test_a_server_that_was_down_catches_up_with_nothing_lost(clinician, tmp_path
     server = RadicaleServer(tmp_path)
     server.start()
     try:
-        account = connect_calendar_account(
-            clinician,
-            url=server.url,
-            username=server.username,
-            password=server.password,
-        )
+        account = connect_calendar_account_to(clinician, server)
         practice = clinician.practice
         moved = make_appointment(clinician, start=local(practice, days=1, hour=9))
         removed = make_appointment(clinician, start=local(practice, days=2, hour=9))

@@ -8,7 +8,11 @@ import pytest
 
 from calendarsync import push
 from calendarsync.models import CalendarAccount, PushedEvent
-from tests.factories import connect_calendar_account, local, make_appointment
+from tests.factories import (
+    connect_calendar_account_to,
+    local,
+    make_appointment,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -18,12 +22,7 @@ def test_two_simultaneous_runs_write_each_event_once(clinician, radicale, settin
     settings.TASKS = {
         "default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}
     }
-    account = connect_calendar_account(
-        clinician,
-        url=radicale.url,
-        username=radicale.username,
-        password=radicale.password,
-    )
+    account = connect_calendar_account_to(clinician, radicale)
     uids = {
         str(make_appointment(clinician, start=local(clinician.practice, days=d)).uid)
         for d in range(1, 6)

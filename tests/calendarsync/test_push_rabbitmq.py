@@ -21,7 +21,11 @@ from django.utils import timezone
 
 from calendarsync import pushqueue
 from calendarsync.models import CalendarAccount
-from tests.factories import connect_calendar_account, local, make_appointment
+from tests.factories import (
+    connect_calendar_account_to,
+    local,
+    make_appointment,
+)
 from tests.support import caldav_uids
 
 pytest.importorskip("celery")
@@ -133,12 +137,7 @@ def test_a_push_runs_through_rabbitmq_and_a_celery_worker(
     clinician, radicale, celery_queue
 ):
     practice = clinician.practice
-    account = connect_calendar_account(
-        clinician,
-        url=radicale.url,
-        username=radicale.username,
-        password=radicale.password,
-    )
+    account = connect_calendar_account_to(clinician, radicale)
     # The first full sync is queued in RabbitMQ; the changes after it find a run
     # waiting (push_queued_at) and queue nothing more.
     first = make_appointment(clinician, start=local(practice, days=1, hour=9))
@@ -170,12 +169,7 @@ def test_a_deferred_run_waits_in_rabbitmq_until_it_is_due(
     clinician, radicale, celery_queue
 ):
     practice = clinician.practice
-    account = connect_calendar_account(
-        clinician,
-        url=radicale.url,
-        username=radicale.username,
-        password=radicale.password,
-    )
+    account = connect_calendar_account_to(clinician, radicale)
     make_appointment(clinician, start=local(practice, days=1, hour=9))
     with worker(celery_queue) as runs:
         runs.wait(1)

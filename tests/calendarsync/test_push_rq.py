@@ -7,7 +7,11 @@ import pytest
 from django.tasks import task_backends
 
 from calendarsync.models import CalendarAccount
-from tests.factories import connect_calendar_account, local, make_appointment
+from tests.factories import (
+    connect_calendar_account_to,
+    local,
+    make_appointment,
+)
 from tests.support import caldav_uids
 
 rq = pytest.importorskip("rq")
@@ -42,12 +46,7 @@ def server_uids(server, account) -> set[str]:
 @pytest.mark.django_db(transaction=True)
 def test_a_push_runs_through_redis_and_an_rq_worker(clinician, radicale, rq_queue):
     practice = clinician.practice
-    account = connect_calendar_account(
-        clinician,
-        url=radicale.url,
-        username=radicale.username,
-        password=radicale.password,
-    )
+    account = connect_calendar_account_to(clinician, radicale)
     # The first full sync is queued in Redis; the changes after it find a run
     # waiting (push_queued_at) and queue nothing more.
     first = make_appointment(clinician, start=local(practice, days=1, hour=9))

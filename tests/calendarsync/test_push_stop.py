@@ -22,7 +22,11 @@ from practice.audit_sentences import audit_sentence
 from practice.dates import format_time
 from practice.models import AuditEvent
 from practice.services import user_set_active
-from tests.factories import connect_calendar_account, local, make_appointment
+from tests.factories import (
+    connect_calendar_account_to,
+    local,
+    make_appointment,
+)
 from tests.servers import RadicaleServer
 from tests.support import caldav_uids
 
@@ -34,12 +38,6 @@ ADMIN = "/settings/sync/admin/"
 
 def text(response) -> str:
     return re.sub(r"\s+", " ", html.unescape(response.content.decode()))
-
-
-def connect(user, server) -> CalendarAccount:
-    return connect_calendar_account(
-        user, url=server.url, username=server.username, password=server.password
-    )
 
 
 def server_uids(server, account) -> set[str]:
@@ -61,7 +59,7 @@ def at(account: CalendarAccount, moment) -> str:
 def test_reset_access_removes_tends_events_until_the_owner_resumes(
     login, clinician, caldav_server, django_capture_on_commit_callbacks
 ):
-    account = connect(clinician, caldav_server)
+    account = connect_calendar_account_to(clinician, caldav_server)
     uids = two_appointments(clinician, django_capture_on_commit_callbacks)
     assert server_uids(caldav_server, account) == uids
     client = login(clinician)
@@ -115,7 +113,7 @@ def test_a_reset_while_the_server_is_down_says_so_and_removes_them_when_back(
     server = RadicaleServer(tmp_path)
     server.start()
     try:
-        account = connect(clinician, server)
+        account = connect_calendar_account_to(clinician, server)
         make_appointment(clinician)
         make_appointment(clinician, start=local(clinician.practice, days=2))
         assert len(server_uids(server, account)) == 2
@@ -175,7 +173,7 @@ def at_now(clinician) -> str:
 def test_administrators_see_what_became_of_the_events_when_sending_stopped(
     login, clinician, admin_user, radicale, revoke, django_capture_on_commit_callbacks
 ):
-    account = connect(clinician, radicale)
+    account = connect_calendar_account_to(clinician, radicale)
     two_appointments(clinician, django_capture_on_commit_callbacks)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -190,7 +188,7 @@ def test_administrators_see_what_became_of_the_events_when_sending_stopped(
 def test_disabled_access_shows_on_the_owners_page_and_enabling_sends_again(
     login, clinician, radicale, django_capture_on_commit_callbacks
 ):
-    account = connect(clinician, radicale)
+    account = connect_calendar_account_to(clinician, radicale)
     uids = two_appointments(clinician, django_capture_on_commit_callbacks)
     client = login(clinician)
 
@@ -214,7 +212,7 @@ def test_resume_is_the_owners_own_and_needs_an_account(
     login, clinician, other_clinician, radicale, django_capture_on_commit_callbacks
 ):
     assert login(clinician).post(RESUME).status_code == 404
-    account = connect(other_clinician, radicale)
+    account = connect_calendar_account_to(other_clinician, radicale)
     feed_access_reset(user=other_clinician, actor=other_clinician, client_ip=None)
 
     # Another clinician's resume touches only their own (absent) account.
@@ -230,7 +228,7 @@ def test_the_words_while_a_run_removes_or_puts_back(
     """Between a stop and the end of the run that removes the events, and
     between Resume and the end of the run that puts them back, the page says
     what is going on rather than "none" or "up to date"."""
-    account = connect(clinician, radicale)
+    account = connect_calendar_account_to(clinician, radicale)
     two_appointments(clinician, django_capture_on_commit_callbacks)
     settings.TASKS = {
         "default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}

@@ -18,7 +18,7 @@ from calendarsync import push, pushqueue
 from calendarsync.models import CalendarAccount, PushedEvent
 from tests.calendarsync.test_push import age
 from tests.factories import (
-    connect_calendar_account,
+    connect_calendar_account_to,
     local,
     make_appointment,
     make_user,
@@ -61,12 +61,7 @@ def accounts(practice, clinician, radicale, settings):
     ]
     accounts = []
     for user in staff:
-        account = connect_calendar_account(
-            user,
-            url=radicale.url,
-            username=radicale.username,
-            password=radicale.password,
-        )
+        account = connect_calendar_account_to(user, radicale)
         push.reconcile(account)
         accounts.append(account)
     DBTaskResult.objects.all().delete()

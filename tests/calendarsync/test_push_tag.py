@@ -12,7 +12,7 @@ from calendarsync.models import CalendarAccount, PushedEvent
 from tests.calendarsync.test_push import age
 from tests.factories import (
     change_appointment,
-    connect_calendar_account,
+    connect_calendar_account_to,
     local,
     make_appointment,
 )
@@ -21,12 +21,7 @@ from tests.factories import (
 def test_a_run_lists_the_calendar_only_when_it_may_have_changed_there(
     clinician, caldav_server
 ):
-    account = connect_calendar_account(
-        clinician,
-        url=caldav_server.url,
-        username=caldav_server.username,
-        password=caldav_server.password,
-    )
+    account = connect_calendar_account_to(clinician, caldav_server)
     practice = clinician.practice
     appointment = make_appointment(clinician, start=local(practice, days=1, hour=9))
     other = make_appointment(clinician, start=local(practice, days=2, hour=9))
@@ -66,12 +61,7 @@ def test_a_run_lists_the_calendar_only_when_it_may_have_changed_there(
 
 
 def test_after_a_failure_the_next_run_lists(clinician, radicale):
-    account = connect_calendar_account(
-        clinician,
-        url=radicale.url,
-        username=radicale.username,
-        password=radicale.password,
-    )
+    account = connect_calendar_account_to(clinician, radicale)
     make_appointment(clinician)
     age()
     push.reconcile(account)

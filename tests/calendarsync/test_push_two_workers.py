@@ -35,7 +35,7 @@ from calendarsync.models import CalendarAccount, PushedEvent
 from scheduling.models import Appointment
 from tests.factories import (
     change_appointment,
-    connect_calendar_account,
+    connect_calendar_account_to,
     delete_appointment,
     local,
     make_appointment,
@@ -139,12 +139,7 @@ def accounts(practice, clinician, server, settings):
         make_user(practice, email=f"c{index}@riverside.test", name=f"Clin {index}")
         for index in range(5)
     ]
-    return [
-        connect_calendar_account(
-            user, url=server.url, username=server.username, password=server.password
-        )
-        for user in staff
-    ]
+    return [connect_calendar_account_to(user, server) for user in staff]
 
 
 def start_worker(env: dict, output: Path) -> subprocess.Popen:
@@ -559,12 +554,7 @@ def test_a_run_for_held_back_dates_asked_while_a_task_waits_is_not_lost(
     clinician, radicale, settings
 ):
     settings.TASKS = DATABASE_QUEUE
-    account = connect_calendar_account(
-        clinician,
-        url=radicale.url,
-        username=radicale.username,
-        password=radicale.password,
-    )
+    account = connect_calendar_account_to(clinician, radicale)
     quiet(account)
     # Booked and moved three times within a second: the last change is dated
     # seconds ahead. The first commit queued a task; the others found it waiting.
@@ -584,12 +574,7 @@ def test_a_retry_asked_while_a_task_waits_is_not_lost(clinician, settings, tmp_p
     server = RadicaleServer(tmp_path)
     server.start()
     try:
-        account = connect_calendar_account(
-            clinician,
-            url=server.url,
-            username=server.username,
-            password=server.password,
-        )
+        account = connect_calendar_account_to(clinician, server)
         quiet(account)
         server.stop()
         make_appointment(clinician)

@@ -26,7 +26,7 @@ from practice.services import user_set_active
 from scheduling.models import Appointment
 from tests.factories import (
     change_appointment,
-    connect_calendar_account,
+    connect_calendar_account_to,
     delete_appointment,
     local,
     make_appointment,
@@ -36,12 +36,6 @@ from tests.support import run_worker
 
 DUMMY = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
 DATABASE = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
-
-
-def connect(user, server) -> CalendarAccount:
-    return connect_calendar_account(
-        user, url=server.url, username=server.username, password=server.password
-    )
 
 
 def server_events(server, account) -> dict[str, icalendar.Event]:
@@ -64,8 +58,8 @@ def test_changes_through_the_services_reach_the_server_on_commit(
     clinician, other_clinician, radicale, django_capture_on_commit_callbacks
 ):
     practice = clinician.practice
-    account = connect(clinician, radicale)
-    colleague = connect(other_clinician, radicale)
+    account = connect_calendar_account_to(clinician, radicale)
+    colleague = connect_calendar_account_to(other_clinician, radicale)
 
     with django_capture_on_commit_callbacks(execute=True):
         booked = make_appointment(clinician, start=local(practice, days=1, hour=9))
@@ -110,8 +104,8 @@ def test_a_transactions_changes_make_one_run_per_account(
     clinician, other_clinician, radicale, settings
 ):
     # Each transaction commits for real here (transactional_db), as in production.
-    account = connect(clinician, radicale)
-    connect(other_clinician, radicale)
+    account = connect_calendar_account_to(clinician, radicale)
+    connect_calendar_account_to(other_clinician, radicale)
     settings.TASKS = DUMMY
     practice = clinician.practice
 
@@ -138,7 +132,7 @@ def test_a_transactions_changes_make_one_run_per_account(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_rolled_back_transaction_queues_nothing(clinician, radicale, settings):
-    connect(clinician, radicale)
+    connect_calendar_account_to(clinician, radicale)
     settings.TASKS = DUMMY
 
     with transaction.atomic():
@@ -156,7 +150,7 @@ def test_a_stopped_server_catches_up_through_the_workers_retry(
     server = RadicaleServer(tmp_path)
     server.start()
     try:
-        account = connect(clinician, server)
+        account = connect_calendar_account_to(clinician, server)
         run_worker()
         server.stop()
         practice = clinician.practice
@@ -214,7 +208,7 @@ def test_retries_back_off_exponentially_with_jitter_up_to_a_cap():
 def test_a_refused_password_is_not_retried_and_a_busy_account_is(
     clinician, radicale, settings
 ):
-    account = connect(clinician, radicale)
+    account = connect_calendar_account_to(clinician, radicale)
     settings.TASKS = DUMMY
     users = radicale.folder / "users"
     users.write_text(f"{radicale.username}:a-new-app-password\n")
@@ -258,7 +252,7 @@ def switch_off_practice(clinician, admin_user):
 def test_revoking_removes_tends_events_and_the_page_says_so(
     clinician, admin_user, radicale, revoke, django_capture_on_commit_callbacks
 ):
-    account = connect(clinician, radicale)
+    account = connect_calendar_account_to(clinician, radicale)
     with django_capture_on_commit_callbacks(execute=True):
         make_appointment(clinician)
         make_appointment(clinician, start=local(clinician.practice, days=2))
@@ -279,8 +273,8 @@ def test_revoking_removes_tends_events_and_the_page_says_so(
 def test_the_nightly_command_queues_every_connected_account(
     clinician, other_clinician, radicale, settings
 ):
-    account = connect(clinician, radicale)
-    colleague = connect(other_clinician, radicale)
+    account = connect_calendar_account_to(clinician, radicale)
+    colleague = connect_calendar_account_to(other_clinician, radicale)
     appointment = make_appointment(clinician)
 
     call_command("push_reconcile_all", verbosity=0)

@@ -12,7 +12,11 @@ from django_tasks_db.models import DBTaskResult
 from calendarsync import push
 from calendarsync.models import PushedEvent
 from tests.calendarsync.test_push import age
-from tests.factories import connect_calendar_account, local, make_appointment
+from tests.factories import (
+    connect_calendar_account_to,
+    local,
+    make_appointment,
+)
 from tests.support import db_worker_command, db_worker_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,12 +38,7 @@ def test_two_workers_write_each_event_once(clinician, radicale, settings):
     if connection.vendor != "postgresql":
         pytest.skip("two worker processes share a PostgreSQL database")
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
-    account = connect_calendar_account(
-        clinician,
-        url=radicale.url,
-        username=radicale.username,
-        password=radicale.password,
-    )
+    account = connect_calendar_account_to(clinician, radicale)
     practice = clinician.practice
     uids = {
         str(make_appointment(clinician, start=local(practice, days=d, hour=9)).uid)

@@ -23,7 +23,7 @@ from scheduling.models import AppointmentChange
 from scheduling.recurrence import WEEKLY, Recurrence
 from tests.factories import (
     PASSWORD,
-    connect_calendar_account,
+    connect_calendar_account_to,
     make_appointment,
     make_authenticator,
     make_busy_calendar,
@@ -112,12 +112,7 @@ def world(client, practice, admin_user, clinician, radicale):
     # Connected calendar accounts: the clinician's, for the page that disconnects
     # it, and the administrator's own, for the one that resumes sending.
     for owner in (clinician, admin_user):
-        connect_calendar_account(
-            owner,
-            url=radicale.url,
-            username=radicale.username,
-            password=radicale.password,
-        )
+        connect_calendar_account_to(owner, radicale)
     feed_path = personal_feed_path(admin_user)
     assert client.get(feed_path).status_code == 200  # a fetch, for the admin's list
     operator = User.objects.create_superuser(
