@@ -13,6 +13,9 @@ os.environ.setdefault("STATIC_MANIFEST", "false")
 # calendar's address encrypted, as production does.
 os.environ.setdefault("CALENDAR_ACCOUNT_KEY", "bench-only-account-key-0123456789-0123")
 os.environ.setdefault("OUTBOUND_ALLOWED_NETWORKS", "127.0.0.0/8")
+# The application's settings read the bench's database (never the development
+# one), so what they derive from it (PUSH_CONCURRENCY) is the bench's.
+os.environ["DATABASE_URL"] = os.environ["BENCH_DATABASE_URL"]
 
 from config.settings import *  # noqa: E402,F403
 
@@ -21,11 +24,6 @@ DATABASES = {"default": _env.db_url("BENCH_DATABASE_URL")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"]["CONN_MAX_AGE"] = 600
-# As config.settings would choose for the bench's database.
-PUSH_CONCURRENCY = _env.int(
-    "PUSH_CONCURRENCY",
-    default=8 if DATABASES["default"]["ENGINE"].endswith("postgresql") else 1,
-)
 CACHES = {"default": _env.cache("BENCH_CACHE_URL", default="locmemcache://bench")}
 CACHE_SHARED = CACHES["default"]["BACKEND"].endswith("RedisCache")
 ROOT_URLCONF = "bench.urls"
