@@ -211,12 +211,7 @@ def calendar_account_password_replace(
     ):
         raise ValidationError(PASSWORD_TOO_OFTEN, code="rate_limited")
     own_client = client is None
-    client = client or CalDAVClient(
-        url=account.calendar_url or account.server_url,
-        username=account.username,
-        password=password,
-        auth_kind=account.auth_kind,
-    )
+    client = client or client_for(account, password=password)
     try:
         _password_check(client, account)
     except CalDAVError as error:

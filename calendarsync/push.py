@@ -31,13 +31,13 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from django.db import connection, connections, transaction
-from django.db.models import Max, Q
+from django.db.models import Max
 from django.tasks import task
 from django.utils import timezone
 
@@ -51,8 +51,6 @@ from scheduling import publication
 
 logger = logging.getLogger("calendarsync.push")
 
-# The longest a run may hold an account (see ``lease_claim``).
-LEASE = timedelta(minutes=10)
 
 # A run that takes other due accounts beside its own (``push_account``) looks
 # for more this often while any is running, and takes new ones for this long.
@@ -146,12 +144,15 @@ def rerun_after(account: CalendarAccount, *, now: datetime) -> datetime | None:
     return latest if latest is not None and latest > now else None
 
 
-def client_for(account: CalendarAccount) -> CalDAVClient:
-    """A client with the account's credential, decrypted only for it."""
+def client_for(
+    account: CalendarAccount, *, password: str | None = None
+) -> CalDAVClient:
+    """A client with the account's credential, decrypted only for it (or with
+    ``password``, a new one to try before it is saved)."""
     return CalDAVClient(
         url=account.calendar_url or account.server_url,
         username=account.username,
-        password=crypto.decrypt(account.secret),
+        password=crypto.decrypt(account.secret) if password is None else password,
         auth_kind=account.auth_kind,
     )
 
@@ -229,15 +230,12 @@ def reconcile(
 
 
 def lease_claim(account: CalendarAccount) -> bool:
-    """Claim the account for one run (False: another run holds it). A run that
-    died keeps it at most ``LEASE``. Not a lock held across the network: the
-    database is never kept waiting on a calendar server."""
+    """Claim the account for one run (False: another run holds it;
+    ``pushqueue.lease_free``)."""
     moment = timezone.now()
-    claimed = (
-        CalendarAccount.objects.filter(pk=account.pk)
-        .filter(Q(push_lease_until__isnull=True) | Q(push_lease_until__lt=moment))
-        .update(push_lease_until=moment + LEASE)
-    )
+    claimed = CalendarAccount.objects.filter(
+        pushqueue.lease_free(moment), pk=account.pk
+    ).update(push_lease_until=moment + pushqueue.LEASE)
     return claimed == 1
 
 

@@ -71,6 +71,17 @@ RETRY_FIRST = timedelta(seconds=10)
 RETRY_CAP = timedelta(hours=1)
 # Another run held the account: ask again this much later.
 BUSY_DELAY = timedelta(seconds=1)
+# The longest a run may hold an account (``lease_free``): one that died keeps it
+# no longer.
+LEASE = timedelta(minutes=10)
+
+
+def lease_free(now: datetime) -> Q:
+    """Accounts no run holds at ``now``. A lease is a column, not a lock held
+    across the network: the database is never kept waiting on a calendar
+    server; a run claims it with a conditional ``UPDATE`` setting
+    ``push_lease_until`` to ``now + LEASE`` and gives it back with its outcome."""
+    return Q(push_lease_until__isnull=True) | Q(push_lease_until__lt=now)
 
 
 def retry_delay(
@@ -134,12 +145,10 @@ class Take(enum.Enum):
 def push_take(account_id: int, queued_at: datetime | None) -> Take:
     """A task starts: clear its queued mark (``queued_at``, the mark it was
     queued with, if it is still that one) and take the account's run, with its
-    lease (``push.LEASE``), if one is wanted and due and no run holds it; if one
+    lease (``LEASE``), if one is wanted and due and no run holds it; if one
     is wanted only later, queue a task for then. A run not queued by
     ``push_request`` (``queued_at`` None) always runs, and claims the lease
     itself."""
-    from calendarsync.push import LEASE
-
     account = CalendarAccount.objects.filter(pk=account_id)
     if queued_at is None:
         account.update(push_queued_at=None, push_wanted_at=None)
@@ -148,7 +157,7 @@ def push_take(account_id: int, queued_at: datetime | None) -> Take:
     now = timezone.now()
     taken = (
         account.filter(push_wanted_at__lte=now)
-        .filter(Q(push_lease_until__isnull=True) | Q(push_lease_until__lt=now))
+        .filter(lease_free(now))
         .update(push_wanted_at=None, push_lease_until=now + LEASE)
     )
     if taken:
@@ -171,12 +180,10 @@ def push_take_due(limit: int, *, exclude: Iterable[int] = ()) -> list[int]:
     conditional ``UPDATE`` on the mark read, so of two workers only one takes an
     account, and a task of its own, if one waits, later finds nothing wanted
     (``push_take``)."""
-    from calendarsync.push import LEASE
-
     if limit <= 0:
         return []
     now = timezone.now()
-    free = Q(push_lease_until__isnull=True) | Q(push_lease_until__lt=now)
+    free = lease_free(now)
     due = (
         CalendarAccount.objects.exclude(calendar_url="")
         .exclude(pk__in=list(exclude))
