@@ -10,8 +10,8 @@ import re
 import pytest
 from cryptography.fernet import Fernet
 
-from calendarsync import accounts, crypto, push
-from calendarsync.caldav_client import AUTH_REFUSED, CalDAVClient
+from calendarsync import accounts, crypto, push, pushqueue
+from calendarsync.caldav_client import AUTH_REFUSED
 from calendarsync.models import CalendarAccount
 from practice.audit_sentences import audit_sentence
 from practice.models import AuditEvent
@@ -46,11 +46,9 @@ def server_password(radicale):
     change(radicale.password)
 
 
-def server_names(server, account, password: str) -> set[str]:
+def server_names(account, password: str) -> set[str]:
     """The resource names in Tend's calendar, listed with ``password``."""
-    with CalDAVClient(
-        url=account.calendar_url, username=server.username, password=password
-    ) as client:
+    with push.client_for(account, password=password) as client:
         return {
             href.rstrip("/").rsplit("/", 1)[-1]
             for href in client.resources(account.calendar_url)
@@ -112,7 +110,7 @@ def test_a_refused_password_is_replaced_from_the_page_and_the_backlog_sent(
     assert account.username == radicale.username
     assert account.failing_since is None and account.failure_message == ""
     assert not account.needs_attention and account.attention_emailed_at is None
-    assert f"{waiting.uid}.ics" in server_names(radicale, account, NEW_PASSWORD)
+    assert f"{waiting.uid}.ics" in server_names(account, NEW_PASSWORD)
     assert account.pushed_events.filter(uid=str(waiting.uid)).exists()
 
     (event,) = replaced_events()
@@ -282,3 +280,32 @@ def test_a_new_password_from_a_phone(
     page.get_by_text("Up to date").wait_for()
     assert NEW_PASSWORD not in page.content()
     assert page.get_by_text("Replace the app password").is_visible()
+
+
+def test_a_run_that_used_the_old_password_leaves_the_new_one_alone(
+    clinician, radicale, server_password, django_capture_on_commit_callbacks
+):
+    """A run that read the account before the password was replaced, and was
+    refused with the old one, says nothing of the new one: no failure, no
+    email, and another run is asked for."""
+    account = connect_calendar_account_to(clinician, radicale)
+    started = CalendarAccount.objects.select_related("practice", "user").get(
+        pk=account.pk
+    )
+    server_password(NEW_PASSWORD)
+    accounts.calendar_account_password_replace(
+        account=account, password=NEW_PASSWORD, actor=clinician, client_ip=None
+    )
+    waiting = make_appointment(clinician, start=local(clinician.practice, days=1))
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        refused = push.reconcile(started)
+
+    assert refused.error is not None and refused.error.kind == "auth"
+    fresh = CalendarAccount.objects.get(pk=account.pk)
+    assert fresh.failing_since is None and not fresh.needs_attention
+    assert fresh.failure_message == "" and fresh.push_lease_until is None
+    assert [c.func for c in callbacks] == [pushqueue.push_request]
+    # The next run, with the new password, sends what waited.
+    assert push.reconcile(fresh).error is None
+    assert f"{waiting.uid}.ics" in server_names(account, NEW_PASSWORD)
